@@ -1,0 +1,1 @@
+"""LangGraph graphs of ksearch-agent (shipped as ``ksearch_agent.graphs``)."""

@@ -1,0 +1,318 @@
+"""The evaluation engine: compile, run_correctness and profile through isolated workers.
+
+The calling process never initialises CUDA. It owns up to three long-lived workers — ``gpu`` (one
+GPU), ``cpu`` (Triton interpreter) and ``compile`` (no device) — each replaced when it hangs, crashes
+or hits a CUDA fault. Whatever happens inside a worker comes back as a status; nothing raises out
+of :meth:`Engine.run_correctness` or :meth:`Engine.profile` because of candidate code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+import structlog
+
+from ksearch_agent.candidate import Candidate
+from ksearch_agent.results import (
+    CompileResult,
+    CorrectnessResult,
+    EvalReport,
+    ProfileResult,
+    WorkloadCorrectness,
+    WorkloadTiming,
+    worst_status,
+)
+from ksearch_agent.task import Task, Workload
+from ksearch_agent.worker_process import WorkerDied, WorkerError, WorkerProcess, WorkerTimeout
+
+log = structlog.get_logger("ksearch.engine")
+
+DeviceChoice = Literal["auto", "gpu", "cpu"]
+
+
+def default_cache_dir() -> Path:
+    root = os.environ.get("KSEARCH_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "ksearch")
+    return Path(root)
+
+
+def gpu_present() -> bool:
+    """Whether an NVIDIA GPU is visible, decided without creating a CUDA context here."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) == "":
+        return False
+    if not Path("/dev/nvidiactl").exists() and not Path("/dev/nvidia0").exists():
+        return False
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return True
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and "GPU" in out.stdout
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "none"
+
+
+class Engine:
+    """Evaluates candidates for tasks. Use as a context manager so workers are stopped."""
+
+    def __init__(self, *, device: DeviceChoice = "auto", workdir: Path | None = None, cache_dir: Path | None = None,
+                 gpu_index: int | None = None, correctness_timeout: float | None = None,
+                 profile_timeout: float = 300.0, compile_timeout: float = 300.0) -> None:
+        self._own_workdir = workdir is None
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="ksearch-engine-"))
+        self.cache_dir = cache_dir or default_cache_dir()
+        self.gpu_index = gpu_index
+        self.requested_device = device
+        self.correctness_timeout = correctness_timeout
+        self.profile_timeout = profile_timeout
+        self.compile_timeout = compile_timeout
+        self._workers: dict[str, WorkerProcess] = {}
+        self._mode: str | None = None
+        self.notes: list[str] = []
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for worker in self._workers.values():
+            worker.stop()
+        self._workers.clear()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # -- workers -----------------------------------------------------------------------------------
+
+    @property
+    def mode(self) -> str:
+        """``gpu`` or ``cpu``: where correctness runs (and whether profiling is possible)."""
+        if self._mode is None:
+            if self.requested_device == "cpu":
+                self._mode = "cpu"
+            elif self.requested_device == "gpu" or gpu_present():
+                try:
+                    self.worker("gpu")
+                    self._mode = "gpu"
+                except WorkerError as exc:
+                    if self.requested_device == "gpu":
+                        raise
+                    self.notes.append(f"GPU worker unavailable ({exc}); using the CPU interpreter")
+                    self._mode = "cpu"
+            else:
+                self._mode = "cpu"
+        return self._mode
+
+    def worker(self, mode: str) -> WorkerProcess:
+        w = self._workers.get(mode)
+        if w is None:
+            w = WorkerProcess(mode, self.workdir / "workers", gpu_index=self.gpu_index)
+            self._workers[mode] = w
+        if not w.alive:
+            w.start()
+        return w
+
+    @property
+    def device_name(self) -> str:
+        if self.mode == "gpu":
+            return str(self.worker("gpu").hello.get("device_name", "gpu"))
+        return "cpu (Triton interpreter)"
+
+    def _candidate_path(self, candidate: Candidate) -> Path:
+        return candidate.materialize(self.workdir / "candidates")
+
+    # -- compile -----------------------------------------------------------------------------------
+
+    def compile(self, task: Task, candidate: Candidate, *, arch: str = "sm_90a") -> CompileResult:
+        """Compile for sm_90a without a GPU; cached by content hash of sources, toolchain and arch."""
+        with structlog.contextvars.bound_contextvars(task=task.name, candidate=candidate.id, stage="compile"):
+            if candidate.language == "python":
+                return CompileResult(ok=True, status="OK", language="python", arch=arch,
+                                     log="pure Python candidate: nothing to compile")
+            key = hashlib.sha256(json.dumps([candidate.id, arch, task.name, _version("triton"),
+                                             _version("nvidia-cuda-nvrtc"), _version("cuda-core")]).encode()).hexdigest()
+            cache_file = self.cache_dir / "compile" / f"{key[:32]}.json"
+            if cache_file.is_file():
+                try:
+                    cached = CompileResult.model_validate_json(cache_file.read_text())
+                    cached.cached = True
+                    log.info("compile cache hit", ok=cached.ok)
+                    return cached
+                except ValueError:
+                    cache_file.unlink(missing_ok=True)
+            entry = self._candidate_path(candidate)
+            small = min(task.select(cpu=True) or task.workloads, key=lambda w: task.bytes(w))
+            request = {"op": "compile", "language": candidate.language, "arch": arch,
+                       "candidate": {"path": str(entry), "api": candidate.api},
+                       "cuda_files": [str(entry.parent / n) for n in candidate.cuda_files],
+                       "task": task.worker_spec(), "workload": task.resolve(small)}
+            t0 = time.perf_counter()
+            try:
+                raw: dict[str, Any] = {}
+                for msg in self.worker("compile").request(request, timeout_per_message=self.compile_timeout):
+                    if msg.get("type") == "done":
+                        raw = msg.get("result") or {"ok": False, "status": "RUNTIME_ERROR",
+                                                    "errors": [msg.get("error", "no result")]}
+            except WorkerTimeout as exc:
+                raw = {"ok": False, "status": "TIMEOUT", "errors": [f"{exc}; compile timeout {self.compile_timeout}s"]}
+            except WorkerError as exc:
+                raw = {"ok": False, "status": "RUNTIME_ERROR", "errors": [f"{exc}\n{exc.log_tail}"]}
+            raw.setdefault("seconds", time.perf_counter() - t0)
+            result = CompileResult(language=candidate.language, arch=arch, **raw)
+            if result.status in ("OK", "COMPILE_ERROR"):
+                cache_file.parent.mkdir(parents=True, exist_ok=True)
+                cache_file.write_text(result.model_dump_json())
+            log.info("compiled", ok=result.ok, kernels=len(result.kernels), seconds=round(result.seconds, 3))
+            return result
+
+    # -- correctness -------------------------------------------------------------------------------
+
+    def run_correctness(self, task: Task, candidate: Candidate, workload_ids: list[str] | None = None, *,
+                        trials: int = 2, timeout: float | None = None) -> CorrectnessResult:
+        with structlog.contextvars.bound_contextvars(task=task.name, candidate=candidate.id, stage="correctness"):
+            t0 = time.perf_counter()
+            mode = self.mode
+            workloads = task.select(workload_ids, cpu=mode == "cpu", role="correctness" if not workload_ids else None)
+            if mode == "cpu" and candidate.language == "cuda":
+                comp = self.compile(task, candidate)
+                status = "UNVERIFIED" if comp.ok else "COMPILE_ERROR"
+                note = ("CUDA candidates cannot run without a GPU: compile-checked only (NVRTC, sm_90a); "
+                        "correctness was not verified") if comp.ok else "NVRTC compile failed"
+                rows = [] if comp.ok else [WorkloadCorrectness(workload=w.id, status="COMPILE_ERROR",
+                                                               log="\n".join(comp.errors)[-3000:]) for w in workloads]
+                return CorrectnessResult(status=status, checked="compile_only", device="cpu", workloads=rows,
+                                         note=note, seconds=time.perf_counter() - t0)
+            request = {"op": "correctness", "task": task.worker_spec(),
+                       "candidate": {"path": str(self._candidate_path(candidate)), "api": candidate.api},
+                       "workloads": [task.resolve(w) for w in workloads], "trials": trials,
+                       "secret": secrets.randbits(62)}
+            limit = timeout or self.correctness_timeout or (120.0 if mode == "gpu" else 600.0)
+            rows = self._collect(mode, request, workloads, limit)
+            results = [WorkloadCorrectness(**{k: v for k, v in r.items() if k in WorkloadCorrectness.model_fields})
+                       for r in rows]
+            note = ""
+            if mode == "cpu":
+                note = ("checked on the CPU under the Triton interpreter (CPU workloads only: "
+                        f"{', '.join(w.id for w in workloads)}); speed not measured")
+            status = worst_status([r.status for r in results])
+            res = CorrectnessResult(status=status, checked="gpu" if mode == "gpu" else "interpreter",
+                                    device=self.device_name, workloads=results, note=note,
+                                    seconds=time.perf_counter() - t0)
+            log.info("correctness", status=res.status, workloads=len(results), seconds=round(res.seconds, 2))
+            return res
+
+    def _collect(self, mode: str, request: dict[str, Any], workloads: list[Workload],
+                 timeout: float) -> list[dict[str, Any]]:
+        """Run a per-workload request; a hang or crash becomes that workload's status, never an exception."""
+        rows: list[dict[str, Any]] = []
+        error: str | None = None
+        try:
+            worker = self.worker(mode)
+            for msg in worker.request(request, timeout_per_message=timeout):
+                if msg.get("type") == "workload":
+                    rows.append(msg["result"])
+                    log.info("workload", workload=msg["result"].get("workload"), status=msg["result"].get("status"))
+                elif msg.get("type") == "done" and msg.get("error"):
+                    error = str(msg["error"])
+        except WorkerTimeout as exc:
+            self._fill_missing(rows, workloads, "TIMEOUT",
+                               f"no result within {timeout:.0f}s; the worker was killed and replaced. "
+                               f"Last output:\n{exc.log_tail[-1500:]}")
+        except WorkerError as exc:
+            kind = "crashed" if isinstance(exc, WorkerDied) else "failed"
+            self._fill_missing(rows, workloads, "RUNTIME_ERROR",
+                               f"the worker {kind} ({exc}) and was replaced. Last output:\n{exc.log_tail[-1500:]}")
+        if error is not None:
+            self._fill_missing(rows, workloads, "RUNTIME_ERROR", error)
+        return rows
+
+    @staticmethod
+    def _fill_missing(rows: list[dict[str, Any]], workloads: list[Workload], status: str, why: str) -> None:
+        done = {r.get("workload") for r in rows}
+        missing = [w for w in workloads if w.id not in done]
+        for i, w in enumerate(missing):
+            text = why if i == 0 else f"not run: evaluation stopped at workload {missing[0].id} ({status})"
+            rows.append({"workload": w.id, "status": status, "log": text})
+
+    # -- profile -----------------------------------------------------------------------------------
+
+    def profile(self, task: Task, candidate: Candidate, workload_ids: list[str] | None = None, *,
+                baseline: Candidate | None = None, protocol: Literal["flushed", "gpumode"] = "flushed",
+                budget_ms: float = 400.0, retime_reference: bool = False,
+                timeout: float | None = None) -> ProfileResult:
+        with structlog.contextvars.bound_contextvars(task=task.name, candidate=candidate.id, stage="profile"):
+            t0 = time.perf_counter()
+            if self.mode != "gpu":
+                return ProfileResult(measured=False, protocol=protocol, device="cpu",
+                                     note="no GPU: speed was not measured")
+            workloads = task.select(workload_ids, role="benchmark" if not workload_ids else None)
+            request: dict[str, Any] = {
+                "op": "profile", "task": task.worker_spec(),
+                "candidate": {"path": str(self._candidate_path(candidate)), "api": candidate.api},
+                "workloads": [task.resolve(w) for w in workloads], "secret": secrets.randbits(62),
+                "protocol": protocol, "budget_ms": budget_ms, "retime_reference": retime_reference,
+                "ceilings_file": str(self.cache_dir / "ceilings.json")}
+            if baseline is not None:
+                request["baseline"] = {"path": str(self._candidate_path(baseline)), "api": baseline.api}
+            done_msg: dict[str, Any] = {}
+            rows: list[dict[str, Any]] = []
+            try:
+                for msg in self.worker("gpu").request(request, timeout_per_message=timeout or self.profile_timeout):
+                    if msg.get("type") == "workload":
+                        rows.append(msg["result"])
+                        r = msg["result"]
+                        log.info("timed", workload=r.get("workload"), status=r.get("status"),
+                                 latency_ms=r.get("latency_ms"), speedup=r.get("speedup"))
+                    elif msg.get("type") == "done":
+                        done_msg = msg
+            except WorkerTimeout as exc:
+                self._fill_missing(rows, workloads, "TIMEOUT", f"profiling exceeded its time limit: {exc}")
+            except WorkerError as exc:
+                self._fill_missing(rows, workloads, "RUNTIME_ERROR", f"the worker crashed ({exc}):\n{exc.log_tail[-1500:]}")
+            if done_msg.get("error"):
+                self._fill_missing(rows, workloads, "RUNTIME_ERROR", str(done_msg["error"]))
+            result = ProfileResult(
+                measured=any(r.get("latency_ms") for r in rows), protocol=protocol, device=self.device_name,
+                workloads=[WorkloadTiming(**{k: v for k, v in r.items() if k not in ("stats", "reference_stats")})
+                           for r in rows],
+                ceilings=done_msg.get("ceilings", {}), sync_overhead_ms=done_msg.get("sync_overhead_ms"),
+                seconds=time.perf_counter() - t0)
+            result.summarize()
+            implausible = [w.workload for w in result.workloads if w.plausible is False]
+            if implausible:
+                result.note = f"implausible: faster than the roofline floor on {implausible}"
+            log.info("profiled", geomean_speedup=result.geomean_speedup, seconds=round(result.seconds, 2))
+            return result
+
+    # -- both --------------------------------------------------------------------------------------
+
+    def evaluate(self, task: Task, candidate: Candidate, workload_ids: list[str] | None = None, *,
+                 trials: int = 2, baseline: Candidate | None = None,
+                 protocol: Literal["flushed", "gpumode"] = "flushed") -> EvalReport:
+        """Correctness on every workload, then (only if all passed, on a GPU) the profile."""
+        t0 = time.perf_counter()
+        correctness = self.run_correctness(task, candidate, workload_ids, trials=trials)
+        profile = None
+        if correctness.status == "PASSED":
+            profile = self.profile(task, candidate, workload_ids, baseline=baseline, protocol=protocol)
+        return EvalReport(task=task.name, candidate_id=candidate.id, language=candidate.language,
+                          status=correctness.status, correctness=correctness, profile=profile,
+                          seconds=time.perf_counter() - t0)

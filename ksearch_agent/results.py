@@ -1,0 +1,123 @@
+"""Typed results of the three tools and of a whole evaluation (all plain JSON when dumped)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Status = Literal["PASSED", "COMPILE_ERROR", "RUNTIME_ERROR", "INCORRECT_SHAPE", "INCORRECT_DTYPE",
+                 "INCORRECT_NUMERICAL", "TIMEOUT"]
+OverallStatus = Literal["PASSED", "COMPILE_ERROR", "RUNTIME_ERROR", "INCORRECT_SHAPE", "INCORRECT_DTYPE",
+                        "INCORRECT_NUMERICAL", "TIMEOUT", "UNVERIFIED"]
+
+SEVERITY: dict[str, int] = {"PASSED": 0, "UNVERIFIED": 1, "INCORRECT_NUMERICAL": 2, "INCORRECT_DTYPE": 3,
+                            "INCORRECT_SHAPE": 4, "RUNTIME_ERROR": 5, "TIMEOUT": 6, "COMPILE_ERROR": 7}
+
+
+def worst_status(statuses: list[str]) -> str:
+    return max(statuses, key=lambda s: SEVERITY.get(s, 5)) if statuses else "UNVERIFIED"
+
+
+def geomean(values: list[float]) -> float | None:
+    vals = [v for v in values if v is not None and v > 0]
+    return math.exp(sum(math.log(v) for v in vals) / len(vals)) if vals else None
+
+
+class KernelInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+    registers: int | None = None
+    spill_stores: int | None = None
+    spill_loads: int | None = None
+    local_bytes: int | None = None
+    shared_bytes: int | None = None
+    sass_instructions: int | None = None
+    tensor_cores: bool | None = None
+    hgmma: bool | None = None
+    hmma: bool | None = None
+
+
+class CompileResult(BaseModel):
+    ok: bool
+    status: Literal["OK", "COMPILE_ERROR", "RUNTIME_ERROR", "TIMEOUT"]
+    language: str
+    arch: str = "sm_90a"
+    errors: list[str] = Field(default_factory=list)
+    kernels: list[KernelInfo] = Field(default_factory=list)
+    trace_error: str | None = None
+    log: str = ""
+    seconds: float = 0.0
+    cached: bool = False
+
+
+class WorkloadCorrectness(BaseModel):
+    workload: str
+    status: Status
+    max_abs_error: float | None = None
+    max_rel_error: float | None = None
+    worst_index: list[int] | None = None
+    trials: int = 0
+    log: str = ""
+
+
+class CorrectnessResult(BaseModel):
+    status: OverallStatus
+    checked: Literal["gpu", "interpreter", "compile_only"]
+    device: str
+    workloads: list[WorkloadCorrectness] = Field(default_factory=list)
+    note: str = ""
+    seconds: float = 0.0
+
+
+class WorkloadTiming(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    workload: str
+    status: Status
+    latency_ms: float | None = None
+    iqr_ms: float | None = None
+    reference_latency_ms: float | None = None
+    speedup: float | None = None
+    baseline_latency_ms: float | None = None
+    speedup_vs_baseline: float | None = None
+    tflops: float | None = None
+    gbps: float | None = None
+    floor_ms: float | None = None
+    roofline_fraction: float | None = None
+    plausible: bool | None = None
+    log: str = ""
+
+
+class ProfileResult(BaseModel):
+    measured: bool
+    note: str = ""
+    device: str = ""
+    protocol: Literal["flushed", "gpumode"] = "flushed"
+    workloads: list[WorkloadTiming] = Field(default_factory=list)
+    geomean_latency_ms: float | None = None
+    geomean_reference_ms: float | None = None
+    geomean_speedup: float | None = None
+    ceilings: dict[str, Any] = Field(default_factory=dict)
+    sync_overhead_ms: float | None = None
+    seconds: float = 0.0
+
+    def summarize(self) -> None:
+        ok = [w for w in self.workloads if w.status == "PASSED" and w.latency_ms]
+        if ok and len(ok) == len(self.workloads):
+            self.geomean_latency_ms = geomean([w.latency_ms for w in ok if w.latency_ms])
+            self.geomean_reference_ms = geomean([w.reference_latency_ms for w in ok if w.reference_latency_ms])
+            self.geomean_speedup = geomean([w.speedup for w in ok if w.speedup])
+
+
+class EvalReport(BaseModel):
+    """Correctness then profile for one candidate on one task."""
+
+    task: str
+    candidate_id: str
+    language: str
+    status: OverallStatus
+    correctness: CorrectnessResult
+    profile: ProfileResult | None = None
+    compile: CompileResult | None = None
+    seconds: float = 0.0

@@ -1,0 +1,309 @@
+"""Task model: a FlashInfer-Bench-style Definition plus the workloads and tolerances the engine needs.
+
+A task lives in ``tasks/<name>/`` as ``definition.json``, ``reference.py``, ``workloads.json`` and
+``seeds/``. :func:`load_task` reads and validates all of it in one call; a malformed file raises
+:class:`TaskFileError` naming the file and the field. What the GPU worker needs is handed over as
+plain JSON (:meth:`Task.resolve`), so the worker never imports pydantic.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ksearch_agent.expr import ExpressionError, evaluate, names_in
+
+DType = Literal["float32", "float16", "bfloat16", "float64", "int32", "int64", "int8", "uint8", "bool"]
+InitKind = Literal["normal", "uniform", "cauchy", "int_range", "ones", "mask01", "scalar", "index"]
+Role = Literal["correctness", "benchmark"]
+ComputeUnit = Literal["bf16_tensor_core", "fp32", "memory"]
+
+
+
+def _bundled_tasks_dir() -> Path:
+    """``tasks/`` ships inside the package as ``ksearch_agent.tasks``; a plain checkout has it beside."""
+    spec = importlib.util.find_spec("ksearch_agent.tasks")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return Path(__file__).resolve().parent.parent / "tasks"
+
+
+BUNDLED_TASKS_DIR = _bundled_tasks_dir()
+
+
+class TaskFileError(ValueError):
+    """A task file is missing or malformed; the message names the file and the field."""
+
+    def __init__(self, file: Path | str, field: str, message: str) -> None:
+        self.file, self.field = str(file), field
+        super().__init__(f"{file}: field '{field}': {message}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Axis(_Strict):
+    type: Literal["const", "var"]
+    value: int | None = None
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _const_has_value(self) -> Axis:
+        if self.type == "const" and self.value is None:
+            raise ValueError("a const axis needs an integer 'value'")
+        if self.type == "var" and self.value is not None:
+            raise ValueError("a var axis takes its value from each workload, not 'value'")
+        return self
+
+
+class InputInit(_Strict):
+    """How one input tensor is generated. Numbers may be expressions over axis names."""
+
+    kind: InitKind = "normal"
+    mean: float | str = 0.0
+    std: float | str = 1.0
+    scale: float | str = 1.0
+    low: float | str = 0.0
+    high: float | str = 1.0
+    value: float | str = 0.0
+
+
+class TensorSpec(_Strict):
+    shape: list[str | int]
+    dtype: DType
+    description: str = ""
+    init: InputInit = Field(default_factory=InputInit)
+
+
+class Tolerance(_Strict):
+    """An element fails only when both its absolute and its relative error exceed the bounds."""
+
+    rtol: float = Field(ge=0)
+    atol: float = Field(ge=0)
+    required_matched_ratio: float = Field(default=1.0, gt=0, le=1)
+
+
+class GpuModeAdapter(_Strict):
+    """Maps the definition's inputs onto a GPUMode ``custom_kernel(data)`` tuple."""
+
+    positional: list[str]
+    weights: dict[str, str]
+    config: dict[str, str]
+
+
+class Definition(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    op_type: str
+    description: str
+    axes: dict[str, Axis]
+    inputs: dict[str, TensorSpec]
+    outputs: dict[str, TensorSpec]
+    reference: str = "reference.py"
+    constraints: list[str] = Field(default_factory=list)
+    tolerance: Tolerance
+    flops: str | float
+    bytes: str | float
+    compute_unit: ComputeUnit = "fp32"
+    gpumode: GpuModeAdapter | None = None
+
+    @model_validator(mode="after")
+    def _names_resolve(self) -> Definition:
+        axes = set(self.axes)
+        for kind, specs in (("inputs", self.inputs), ("outputs", self.outputs)):
+            for tname, spec in specs.items():
+                for dim in spec.shape:
+                    if isinstance(dim, str) and dim not in axes:
+                        raise ValueError(f"{kind}.{tname}.shape uses unknown axis {dim!r}")
+        for fname in ("flops", "bytes"):
+            expr = getattr(self, fname)
+            if isinstance(expr, str):
+                try:
+                    unknown = names_in(expr) - axes
+                except ExpressionError as exc:
+                    raise ValueError(f"{fname}: {exc}") from None
+                if unknown:
+                    raise ValueError(f"{fname} uses unknown axes {sorted(unknown)}")
+        if self.gpumode is not None:
+            used = [*self.gpumode.positional, *self.gpumode.weights.values()]
+            missing = [n for n in used if n not in self.inputs]
+            if missing:
+                raise ValueError(f"gpumode adapter names unknown inputs {missing}")
+        return self
+
+
+class Workload(_Strict):
+    id: str
+    axes: dict[str, int]
+    seed: int | None = None
+    inputs: dict[str, InputInit] = Field(default_factory=dict)
+    roles: list[Role] = Field(default_factory=lambda: ["correctness", "benchmark"])
+    cpu: bool = False
+
+
+class WorkloadFile(_Strict):
+    workloads: list[Workload]
+
+
+class Task(BaseModel):
+    """A loaded task: its definition, its workloads and where its files are."""
+
+    definition: Definition
+    workloads: list[Workload]
+    directory: Path
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    @property
+    def reference_path(self) -> Path:
+        return self.directory / self.definition.reference
+
+    @property
+    def seeds(self) -> list[Path]:
+        return sorted((self.directory / "seeds").glob("*.py"))
+
+    def select(self, ids: list[str] | None = None, *, cpu: bool = False, role: Role | None = None) -> list[Workload]:
+        """Workloads by id (all when ``ids`` is empty), restricted to the CPU subset or a role."""
+        chosen = self.workloads
+        if ids:
+            known = {w.id: w for w in self.workloads}
+            unknown = [i for i in ids if i not in known]
+            if unknown:
+                raise KeyError(f"task {self.name!r} has no workloads {unknown}; known: {sorted(known)}")
+            chosen = [known[i] for i in ids]
+        elif cpu:
+            chosen = [w for w in chosen if w.cpu]
+        if role is not None:
+            chosen = [w for w in chosen if role in w.roles]
+        return chosen
+
+    def axis_values(self, workload: Workload) -> dict[str, int]:
+        values = {name: ax.value for name, ax in self.definition.axes.items() if ax.type == "const"}
+        values.update(workload.axes)
+        return {k: int(v) for k, v in values.items() if v is not None}
+
+    def flops(self, workload: Workload) -> float:
+        return float(evaluate(self.definition.flops, self.axis_values(workload)))
+
+    def bytes(self, workload: Workload) -> float:
+        return float(evaluate(self.definition.bytes, self.axis_values(workload)))
+
+    def resolve(self, workload: Workload) -> dict[str, Any]:
+        """Plain-JSON description of one workload: concrete shapes, dtypes and generators."""
+        axes = self.axis_values(workload)
+
+        def tensor(name: str, spec: TensorSpec, init: InputInit | None) -> dict[str, Any]:
+            shape = [axes[d] if isinstance(d, str) else int(d) for d in spec.shape]
+            params = {}
+            if init is not None:
+                for key in ("mean", "std", "scale", "low", "high", "value"):
+                    params[key] = float(evaluate(getattr(init, key), axes))
+            return {"name": name, "shape": shape, "dtype": spec.dtype, "kind": init.kind if init else None,
+                    "params": params}
+
+        inputs = [tensor(n, s, workload.inputs.get(n, s.init)) for n, s in self.definition.inputs.items()]
+        outputs = [tensor(n, s, None) for n, s in self.definition.outputs.items()]
+        return {
+            "id": workload.id,
+            "axes": axes,
+            "inputs": inputs,
+            "outputs": outputs,
+            "listed_seed": workload.seed,
+            "flops": self.flops(workload),
+            "bytes": self.bytes(workload),
+        }
+
+    def worker_spec(self) -> dict[str, Any]:
+        """What the worker needs to know about the task besides workloads (plain JSON)."""
+        d = self.definition
+        return {
+            "name": d.name,
+            "reference": str(self.reference_path),
+            "input_names": list(d.inputs),
+            "output_names": list(d.outputs),
+            "tolerance": d.tolerance.model_dump(),
+            "compute_unit": d.compute_unit,
+            "gpumode": d.gpumode.model_dump() if d.gpumode else None,
+        }
+
+
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise TaskFileError(path, "<file>", "file not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise TaskFileError(path, f"<line {exc.lineno} col {exc.colno}>", f"invalid JSON: {exc.msg}") from None
+
+
+def _validated(model: type[BaseModel], data: Any, path: Path) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "<root>"
+        raise TaskFileError(path, field, err["msg"]) from None
+
+
+def _check_workloads(definition: Definition, workloads: list[Workload], path: Path) -> None:
+    var_axes = {n for n, a in definition.axes.items() if a.type == "var"}
+    seen: set[str] = set()
+    for i, w in enumerate(workloads):
+        where = f"workloads.{i}"
+        if w.id in seen:
+            raise TaskFileError(path, f"{where}.id", f"duplicate workload id {w.id!r}")
+        seen.add(w.id)
+        missing, extra = var_axes - set(w.axes), set(w.axes) - var_axes
+        if missing:
+            raise TaskFileError(path, f"{where}.axes", f"missing values for var axes {sorted(missing)}")
+        if extra:
+            raise TaskFileError(path, f"{where}.axes", f"{sorted(extra)} are not var axes of {definition.name!r}")
+        for axis, value in w.axes.items():
+            if value <= 0:
+                raise TaskFileError(path, f"{where}.axes.{axis}", f"must be positive, got {value}")
+        for name in w.inputs:
+            if name not in definition.inputs:
+                raise TaskFileError(path, f"{where}.inputs.{name}", "not an input of the definition")
+    if not workloads:
+        raise TaskFileError(path, "workloads", "a task needs at least one workload")
+
+
+def load_task(name_or_path: str | Path) -> Task:
+    """Load a bundled task by name, or a task directory by path, validating every file."""
+    path = Path(name_or_path)
+    directory = path if path.is_dir() else BUNDLED_TASKS_DIR / str(name_or_path)
+    if not directory.is_dir():
+        known = ", ".join(list_task_names()) or "none"
+        raise TaskFileError(directory, "<task>", f"no such task (bundled tasks: {known})")
+    def_path = directory / "definition.json"
+    definition: Definition = _validated(Definition, _read_json(def_path), def_path)
+    ref = directory / definition.reference
+    if not ref.is_file():
+        raise TaskFileError(def_path, "reference", f"reference file {ref.name!r} not found in {directory}")
+    if "def run(" not in ref.read_text():
+        raise TaskFileError(ref, "run", "the reference must define run(...)")
+    wl_path = directory / "workloads.json"
+    wfile: WorkloadFile = _validated(WorkloadFile, _read_json(wl_path), wl_path)
+    _check_workloads(definition, wfile.workloads, wl_path)
+    task = Task(definition=definition, workloads=wfile.workloads, directory=directory)
+    for w in task.workloads:
+        try:
+            task.resolve(w)
+        except ExpressionError as exc:
+            raise TaskFileError(wl_path, f"workloads.{w.id}", str(exc)) from None
+        if not all(math.isfinite(v) for v in (task.flops(w), task.bytes(w))):
+            raise TaskFileError(def_path, "flops", f"not finite for workload {w.id}")
+    return task
+
+
+def list_task_names() -> list[str]:
+    if not BUNDLED_TASKS_DIR.is_dir():
+        return []
+    return sorted(p.name for p in BUNDLED_TASKS_DIR.iterdir() if (p / "definition.json").is_file())

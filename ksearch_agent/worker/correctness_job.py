@@ -1,0 +1,117 @@
+"""run_correctness inside the worker: every workload, several trials, fresh unpredictable seeds.
+
+Per trial: inputs from a seed derived from the caller's secret; the reference runs on a snapshot
+of the inputs; free device memory is poisoned; the candidate runs on the originals; outputs are
+checked for type, shape, dtype and values; the inputs must be bit-identical to the snapshot after
+the call.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from ksearch_agent.worker.compare import check_output
+from ksearch_agent.worker.inputs import make_inputs, derive_seed
+from ksearch_agent.worker.session import (
+    as_tuple,
+    context_is_healthy,
+    failure_from,
+    load_entry,
+    poison_free_memory,
+    synchronize,
+)
+
+_RANK = {"PASSED": 0, "INCORRECT_NUMERICAL": 1, "INCORRECT_DTYPE": 2, "INCORRECT_SHAPE": 3, "RUNTIME_ERROR": 4,
+         "COMPILE_ERROR": 5, "TIMEOUT": 6}
+
+
+def _trial(worker: Any, cand: Any, ref: Any, task: dict[str, Any], wl: dict[str, Any], seed: int) -> dict[str, Any]:
+    device: torch.device = worker.device
+    inputs = make_inputs(wl["inputs"], seed, device)
+    snapshot = [t.clone() for t in inputs]
+    with torch.no_grad():
+        expected = [t.detach() for t in as_tuple(ref(*snapshot))]
+    synchronize(device)
+    out_bytes = sum(t.numel() * t.element_size() for t in expected)
+    poison_free_memory(device, 2 * out_bytes + (64 << 20))
+    t0 = time.perf_counter()
+    try:
+        with torch.no_grad():
+            got = as_tuple(cand(*inputs))
+        synchronize(device)
+    except BaseException as exc:  # noqa: BLE001 - candidate code may raise anything
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        fail = failure_from(exc, "running the candidate")
+        if device.type == "cuda" and not context_is_healthy(device):
+            fail.fatal = True
+        return {"status": fail.status, "log": fail.log, "fatal": fail.fatal}
+    seconds = time.perf_counter() - t0
+    names = task["output_names"]
+    if len(got) != len(expected):
+        return {"status": "INCORRECT_SHAPE", "seconds": seconds,
+                "log": f"returned {len(got)} outputs, expected {len(expected)} ({', '.join(names)})"}
+    result: dict[str, Any] = {"status": "PASSED", "seconds": seconds, "max_abs_error": 0.0, "max_rel_error": 0.0}
+    for name, o, r in zip(names, got, expected, strict=True):
+        res = check_output(name, o, r, task["tolerance"])
+        for key in ("max_abs_error", "max_rel_error"):
+            if key in res:
+                result[key] = max(result[key], res[key])
+        if "worst_index" in res and res["status"] != "PASSED":
+            result["worst_index"] = res["worst_index"]
+        if _RANK[res["status"]] > _RANK[result["status"]]:
+            result["status"], result["log"] = res["status"], res.get("log", "")
+    changed = [n for n, a, b in zip(task["input_names"], inputs, snapshot, strict=True) if not torch.equal(a, b)]
+    if changed and result["status"] == "PASSED":
+        result["status"] = "RUNTIME_ERROR"
+        result["log"] = f"the candidate modified its input(s) {changed}; inputs must stay unchanged"
+    return result
+
+
+def check_workload(worker: Any, cand: Any, ref: Any, task: dict[str, Any], wl: dict[str, Any],
+                   trials: int, secret: int) -> dict[str, Any]:
+    merged: dict[str, Any] = {"workload": wl["id"], "status": "PASSED", "trials": 0, "max_abs_error": 0.0,
+                              "max_rel_error": 0.0}
+    for trial in range(trials):
+        seed = derive_seed(secret, wl["id"], trial)
+        res = _trial(worker, cand, ref, task, wl, seed)
+        merged["trials"] = trial + 1
+        for key in ("max_abs_error", "max_rel_error"):
+            merged[key] = max(merged[key], res.get(key, 0.0))
+        if "seconds" in res:
+            merged["candidate_seconds"] = max(merged.get("candidate_seconds", 0.0), res["seconds"])
+        if res["status"] != "PASSED":
+            merged.update(status=res["status"], log=f"trial {trial + 1}/{trials}: {res.get('log', '')}",
+                          worst_index=res.get("worst_index"))
+            if res.get("fatal"):
+                merged["fatal"] = True
+            break
+    return merged
+
+
+def run_correctness(worker: Any, req: dict[str, Any]) -> None:
+    task, workloads = req["task"], req["workloads"]
+    if not workloads:
+        worker.emit({"type": "done"})
+        return
+    first_axes = workloads[0]["axes"]
+    ref = load_entry(task["reference"], "run", task, "reference", first_axes)
+    if ref.failure is not None:
+        worker.emit({"type": "done", "error": f"the task's reference failed to load: {ref.failure.log}"})
+        return
+    cand = load_entry(req["candidate"]["path"], req["candidate"]["api"], task, "candidate", first_axes)
+    for wl in workloads:
+        if cand.failure is not None:
+            worker.emit({"type": "workload", "result": cand.failure.as_result(wl["id"])})
+            continue
+        res = check_workload(worker, cand.bind(wl["axes"]), ref.bind(wl["axes"]), task, wl,
+                             int(req.get("trials", 2)), int(req["secret"]))
+        worker.emit({"type": "workload", "result": res})
+        if res.get("fatal"):
+            worker.fatal = True
+            worker.emit({"type": "done", "fatal": True})
+            return
+    worker.emit({"type": "done"})

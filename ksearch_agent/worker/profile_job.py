@@ -1,0 +1,95 @@
+"""profile_h100 inside the GPU worker: candidate, reference and optional baseline timed side by side.
+
+Reference timings are kept for the worker's lifetime per (task, workload, protocol), so a search
+that profiles many candidates times the reference once per worker, in the same process and GPU.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ksearch_agent.worker.inputs import derive_seed, make_inputs
+from ksearch_agent.worker.session import context_is_healthy, failure_from, load_entry
+from ksearch_agent.worker.timing import Timer, cached_ceilings
+
+
+def _time(worker: Any, fn: Any, inputs: list[torch.Tensor], req: dict[str, Any]) -> dict[str, Any]:
+    if req.get("protocol", "flushed") == "gpumode":
+        stats = worker.timer.gpumode(fn, inputs)
+        stats["latency_ms"] = stats["mean_ms"]
+    else:
+        stats = worker.timer.flushed(fn, inputs, budget_ms=float(req.get("budget_ms", 400.0)))
+        stats["latency_ms"] = stats["median_ms"]
+    return stats
+
+
+def _roofline(wl: dict[str, Any], latency_ms: float, ceilings: dict[str, Any], unit: str) -> dict[str, Any]:
+    peak_tflops = ceilings["bf16_tflops"] if unit == "bf16_tensor_core" else ceilings["fp32_tflops"]
+    floor_ms = max(wl["flops"] / (peak_tflops * 1e9), wl["bytes"] / (ceilings["copy_gbps"] * 1e6))
+    seconds = latency_ms / 1e3
+    return {
+        "tflops": wl["flops"] / seconds / 1e12 if seconds > 0 else None,
+        "gbps": wl["bytes"] / seconds / 1e9 if seconds > 0 else None,
+        "floor_ms": floor_ms,
+        "roofline_fraction": floor_ms / latency_ms if latency_ms > 0 else None,
+        "plausible": latency_ms >= 0.9 * floor_ms,
+    }
+
+
+def run_profile(worker: Any, req: dict[str, Any]) -> None:
+    if worker.mode != "gpu":
+        worker.emit({"type": "done", "error": "profiling needs a GPU worker; speed was not measured"})
+        return
+    task, workloads = req["task"], req["workloads"]
+    if worker.timer is None:
+        worker.timer = Timer(worker.device)
+    ceilings = cached_ceilings(worker.device, req.get("ceilings_file"))
+    axes0 = workloads[0]["axes"] if workloads else {}
+    ref = load_entry(task["reference"], "run", task, "reference", axes0)
+    cand = load_entry(req["candidate"]["path"], req["candidate"]["api"], task, "candidate", axes0)
+    base = None
+    if req.get("baseline"):
+        base = load_entry(req["baseline"]["path"], req["baseline"]["api"], task, "baseline", axes0)
+    protocol = req.get("protocol", "flushed")
+    for wl in workloads:
+        result: dict[str, Any] = {"workload": wl["id"], "protocol": protocol}
+        inputs = make_inputs(wl["inputs"], derive_seed(int(req["secret"]), wl["id"], "profile"), worker.device)
+        key = f"{task['name']}|{wl['id']}|{protocol}"
+        if ref.failure is None and (req.get("retime_reference") or key not in worker.ref_times):
+            worker.ref_times[key] = _time(worker, ref.bind(wl["axes"]), inputs, req)
+        if key in worker.ref_times:
+            result["reference_latency_ms"] = worker.ref_times[key]["latency_ms"]
+            result["reference_stats"] = worker.ref_times[key]
+        if cand.failure is not None:
+            result.update(status=cand.failure.status, log=cand.failure.log)
+        else:
+            try:
+                stats = _time(worker, cand.bind(wl["axes"]), inputs, req)
+                result.update(status="PASSED", latency_ms=stats["latency_ms"], iqr_ms=stats["iqr_ms"], stats=stats)
+                result.update(_roofline(wl, stats["latency_ms"], ceilings, task["compute_unit"]))
+                if "reference_latency_ms" in result and stats["latency_ms"] > 0:
+                    result["speedup"] = result["reference_latency_ms"] / stats["latency_ms"]
+            except BaseException as exc:  # noqa: BLE001 - candidate code may raise anything
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                fail = failure_from(exc, "timing the candidate")
+                result.update(status=fail.status, log=fail.log)
+                if not context_is_healthy(worker.device):
+                    worker.fatal = True
+        if base is not None and base.failure is None and not worker.fatal:
+            try:
+                bstats = _time(worker, base.bind(wl["axes"]), inputs, req)
+                result["baseline_latency_ms"] = bstats["latency_ms"]
+                if result.get("latency_ms"):
+                    result["speedup_vs_baseline"] = bstats["latency_ms"] / result["latency_ms"]
+            except Exception as exc:  # noqa: BLE001
+                result["baseline_error"] = f"{type(exc).__name__}: {exc}"
+        del inputs
+        worker.emit({"type": "workload", "result": result})
+        if worker.fatal:
+            worker.emit({"type": "done", "fatal": True})
+            return
+    worker.emit({"type": "done", "ceilings": ceilings, "sync_overhead_ms": worker.timer.sync_overhead_ms(),
+                 "device_name": torch.cuda.get_device_name(worker.device)})

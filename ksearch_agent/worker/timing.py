@@ -1,0 +1,167 @@
+"""Timing on the GPU the worker owns, and the device's measured ceilings.
+
+Flushed protocol (ours): before each timed call, fresh clones of the inputs are made and the L2 is
+flushed by writing a buffer twice its size, all outside the timed region; CUDA events bracket the
+call, and a device-wide synchronize comes *before* the end event, so work a candidate hides on side
+streams is counted. The fixed cost of that synchronize is measured with an empty call and
+subtracted (reported as ``sync_overhead_ms``). Median and IQR over the timed calls.
+
+GPUMode protocol (for comparison with published numbers): the same inputs every call, events around
+the call, no flush, synchronize after the end event, mean over up to 100 calls.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def _quantile(values: Sequence[float], q: float) -> float:
+    s = sorted(values)
+    pos = (len(s) - 1) * q
+    lo, hi = int(pos), min(int(pos) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+class Timer:
+    """Times callables on one device with a reusable L2-flush buffer and event pairs."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        props = torch.cuda.get_device_properties(device)
+        self.l2_bytes = int(getattr(props, "L2_cache_size", 50 * 1024 * 1024))
+        self.flush_buffer = torch.empty(2 * self.l2_bytes, dtype=torch.uint8, device=device)
+        self._overhead_ms: float | None = None
+
+    def _one_flushed(self, fn: Callable[..., Any], inputs: Sequence[torch.Tensor]) -> float:
+        args = [t.clone() for t in inputs]
+        self.flush_buffer.zero_()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize()
+        start.record()
+        out = fn(*args)
+        torch.cuda.synchronize()
+        end.record()
+        end.synchronize()
+        del out, args
+        return float(start.elapsed_time(end))
+
+    def sync_overhead_ms(self) -> float:
+        if self._overhead_ms is None:
+            samples = [self._one_flushed(lambda: None, []) for _ in range(60)]
+            self._overhead_ms = statistics.median(samples[10:])
+        return self._overhead_ms
+
+    def flushed(self, fn: Callable[..., Any], inputs: Sequence[torch.Tensor], *, warmup: int = 3,
+                budget_ms: float = 400.0, min_iters: int = 10, max_iters: int = 100) -> dict[str, Any]:
+        with torch.no_grad():
+            for _ in range(warmup):
+                self._one_flushed(fn, inputs)
+            probe = self._one_flushed(fn, inputs)
+            iters = int(max(min_iters, min(max_iters, budget_ms / max(probe, 1e-3))))
+            samples = [self._one_flushed(fn, inputs) for _ in range(iters)]
+        overhead = self.sync_overhead_ms()
+        net = [max(s - overhead, 0.0) for s in samples]
+        return {
+            "protocol": "flushed",
+            "median_ms": statistics.median(net),
+            "q25_ms": _quantile(net, 0.25),
+            "q75_ms": _quantile(net, 0.75),
+            "iqr_ms": _quantile(net, 0.75) - _quantile(net, 0.25),
+            "mean_ms": statistics.fmean(net),
+            "iters": iters,
+            "sync_overhead_ms": overhead,
+        }
+
+    def gpumode(self, fn: Callable[..., Any], inputs: Sequence[torch.Tensor], *, max_iters: int = 100,
+                max_seconds: float = 10.0) -> dict[str, Any]:
+        durations: list[float] = []
+        t_start = time.perf_counter()
+        with torch.no_grad():
+            fn(*inputs)
+            torch.cuda.synchronize()
+            for i in range(max_iters):
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                torch.cuda.synchronize()
+                start.record()
+                out = fn(*inputs)
+                end.record()
+                torch.cuda.synchronize()
+                del out
+                durations.append(float(start.elapsed_time(end)))
+                if i > 1:
+                    mean = statistics.fmean(durations)
+                    stderr = statistics.stdev(durations) / len(durations) ** 0.5
+                    if stderr / mean < 0.001 or time.perf_counter() - t_start > max_seconds:
+                        break
+        return {"protocol": "gpumode", "mean_ms": statistics.fmean(durations),
+                "median_ms": statistics.median(durations), "iters": len(durations),
+                "iqr_ms": _quantile(durations, 0.75) - _quantile(durations, 0.25)}
+
+
+def measure_ceilings(device: torch.device) -> dict[str, Any]:
+    """Copy bandwidth and bf16 / fp32 GEMM rates of this device, measured with PyTorch."""
+
+    def best_ms(fn: Callable[[], Any], reps: int = 10) -> float:
+        fn()
+        torch.cuda.synchronize()
+        times = []
+        for _ in range(reps):
+            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            s.record()
+            fn()
+            e.record()
+            e.synchronize()
+            times.append(s.elapsed_time(e))
+        return statistics.median(times)
+
+    n_bytes = 1 << 30
+    src = torch.empty(n_bytes, dtype=torch.uint8, device=device).random_()
+    dst = torch.empty_like(src)
+    copy_ms = best_ms(lambda: dst.copy_(src))
+    del src, dst
+    n = 8192
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    bf16_ms = best_ms(lambda: a @ b)
+    a32, b32 = a.float(), b.float()
+    del a, b
+    saved = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        fp32_ms = best_ms(lambda: a32 @ b32, reps=5)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = saved
+    del a32, b32
+    torch.cuda.empty_cache()
+    return {
+        "device": torch.cuda.get_device_name(device),
+        "torch": torch.__version__,
+        "copy_gbps": 2 * n_bytes / copy_ms / 1e6,
+        "bf16_tflops": 2 * n**3 / bf16_ms / 1e9,
+        "fp32_tflops": 2 * n**3 / fp32_ms / 1e9,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+def cached_ceilings(device: torch.device, cache_file: str | None) -> dict[str, Any]:
+    """Ceilings measured once per (device, torch version) and kept in ``cache_file``."""
+    key = f"{torch.cuda.get_device_name(device)}|{torch.__version__}"
+    cache: dict[str, Any] = {}
+    if cache_file and Path(cache_file).is_file():
+        try:
+            cache = json.loads(Path(cache_file).read_text())
+        except (OSError, json.JSONDecodeError):
+            cache = {}
+    if key not in cache:
+        cache[key] = measure_ceilings(device)
+        if cache_file:
+            Path(cache_file).parent.mkdir(parents=True, exist_ok=True)
+            Path(cache_file).write_text(json.dumps(cache, indent=1))
+    return dict(cache[key])

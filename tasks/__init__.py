@@ -1,0 +1,1 @@
+"""Bundled task files (definition, reference, workloads, seed kernels), shipped as package data."""
