@@ -200,6 +200,15 @@ class Engine:
                                                                log="\n".join(comp.errors)[-3000:]) for w in workloads]
                 return CorrectnessResult(status=status, checked="compile_only", device="cpu", workloads=rows,
                                          note=note, seconds=time.perf_counter() - t0)
+            if mode == "cpu" and candidate.language == "triton":
+                # The interpreter skips the compiler's checks: a real sm_90a compile comes first.
+                comp = self.compile(task, candidate)
+                if comp.status == "COMPILE_ERROR":
+                    rows = [WorkloadCorrectness(workload=w.id, status="COMPILE_ERROR",
+                                                log="\n".join(comp.errors)[-3000:]) for w in workloads]
+                    return CorrectnessResult(status="COMPILE_ERROR", checked="interpreter", device=self.device_name,
+                                             workloads=rows, note="sm_90a compile failed",
+                                             seconds=time.perf_counter() - t0)
             request = {"op": "correctness", "task": task.worker_spec(),
                        "candidate": {"path": str(self._candidate_path(candidate)), "api": candidate.api},
                        "workloads": [task.resolve(w) for w in workloads], "trials": trials,

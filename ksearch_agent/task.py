@@ -119,21 +119,23 @@ class Definition(_Strict):
             for tname, spec in specs.items():
                 for dim in spec.shape:
                     if isinstance(dim, str) and dim not in axes:
-                        raise ValueError(f"{kind}.{tname}.shape uses unknown axis {dim!r}")
+                        raise ValueError(f"{kind}.{tname}.shape: unknown axis {dim!r}")
         for fname in ("flops", "bytes"):
             expr = getattr(self, fname)
             if isinstance(expr, str):
                 try:
                     unknown = names_in(expr) - axes
+                    if not unknown:
+                        evaluate(expr, dict.fromkeys(axes, 2))  # structure check with stand-in values
                 except ExpressionError as exc:
                     raise ValueError(f"{fname}: {exc}") from None
                 if unknown:
-                    raise ValueError(f"{fname} uses unknown axes {sorted(unknown)}")
+                    raise ValueError(f"{fname}: unknown axes {sorted(unknown)}")
         if self.gpumode is not None:
             used = [*self.gpumode.positional, *self.gpumode.weights.values()]
             missing = [n for n in used if n not in self.inputs]
             if missing:
-                raise ValueError(f"gpumode adapter names unknown inputs {missing}")
+                raise ValueError(f"gpumode: the adapter names unknown inputs {missing}")
         return self
 
 
@@ -248,8 +250,10 @@ def _validated(model: type[BaseModel], data: Any, path: Path) -> Any:
         return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "<root>"
-        raise TaskFileError(path, field, err["msg"]) from None
+        field, msg = ".".join(str(p) for p in err["loc"]), str(err["msg"]).removeprefix("Value error, ")
+        if not field:  # model-level checks put the field path before the first ': '
+            field, _, msg = msg.partition(": ") if ": " in msg else ("<root>", "", msg)
+        raise TaskFileError(path, field, msg) from None
 
 
 def _check_workloads(definition: Definition, workloads: list[Workload], path: Path) -> None:

@@ -149,6 +149,22 @@ def _trace_launches(path: str, api: str, task: dict[str, Any], workload: dict[st
     return launches, trace_error
 
 
+def _file_position(fn: Any, message: str) -> str:
+    """Triton reports 'at L:C' relative to the ``def`` line; turn that into the file's line number."""
+    import inspect
+
+    m = re.search(r"at (\d+):(\d+)", message)
+    if m is None:
+        return ""
+    try:
+        lines, first = inspect.getsourcelines(fn.fn)
+        filename = Path(inspect.getsourcefile(fn.fn) or "?").name
+    except (OSError, TypeError):
+        return ""
+    def_offset = next((i for i, line in enumerate(lines) if line.lstrip().startswith("def ")), 0)
+    return f" ({filename} line {first + def_offset + int(m.group(1)) - 1}, column {m.group(2)})"
+
+
 class _LoadFailed(Exception):
     def __init__(self, status: str, log: str) -> None:
         super().__init__(log)
@@ -189,7 +205,7 @@ def compile_triton(req: dict[str, Any]) -> dict[str, Any]:
                 compiled = triton.compile(ASTSource(fn=fn, signature=signature, constexprs=constexprs),
                                           target=GPUTarget("cuda", capability, 32), options=options)
         except Exception as exc:  # noqa: BLE001 - CompilationError carries the source position
-            errors.append(f"kernel {fn.__name__}: {type(exc).__name__}: {exc}"[-4000:])
+            errors.append(f"kernel {fn.__name__}{_file_position(fn, str(exc))}: {type(exc).__name__}: {exc}"[-4000:])
             continue
         seconds = time.perf_counter() - t0
         info: dict[str, Any] = {"name": fn.__name__, "seconds": seconds, "options": options,
@@ -203,7 +219,7 @@ def compile_triton(req: dict[str, Any]) -> dict[str, Any]:
         kernels.append(info)
     if not launches and trace_error is None:
         trace_error = "run() launched no Triton kernel"
-    ok = not errors and bool(kernels)
+    ok = not errors
     return {"ok": ok, "status": "OK" if ok else "COMPILE_ERROR", "errors": errors, "kernels": kernels,
             "trace_error": trace_error, "launches": len(launches)}
 

@@ -1,0 +1,86 @@
+"""run_correctness on the CPU: the interpreter checks every CPU workload and reports why a kernel fails."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from conftest import candidate, seed
+
+from ksearch_agent.engine import Engine
+from ksearch_agent.task import load_task
+
+RMS = load_task("rmsnorm")
+
+
+def test_seed_passes_every_cpu_workload_under_the_interpreter(cpu_engine: Engine) -> None:
+    res = cpu_engine.run_correctness(RMS, seed("rmsnorm", "triton_rowwise.py"))
+    assert res.status == "PASSED" and res.checked == "interpreter"
+    assert [w.workload for w in res.workloads] == ["b1", "b7", "b64"]
+    assert all(w.trials == 2 and w.max_abs_error is not None for w in res.workloads)
+    assert "speed not measured" in res.note
+
+
+def test_wrong_kernel_is_incorrect_numerical_with_the_worst_element(cpu_engine: Engine) -> None:
+    res = cpu_engine.run_correctness(RMS, candidate("rmsnorm_wrong.py"))
+    assert res.status == "INCORRECT_NUMERICAL"
+    w = res.workloads[0]
+    assert w.worst_index is not None and len(w.worst_index) == 2
+    assert "out of tolerance" in w.log and "expected" in w.log
+
+
+def test_nan_producing_kernel_fails_and_says_so(cpu_engine: Engine) -> None:
+    res = cpu_engine.run_correctness(RMS, candidate("rmsnorm_nan.py"))
+    assert res.status == "INCORRECT_NUMERICAL"
+    assert "non-finite" in res.workloads[0].log
+
+
+def test_wrong_shape_and_wrong_dtype_get_their_own_statuses(cpu_engine: Engine) -> None:
+    shape = cpu_engine.run_correctness(RMS, candidate("rmsnorm_bad_shape.py"), ["b1"])
+    dtype = cpu_engine.run_correctness(RMS, candidate("rmsnorm_bad_dtype.py"), ["b1"])
+    assert shape.status == "INCORRECT_SHAPE" and "[1, 4096, 1]" in shape.workloads[0].log
+    assert dtype.status == "INCORRECT_DTYPE" and "float32" in dtype.workloads[0].log
+
+
+def test_python_syntax_error_is_a_compile_error_with_the_line(cpu_engine: Engine) -> None:
+    res = cpu_engine.run_correctness(RMS, candidate("rmsnorm_syntax_error.py"), ["b1"])
+    assert res.status == "COMPILE_ERROR" and "line 3" in res.workloads[0].log
+
+
+def test_triton_compile_error_inside_a_kernel_is_a_compile_error(cpu_engine: Engine) -> None:
+    res = cpu_engine.run_correctness(RMS, candidate("rmsnorm_compile_error.py"), ["b1"])
+    assert res.status == "COMPILE_ERROR" and "undefined_scale" in res.workloads[0].log
+
+
+def test_cuda_candidate_without_gpu_is_compile_checked_only(cpu_engine: Engine) -> None:
+    res = cpu_engine.run_correctness(RMS, seed("rmsnorm", "cuda_rowwise.py"))
+    assert res.status == "UNVERIFIED" and res.checked == "compile_only"
+    assert "not verified" in res.note
+
+
+def test_interpreter_bf16_dot_is_made_exact(tmp_path: Path) -> None:
+    script = tmp_path / "bf16_dot.py"
+    script.write_text(textwrap.dedent('''
+        import torch, triton, triton.language as tl
+        from ksearch_agent.worker.interpreter import patch_bf16_dot
+
+        @triton.jit
+        def mm(a, b, c, B: tl.constexpr):
+            o = tl.arange(0, B)
+            x = tl.load(a + o[:, None] * B + o[None, :])
+            y = tl.load(b + o[:, None] * B + o[None, :])
+            tl.store(c + o[:, None] * B + o[None, :], tl.dot(x, y))
+
+        a, b = torch.randn(32, 32).bfloat16(), torch.randn(32, 32).bfloat16()
+        c = torch.empty(32, 32)
+        assert patch_bf16_dot()
+        mm[(1,)](a, b, c, B=32)
+        print(float((c - a.float() @ b.float()).abs().max()))
+    '''))
+    env = {**os.environ, "TRITON_INTERPRET": "1", "TRITON_DEFAULT_FP_FUSION": "1"}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout.strip()) < 1e-4

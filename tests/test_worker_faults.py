@@ -1,0 +1,44 @@
+"""A hanging or crashing candidate gets a status, its worker is replaced, and the next one still runs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from conftest import candidate, seed
+
+from ksearch_agent.engine import Engine
+from ksearch_agent.task import load_task
+
+RMS = load_task("rmsnorm")
+
+
+def test_hanging_candidate_times_out_and_the_next_is_evaluated(tmp_path: Path) -> None:
+    with Engine(device="cpu", workdir=tmp_path / "w", cache_dir=tmp_path / "c") as engine:
+        t0 = time.monotonic()
+        hung = engine.run_correctness(RMS, candidate("rmsnorm_hang.py"), ["b1", "b7"], timeout=4)
+        assert hung.status == "TIMEOUT" and time.monotonic() - t0 < 60
+        assert hung.workloads[0].status == "TIMEOUT" and "killed" in hung.workloads[0].log
+        assert hung.workloads[1].log.startswith("not run")
+        after = engine.run_correctness(RMS, seed("rmsnorm", "triton_rowwise.py"), ["b1"])
+        assert after.status == "PASSED"
+        assert engine.worker("cpu").starts == 2
+
+
+def test_os_exit_is_a_runtime_error_naming_the_exit_code(cpu_engine: Engine) -> None:
+    res = cpu_engine.run_correctness(RMS, candidate("rmsnorm_exit.py"), ["b1"])
+    assert res.status == "RUNTIME_ERROR" and "exited with code 17" in res.workloads[0].log
+    assert cpu_engine.run_correctness(RMS, seed("rmsnorm", "triton_rowwise.py"), ["b1"]).status == "PASSED"
+
+
+def test_segfault_is_a_runtime_error_and_the_worker_is_replaced(cpu_engine: Engine) -> None:
+    before = cpu_engine.worker("cpu").starts
+    res = cpu_engine.run_correctness(RMS, candidate("rmsnorm_segfault.py"), ["b1"])
+    assert res.status == "RUNTIME_ERROR" and "SIGSEGV" in res.workloads[0].log
+    assert cpu_engine.run_correctness(RMS, seed("rmsnorm", "triton_rowwise.py"), ["b1"]).status == "PASSED"
+    assert cpu_engine.worker("cpu").starts == before + 1
+
+
+def test_profile_without_gpu_says_speed_was_not_measured(cpu_engine: Engine) -> None:
+    res = cpu_engine.profile(RMS, seed("rmsnorm", "triton_rowwise.py"))
+    assert res.measured is False and "not measured" in res.note and res.workloads == []
