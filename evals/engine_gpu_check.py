@@ -75,6 +75,7 @@ def main(out: Path) -> dict[str, Any]:
         t0 = time.perf_counter()
         comp = engine.compile(trimul, seed("trimul", "triton_simple.py"))
         record["bench_triton_compile_trimul_cold_s"] = time.perf_counter() - t0
+        record["compile_worker_start_s"] = engine.worker("compile").last_start_seconds
         record["trimul_compile"] = comp.model_dump()
         t0 = time.perf_counter()
         comp_cuda = engine.compile(rms, seed("rmsnorm", "cuda_rowwise.py"))
@@ -103,6 +104,10 @@ def main(out: Path) -> dict[str, Any]:
         record["trimul_gpumode_protocol"] = gm.model_dump()
         gm_gpumode_api = engine.profile(trimul, seed("trimul", "triton_simple.py", api="gpumode"))
         record["trimul_seed_as_gpumode_submission"] = gm_gpumode_api.model_dump()
+
+        record["ncu_trimul_seed"] = engine.profile(
+            trimul, seed("trimul", "triton_simple.py"), ["bench03_n512_b1_d128_nomask_normal"], ncu=True).counters
+        record["ncu_rmsnorm_cuda"] = engine.profile(rms, seed("rmsnorm", "cuda_rowwise.py"), ["b4096"], ncu=True).counters
 
         noise = [engine.profile(trimul, seed("trimul", "triton_simple.py")).geomean_latency_ms for _ in range(3)]
         record["noise_trimul_seed_geomean_ms"] = noise
@@ -157,6 +162,9 @@ def summary(record: dict[str, Any]) -> None:
     print(f"cold Triton compile trimul seed: {record['bench_triton_compile_trimul_cold_s']:.2f}s; NVRTC rmsnorm "
           f"{record['bench_nvrtc_compile_rmsnorm_direct_s']}; ksearch eval trimul wall "
           f"{record['bench_ksearch_eval_trimul_wall_s']:.1f}s (exit {record['ksearch_eval_trimul_exit_code']})")
+    print(f"compile worker start {record['compile_worker_start_s']:.1f}s")
+    for key in ("ncu_trimul_seed", "ncu_rmsnorm_cuda"):
+        print(key, json.dumps(record[key])[:600])
     for name, f in record["faults"].items():
         print(f"fault {name}: {f['status']} after {f['seconds_to_status']:.1f}s, restart {f['restart_seconds']:.1f}s, "
               f"next {f['next_candidate_status']}")

@@ -74,6 +74,12 @@ def _print_report(report: EvalReport) -> None:
                           f"({prof.protocol} protocol, {prof.device})")
         if prof.note:
             console.print(f"[yellow]{prof.note}[/yellow]")
+        if prof.counters:
+            for k in prof.counters.get("kernels", []):
+                console.print(f"ncu {k.get('kernel', '?')[:48]}: DRAM {k.get('dram_throughput_pct')}% · SM "
+                              f"{k.get('sm_throughput_pct')}% · occupancy {k.get('achieved_occupancy_pct')}%")
+            if prof.counters.get("note"):
+                console.print(f"[yellow]{prof.counters['note']}[/yellow]")
     colour = "green" if report.status == "PASSED" else "red"
     console.print(f"status: [{colour}]{report.status}[/{colour}]  ({report.seconds:.1f}s)")
 
@@ -96,7 +102,7 @@ def _json_doc(report: EvalReport) -> dict[str, object]:
             "geomean_speedup": prof.geomean_speedup if prof else None,
             "geomean_latency_ms": prof.geomean_latency_ms if prof else None,
             "geomean_reference_ms": prof.geomean_reference_ms if prof else None,
-            "workloads": rows, "seconds": report.seconds}
+            "workloads": rows, "counters": prof.counters if prof else None, "seconds": report.seconds}
 
 
 @app.command("eval")
@@ -109,6 +115,7 @@ def eval_cmd(
     trials: Annotated[int, typer.Option(min=1, help="correctness trials per workload")] = 2,
     language: Annotated[str | None, typer.Option(help="triton|cuda|python (default: detected)")] = None,
     protocol: Annotated[str, typer.Option(help="flushed|gpumode timing protocol")] = "flushed",
+    ncu: Annotated[bool, typer.Option("--ncu", help="add Nsight Compute counters (needs ncu on PATH)")] = False,
 ) -> None:
     """Correctness then profile of FILE on TASK; exit code 0 only when every workload passed."""
     from ksearch_agent.engine import Engine
@@ -130,7 +137,7 @@ def eval_cmd(
     with Engine(device="cpu" if cpu else "auto") as engine:
         if not as_json:
             err_console.print(f"evaluating {file} on {t.name} ({engine.device_name})")
-        report = engine.evaluate(t, cand, ids, trials=trials, protocol=proto)
+        report = engine.evaluate(t, cand, ids, trials=trials, protocol=proto, ncu=ncu)
     if as_json:
         sys.stdout.write(json.dumps(_json_doc(report), indent=1) + "\n")
     else:

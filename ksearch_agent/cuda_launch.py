@@ -41,6 +41,7 @@ class CudaModule:
         self._device.set_current()
         self._code = ObjectCode.from_cubin(self.binary.cubin)
         self._kernels: dict[str, Any] = {}
+        self._streams: dict[int, Any] = {}
 
     def kernel(self, name: str) -> Any:
         if name not in self._kernels:
@@ -56,7 +57,10 @@ class CudaModule:
         kernel = self.kernel(name)
         if shared_mem > 48 * 1024:
             _raise_smem_limit(kernel, shared_mem)
-        stream = self._device.create_stream(torch.cuda.current_stream())
+        torch_stream = torch.cuda.current_stream()
+        stream = self._streams.get(torch_stream.cuda_stream)
+        if stream is None:  # wrapping a stream costs tens of microseconds: once per torch stream
+            stream = self._streams[torch_stream.cuda_stream] = self._device.create_stream(torch_stream)
         config = LaunchConfig(grid=grid, block=block, shmem_size=shared_mem)
         launch(stream, config, kernel, *(_as_param(a) for a in args))
 

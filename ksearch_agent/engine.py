@@ -265,7 +265,7 @@ class Engine:
 
     def profile(self, task: Task, candidate: Candidate, workload_ids: list[str] | None = None, *,
                 baseline: Candidate | None = None, protocol: Literal["flushed", "gpumode"] = "flushed",
-                budget_ms: float = 400.0, retime_reference: bool = False,
+                budget_ms: float = 500.0, retime_reference: bool = False, ncu: bool = False,
                 timeout: float | None = None) -> ProfileResult:
         with structlog.contextvars.bound_contextvars(task=task.name, candidate=candidate.id, stage="profile"):
             t0 = time.perf_counter()
@@ -305,6 +305,11 @@ class Engine:
                 ceilings=done_msg.get("ceilings", {}), sync_overhead_ms=done_msg.get("sync_overhead_ms"),
                 seconds=time.perf_counter() - t0)
             result.summarize()
+            if ncu:
+                from ksearch_agent.ncu import collect
+
+                result.counters = collect({k: request[k] for k in ("task", "candidate", "workloads")},
+                                          self.workdir / "ncu", timeout=timeout or self.profile_timeout)
             implausible = [w.workload for w in result.workloads if w.plausible is False]
             if implausible:
                 result.note = f"implausible: faster than the roofline floor on {implausible}"
@@ -315,13 +320,13 @@ class Engine:
 
     def evaluate(self, task: Task, candidate: Candidate, workload_ids: list[str] | None = None, *,
                  trials: int = 2, baseline: Candidate | None = None,
-                 protocol: Literal["flushed", "gpumode"] = "flushed") -> EvalReport:
+                 protocol: Literal["flushed", "gpumode"] = "flushed", ncu: bool = False) -> EvalReport:
         """Correctness on every workload, then (only if all passed, on a GPU) the profile."""
         t0 = time.perf_counter()
         correctness = self.run_correctness(task, candidate, workload_ids, trials=trials)
         profile = None
         if correctness.status == "PASSED":
-            profile = self.profile(task, candidate, workload_ids, baseline=baseline, protocol=protocol)
+            profile = self.profile(task, candidate, workload_ids, baseline=baseline, protocol=protocol, ncu=ncu)
         return EvalReport(task=task.name, candidate_id=candidate.id, language=candidate.language,
                           status=correctness.status, correctness=correctness, profile=profile,
                           seconds=time.perf_counter() - t0)

@@ -100,6 +100,7 @@ class ProfileResult(BaseModel):
     geomean_speedup: float | None = None
     ceilings: dict[str, Any] = Field(default_factory=dict)
     sync_overhead_ms: float | None = None
+    counters: dict[str, Any] | None = Field(default=None, description="Nsight Compute counters when asked for")
     seconds: float = 0.0
 
     def summarize(self) -> None:

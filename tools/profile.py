@@ -19,7 +19,7 @@ class ProfileInput(BaseModel):
     workloads: list[str] | None = None
     baseline: Candidate | None = None
     protocol: Literal["flushed", "gpumode"] = "flushed"
-    budget_ms: float = Field(default=400.0, gt=0, description="timing budget per function and workload")
+    budget_ms: float = Field(default=500.0, gt=0, description="timing budget per function and workload")
 
 
 def profile_h100(inp: ProfileInput, engine: Engine | None = None) -> ProfileResult:

@@ -58,12 +58,23 @@ class Timer:
             self._overhead_ms = statistics.median(samples[10:])
         return self._overhead_ms
 
-    def flushed(self, fn: Callable[..., Any], inputs: Sequence[torch.Tensor], *, warmup: int = 3,
-                budget_ms: float = 400.0, min_iters: int = 10, max_iters: int = 100) -> dict[str, Any]:
+    def warm_up(self, fn: Callable[..., Any], inputs: Sequence[torch.Tensor], *, min_calls: int = 3,
+                min_ms: float = 150.0) -> float:
+        """Run until both ``min_calls`` calls and ``min_ms`` of GPU time have passed, so clocks have ramped
+        and JIT compilation is done; returns the last call's time."""
+        spent, calls, last = 0.0, 0, 0.0
+        while calls < min_calls or spent < min_ms:
+            last = self._one_flushed(fn, inputs)
+            spent += last
+            calls += 1
+            if calls >= 1000:
+                break
+        return last
+
+    def flushed(self, fn: Callable[..., Any], inputs: Sequence[torch.Tensor], *, budget_ms: float = 500.0,
+                min_iters: int = 10, max_iters: int = 200) -> dict[str, Any]:
         with torch.no_grad():
-            for _ in range(warmup):
-                self._one_flushed(fn, inputs)
-            probe = self._one_flushed(fn, inputs)
+            probe = self.warm_up(fn, inputs)
             iters = int(max(min_iters, min(max_iters, budget_ms / max(probe, 1e-3))))
             samples = [self._one_flushed(fn, inputs) for _ in range(iters)]
         overhead = self.sync_overhead_ms()
