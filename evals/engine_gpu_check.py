@@ -109,9 +109,18 @@ def main(out: Path) -> dict[str, Any]:
             trimul, seed("trimul", "triton_simple.py"), ["bench03_n512_b1_d128_nomask_normal"], ncu=True).counters
         record["ncu_rmsnorm_cuda"] = engine.profile(rms, seed("rmsnorm", "cuda_rowwise.py"), ["b4096"], ncu=True).counters
 
-        noise = [engine.profile(trimul, seed("trimul", "triton_simple.py")).geomean_latency_ms for _ in range(3)]
+        runs = [engine.profile(trimul, seed("trimul", "triton_simple.py")) for _ in range(3)]
+        noise = [r.geomean_latency_ms for r in runs]
+        ratios = [r.geomean_speedup for r in runs]
+        record["noise_runs"] = [r.model_dump() for r in runs]
         record["noise_trimul_seed_geomean_ms"] = noise
         record["noise_spread"] = (max(noise) - min(noise)) / statistics.median(noise) if all(noise) else None
+        record["noise_trimul_seed_speedup"] = ratios
+        record["noise_speedup_spread"] = (max(ratios) - min(ratios)) / statistics.median(ratios) if all(ratios) else None
+        gpu_bound = "bench06_n1024_b1_d384_nomask_normal"
+        lat6 = [next(w.latency_ms for w in r.workloads if w.workload == gpu_bound) for r in runs]
+        record["noise_gpu_bound_shape_ms"] = lat6
+        record["noise_gpu_bound_spread"] = (max(lat6) - min(lat6)) / statistics.median(lat6)
 
         faults: dict[str, Any] = {}
         good = seed("rmsnorm", "triton_rowwise.py")
@@ -158,7 +167,10 @@ def summary(record: dict[str, Any]) -> None:
                   f"{100 * (w.get('roofline_fraction') or 0):5.1f}%")
     gm = record["trimul_gpumode_protocol"]
     print(f"trimul GPUMode protocol: reference geomean {gm.get('geomean_reference_ms')} ms, seed {gm.get('geomean_latency_ms')} ms")
-    print(f"noise (3 profiles of the trimul seed): {record['noise_trimul_seed_geomean_ms']} spread {record['noise_spread']}")
+    print(f"noise (3 profiles of the trimul seed): geomean ms {record['noise_trimul_seed_geomean_ms']} spread "
+          f"{record['noise_spread']:.4f}; speedup {record['noise_trimul_seed_speedup']} spread "
+          f"{record['noise_speedup_spread']:.4f}; {record['noise_gpu_bound_shape_ms']} spread "
+          f"{record['noise_gpu_bound_spread']:.4f}")
     print(f"cold Triton compile trimul seed: {record['bench_triton_compile_trimul_cold_s']:.2f}s; NVRTC rmsnorm "
           f"{record['bench_nvrtc_compile_rmsnorm_direct_s']}; ksearch eval trimul wall "
           f"{record['bench_ksearch_eval_trimul_wall_s']:.1f}s (exit {record['ksearch_eval_trimul_exit_code']})")

@@ -265,7 +265,8 @@ class Engine:
 
     def profile(self, task: Task, candidate: Candidate, workload_ids: list[str] | None = None, *,
                 baseline: Candidate | None = None, protocol: Literal["flushed", "gpumode"] = "flushed",
-                budget_ms: float = 500.0, retime_reference: bool = False, ncu: bool = False,
+                budget_ms: float = 500.0, reference_mode: Literal["interleaved", "cached"] = "interleaved",
+                ncu: bool = False,
                 timeout: float | None = None) -> ProfileResult:
         with structlog.contextvars.bound_contextvars(task=task.name, candidate=candidate.id, stage="profile"):
             t0 = time.perf_counter()
@@ -277,7 +278,7 @@ class Engine:
                 "op": "profile", "task": task.worker_spec(),
                 "candidate": {"path": str(self._candidate_path(candidate)), "api": candidate.api},
                 "workloads": [task.resolve(w) for w in workloads], "secret": secrets.randbits(62),
-                "protocol": protocol, "budget_ms": budget_ms, "retime_reference": retime_reference,
+                "protocol": protocol, "budget_ms": budget_ms, "reference_mode": reference_mode,
                 "ceilings_file": str(self.cache_dir / "ceilings.json")}
             if baseline is not None:
                 request["baseline"] = {"path": str(self._candidate_path(baseline)), "api": baseline.api}

@@ -1,7 +1,8 @@
 """profile_h100 inside the GPU worker: candidate, reference and optional baseline timed side by side.
 
-Reference timings are kept for the worker's lifetime per (task, workload, protocol), so a search
-that profiles many candidates times the reference once per worker, in the same process and GPU.
+By default the reference (and a baseline) are timed in alternation with the candidate, call by call,
+so clock and thermal drift cannot tilt the speedup. With ``reference_mode="cached"`` the reference is
+timed once per worker lifetime per (task, workload, protocol) — cheaper for a long search.
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ from ksearch_agent.worker.session import context_is_healthy, failure_from, load_
 from ksearch_agent.worker.timing import Timer, cached_ceilings
 
 
-def _time(worker: Any, fn: Any, inputs: list[torch.Tensor], req: dict[str, Any]) -> dict[str, Any]:
+def _time_all(worker: Any, fns: dict[str, Any], inputs: list[torch.Tensor], req: dict[str, Any]) -> dict[str, Any]:
+    """Statistics per callable; flushed-protocol callables are interleaved call by call."""
     if req.get("protocol", "flushed") == "gpumode":
-        stats = worker.timer.gpumode(fn, inputs)
-        stats["latency_ms"] = stats["mean_ms"]
-    else:
-        stats = worker.timer.flushed(fn, inputs, budget_ms=float(req.get("budget_ms", 500.0)))
+        out = {name: worker.timer.gpumode(fn, inputs) for name, fn in fns.items()}
+        for stats in out.values():
+            stats["latency_ms"] = stats["mean_ms"]
+        return out
+    out = worker.timer.interleaved(fns, inputs, budget_ms=float(req.get("budget_ms", 500.0)))
+    for stats in out.values():
         stats["latency_ms"] = stats["median_ms"]
-    return stats
+    return out
 
 
 def _roofline(wl: dict[str, Any], latency_ms: float, ceilings: dict[str, Any], unit: str) -> dict[str, Any]:
@@ -57,35 +61,47 @@ def run_profile(worker: Any, req: dict[str, Any]) -> None:
         result: dict[str, Any] = {"workload": wl["id"], "protocol": protocol}
         inputs = make_inputs(wl["inputs"], derive_seed(int(req["secret"]), wl["id"], "profile"), worker.device)
         key = f"{task['name']}|{wl['id']}|{protocol}"
-        if ref.failure is None and (req.get("retime_reference") or key not in worker.ref_times):
-            worker.ref_times[key] = _time(worker, ref.bind(wl["axes"]), inputs, req)
+        fns: dict[str, Any] = {}
+        if cand.failure is None:
+            fns["candidate"] = cand.bind(wl["axes"])
+        else:
+            result.update(status=cand.failure.status, log=cand.failure.log)
+        if ref.failure is None and (req.get("reference_mode", "interleaved") == "interleaved"
+                                    or key not in worker.ref_times):
+            fns["reference"] = ref.bind(wl["axes"])
+        if base is not None and base.failure is None:
+            fns["baseline"] = base.bind(wl["axes"])
+        stats: dict[str, Any] = {}
+        try:
+            stats = _time_all(worker, fns, inputs, req)
+        except BaseException as exc:  # noqa: BLE001 - candidate code may raise anything
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            fail = failure_from(exc, "timing the candidate")
+            result.update(status=fail.status, log=fail.log)
+            fns.pop("candidate", None)
+            if not context_is_healthy(worker.device):
+                worker.fatal = True
+            elif fns:  # the reference (and baseline) still get their numbers
+                try:
+                    stats = _time_all(worker, fns, inputs, req)
+                except Exception as exc2:  # noqa: BLE001
+                    result["log"] += f"\nreference timing failed too: {exc2}"
+        if "reference" in stats:
+            worker.ref_times[key] = stats["reference"]
         if key in worker.ref_times:
             result["reference_latency_ms"] = worker.ref_times[key]["latency_ms"]
             result["reference_stats"] = worker.ref_times[key]
-        if cand.failure is not None:
-            result.update(status=cand.failure.status, log=cand.failure.log)
-        else:
-            try:
-                stats = _time(worker, cand.bind(wl["axes"]), inputs, req)
-                result.update(status="PASSED", latency_ms=stats["latency_ms"], iqr_ms=stats["iqr_ms"], stats=stats)
-                result.update(_roofline(wl, stats["latency_ms"], ceilings, task["compute_unit"]))
-                if "reference_latency_ms" in result and stats["latency_ms"] > 0:
-                    result["speedup"] = result["reference_latency_ms"] / stats["latency_ms"]
-            except BaseException as exc:  # noqa: BLE001 - candidate code may raise anything
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
-                fail = failure_from(exc, "timing the candidate")
-                result.update(status=fail.status, log=fail.log)
-                if not context_is_healthy(worker.device):
-                    worker.fatal = True
-        if base is not None and base.failure is None and not worker.fatal:
-            try:
-                bstats = _time(worker, base.bind(wl["axes"]), inputs, req)
-                result["baseline_latency_ms"] = bstats["latency_ms"]
-                if result.get("latency_ms"):
-                    result["speedup_vs_baseline"] = bstats["latency_ms"] / result["latency_ms"]
-            except Exception as exc:  # noqa: BLE001
-                result["baseline_error"] = f"{type(exc).__name__}: {exc}"
+        if "candidate" in stats:
+            c = stats["candidate"]
+            result.update(status="PASSED", latency_ms=c["latency_ms"], iqr_ms=c["iqr_ms"], stats=c)
+            result.update(_roofline(wl, c["latency_ms"], ceilings, task["compute_unit"]))
+            if result.get("reference_latency_ms") and c["latency_ms"] > 0:
+                result["speedup"] = result["reference_latency_ms"] / c["latency_ms"]
+        if "baseline" in stats:
+            result["baseline_latency_ms"] = stats["baseline"]["latency_ms"]
+            if result.get("latency_ms"):
+                result["speedup_vs_baseline"] = stats["baseline"]["latency_ms"] / result["latency_ms"]
         del inputs
         worker.emit({"type": "workload", "result": result})
         if worker.fatal:

@@ -12,6 +12,7 @@ the call, no flush, synchronize after the end event, mean over up to 100 calls.
 
 from __future__ import annotations
 
+import gc
 import json
 import statistics
 import time
@@ -78,7 +79,30 @@ class Timer:
             iters = int(max(min_iters, min(max_iters, budget_ms / max(probe, 1e-3))))
             samples = [self._one_flushed(fn, inputs) for _ in range(iters)]
         overhead = self.sync_overhead_ms()
-        net = [max(s - overhead, 0.0) for s in samples]
+        return self._stats([max(s - overhead, 0.0) for s in samples], overhead)
+
+    def interleaved(self, fns: dict[str, Callable[..., Any]], inputs: Sequence[torch.Tensor], *,
+                    budget_ms: float = 500.0, min_iters: int = 10, max_iters: int = 200) -> dict[str, dict[str, Any]]:
+        """Time several callables in alternation (A B A B ...), so clock and thermal drift hit all of them
+        alike and their ratios stay honest; returns per-name statistics as :meth:`flushed` does."""
+        samples: dict[str, list[float]] = {name: [] for name in fns}
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            with torch.no_grad():
+                probes = {name: self.warm_up(fn, inputs) for name, fn in fns.items()}
+                iters = int(max(min_iters, min(max_iters, budget_ms / max(max(probes.values()), 1e-3))))
+                for _ in range(iters):
+                    for name, fn in fns.items():
+                        samples[name].append(self._one_flushed(fn, inputs))
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        overhead = self.sync_overhead_ms()
+        return {name: self._stats([max(s - overhead, 0.0) for s in vals], overhead) for name, vals in samples.items()}
+
+    @staticmethod
+    def _stats(net: list[float], overhead: float) -> dict[str, Any]:
         return {
             "protocol": "flushed",
             "median_ms": statistics.median(net),
@@ -86,7 +110,7 @@ class Timer:
             "q75_ms": _quantile(net, 0.75),
             "iqr_ms": _quantile(net, 0.75) - _quantile(net, 0.25),
             "mean_ms": statistics.fmean(net),
-            "iters": iters,
+            "iters": len(net),
             "sync_overhead_ms": overhead,
         }
 

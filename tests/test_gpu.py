@@ -1,0 +1,63 @@
+"""GPU behaviour of the engine (marked ``gpu``: skipped without one, run through the device tool)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import candidate, seed
+
+from ksearch_agent.engine import Engine
+from ksearch_agent.task import load_task
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.fixture(scope="module")
+def gpu_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    root = tmp_path_factory.mktemp("gpu")
+    with Engine(device="gpu", workdir=root / "w", cache_dir=root / "c") as engine:
+        yield engine
+
+
+def test_trimul_seed_passes_all_tests_and_benchmarks_on_the_gpu(gpu_engine: Engine) -> None:
+    res = gpu_engine.run_correctness(load_task("trimul"), seed("trimul", "triton_simple.py"))
+    assert res.checked == "gpu" and len(res.workloads) == 25
+    assert res.status == "PASSED", [(w.workload, w.status, w.log[:200]) for w in res.workloads if w.status != "PASSED"]
+
+
+def test_gpumode_submission_is_accepted_on_the_gpu(gpu_engine: Engine) -> None:
+    task = load_task("trimul")
+    ids = [w.id for w in task.workloads[:3]]
+    res = gpu_engine.run_correctness(task, seed("trimul", "triton_simple.py", api="gpumode"), ids)
+    assert res.status == "PASSED"
+
+
+def test_profile_times_candidate_and_reference_in_the_same_worker(gpu_engine: Engine) -> None:
+    res = gpu_engine.profile(load_task("rmsnorm"), seed("rmsnorm", "triton_rowwise.py"), ["b4096"])
+    (w,) = res.workloads
+    assert res.measured and "H100" in res.device or res.device
+    assert w.latency_ms and w.reference_latency_ms and w.speedup == pytest.approx(w.reference_latency_ms / w.latency_ms)
+    assert w.plausible and 0 < (w.roofline_fraction or 0) <= 1.1
+    assert res.ceilings["copy_gbps"] > 500 and res.ceilings["bf16_tflops"] > 100
+
+
+def test_cuda_seed_runs_through_nvrtc_and_cuda_core(gpu_engine: Engine) -> None:
+    assert gpu_engine.run_correctness(load_task("rmsnorm"), seed("rmsnorm", "cuda_rowwise.py")).status == "PASSED"
+
+
+def test_illegal_memory_access_kills_only_that_worker(gpu_engine: Engine) -> None:
+    rms = load_task("rmsnorm")
+    starts = gpu_engine.worker("gpu").starts
+    bad = gpu_engine.run_correctness(rms, candidate("rmsnorm_illegal_address.py"), ["b64"])
+    assert bad.status == "RUNTIME_ERROR" and "illegal memory access" in bad.workloads[0].log
+    good = gpu_engine.run_correctness(rms, seed("rmsnorm", "triton_rowwise.py"), ["b64"])
+    assert good.status == "PASSED" and gpu_engine.worker("gpu").starts == starts + 1
+
+
+def test_hanging_kernel_is_killed_and_the_gpu_reused(gpu_engine: Engine, tmp_path: Path) -> None:
+    rms = load_task("rmsnorm")
+    hung = gpu_engine.run_correctness(rms, candidate("rmsnorm_hang.py"), ["b64"], timeout=8)
+    assert hung.status == "TIMEOUT"
+    assert gpu_engine.run_correctness(rms, seed("rmsnorm", "triton_rowwise.py"), ["b64"]).status == "PASSED"
