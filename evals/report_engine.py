@@ -70,8 +70,8 @@ def main(path: str) -> None:
             "- The engine's timing of a steady kernel (the reference) repeats within about 1%; the seed's own "
             "run-to-run variance on this shared machine is several percent (its per-call IQR is 2–10% of the median), "
             "so decisions between candidates closer than ~5% need repeated, interleaved measurement.",
-            "- Small kernels are dominated by host launch overhead, which differs between lent machines: the same "
-            "rmsnorm seed measured 0.019 ms at b1 on an earlier machine the same day and 0.056 ms here.", ""]
+            "- Small kernels are dominated by host launch overhead (the GPU idles while Python launches), which "
+            "differs between lent machines: compare small-shape figures only within one run.", ""]
     out += ["## Benchmarks", "",
             f"- Triton compile of the TriMul seed, cold caches (3 kernels, sm_90a, via the compile worker): "
             f"{r['bench_triton_compile_trimul_cold_s']:.2f} s, of which the compile worker's start "

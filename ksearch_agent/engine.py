@@ -27,6 +27,7 @@ from ksearch_agent.results import (
     CompileResult,
     CorrectnessResult,
     EvalReport,
+    OverallStatus,
     ProfileResult,
     WorkloadCorrectness,
     WorkloadTiming,
@@ -193,21 +194,21 @@ class Engine:
             workloads = task.select(workload_ids, cpu=mode == "cpu", role="correctness" if not workload_ids else None)
             if mode == "cpu" and candidate.language == "cuda":
                 comp = self.compile(task, candidate)
-                status = "UNVERIFIED" if comp.ok else "COMPILE_ERROR"
+                status: OverallStatus = "UNVERIFIED" if comp.ok else "COMPILE_ERROR"
                 note = ("CUDA candidates cannot run without a GPU: compile-checked only (NVRTC, sm_90a); "
                         "correctness was not verified") if comp.ok else "NVRTC compile failed"
-                rows = [] if comp.ok else [WorkloadCorrectness(workload=w.id, status="COMPILE_ERROR",
-                                                               log="\n".join(comp.errors)[-3000:]) for w in workloads]
-                return CorrectnessResult(status=status, checked="compile_only", device="cpu", workloads=rows,
+                failed = [] if comp.ok else [WorkloadCorrectness(workload=w.id, status="COMPILE_ERROR",
+                                                                 log="\n".join(comp.errors)[-3000:]) for w in workloads]
+                return CorrectnessResult(status=status, checked="compile_only", device="cpu", workloads=failed,
                                          note=note, seconds=time.perf_counter() - t0)
             if mode == "cpu" and candidate.language == "triton":
                 # The interpreter skips the compiler's checks: a real sm_90a compile comes first.
                 comp = self.compile(task, candidate)
                 if comp.status == "COMPILE_ERROR":
-                    rows = [WorkloadCorrectness(workload=w.id, status="COMPILE_ERROR",
-                                                log="\n".join(comp.errors)[-3000:]) for w in workloads]
+                    failed = [WorkloadCorrectness(workload=w.id, status="COMPILE_ERROR",
+                                                  log="\n".join(comp.errors)[-3000:]) for w in workloads]
                     return CorrectnessResult(status="COMPILE_ERROR", checked="interpreter", device=self.device_name,
-                                             workloads=rows, note="sm_90a compile failed",
+                                             workloads=failed, note="sm_90a compile failed",
                                              seconds=time.perf_counter() - t0)
             request = {"op": "correctness", "task": task.worker_spec(),
                        "candidate": {"path": str(self._candidate_path(candidate)), "api": candidate.api},
@@ -221,8 +222,7 @@ class Engine:
             if mode == "cpu":
                 note = ("checked on the CPU under the Triton interpreter (CPU workloads only: "
                         f"{', '.join(w.id for w in workloads)}); speed not measured")
-            status = worst_status([r.status for r in results])
-            res = CorrectnessResult(status=status, checked="gpu" if mode == "gpu" else "interpreter",
+            res = CorrectnessResult(status=worst_status([r.status for r in results]), checked="gpu" if mode == "gpu" else "interpreter",
                                     device=self.device_name, workloads=results, note=note,
                                     seconds=time.perf_counter() - t0)
             log.info("correctness", status=res.status, workloads=len(results), seconds=round(res.seconds, 2))

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import ast
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
-_FUNCS = {"sqrt": math.sqrt, "min": min, "max": max, "ceil": math.ceil, "floor": math.floor, "log2": math.log2}
+_FUNCS: dict[str, Callable[..., float]] = {"sqrt": math.sqrt, "min": min, "max": max, "ceil": math.ceil, "floor": math.floor, "log2": math.log2}
 _BINOPS = {
     ast.Add: lambda a, b: a + b,
     ast.Sub: lambda a, b: a - b,

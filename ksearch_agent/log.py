@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -15,7 +16,7 @@ import structlog
 _configured = False
 
 
-def _ensure_keys(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _ensure_keys(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in ("task", "candidate", "stage"):
         event.setdefault(key, None)
     return event

@@ -16,7 +16,8 @@ SEVERITY: dict[str, int] = {"PASSED": 0, "UNVERIFIED": 1, "INCORRECT_NUMERICAL":
                             "INCORRECT_SHAPE": 4, "RUNTIME_ERROR": 5, "TIMEOUT": 6, "COMPILE_ERROR": 7}
 
 
-def worst_status(statuses: list[str]) -> str:
+def worst_status(statuses: list[Status]) -> OverallStatus:
+    """PASSED only when every workload passed (and there was at least one)."""
     return max(statuses, key=lambda s: SEVERITY.get(s, 5)) if statuses else "UNVERIFIED"
 
 

@@ -144,7 +144,7 @@ class Workload(_Strict):
     axes: dict[str, int]
     seed: int | None = None
     inputs: dict[str, InputInit] = Field(default_factory=dict)
-    roles: list[Role] = Field(default_factory=lambda: ["correctness", "benchmark"])
+    roles: list[Role] = Field(default_factory=lambda: list[Role](["correctness", "benchmark"]))
     cpu: bool = False
 
 

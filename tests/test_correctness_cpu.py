@@ -84,3 +84,11 @@ def test_interpreter_bf16_dot_is_made_exact(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert float(out.stdout.strip()) < 1e-4
+
+
+def test_gpumode_submission_is_accepted_for_trimul_on_the_cpu_subset(cpu_engine: Engine) -> None:
+    cand = candidate("trimul_gpumode_only.py")
+    assert cand.api == "gpumode"
+    res = cpu_engine.run_correctness(load_task("trimul"), cand)
+    assert res.status == "PASSED" and len(res.workloads) == 3
+    assert all(w.max_abs_error is not None and w.max_abs_error < 0.02 for w in res.workloads)

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from ksearch_agent.worker.compare import check_output
-from ksearch_agent.worker.inputs import make_inputs, derive_seed
+from ksearch_agent.worker.inputs import derive_seed, make_inputs
 from ksearch_agent.worker.session import (
     as_tuple,
     context_is_healthy,

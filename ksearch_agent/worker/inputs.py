@@ -22,13 +22,13 @@ def derive_seed(secret: int, *parts: object) -> int:
 
 def make_tensor(spec: dict[str, Any], gen: torch.Generator, device: torch.device) -> torch.Tensor:
     shape, dtype, kind, p = spec["shape"], DTYPES[spec["dtype"]], spec["kind"], spec["params"]
-    f32 = {"device": device, "dtype": torch.float32, "generator": gen}
+    f32 = torch.float32
     if kind == "normal":
-        t = torch.randn(shape, **f32) * (p["std"] * p["scale"]) + p["mean"]
+        t = torch.randn(shape, device=device, dtype=f32, generator=gen) * (p["std"] * p["scale"]) + p["mean"]
     elif kind == "uniform":
-        t = (torch.rand(shape, **f32) * (p["high"] - p["low"]) + p["low"]) * p["scale"]
+        t = (torch.rand(shape, device=device, dtype=f32, generator=gen) * (p["high"] - p["low"]) + p["low"]) * p["scale"]
     elif kind == "cauchy":
-        t = p["scale"] * torch.tan(math.pi * (torch.rand(shape, **f32) - 0.5))
+        t = p["scale"] * torch.tan(math.pi * (torch.rand(shape, device=device, dtype=f32, generator=gen) - 0.5))
     elif kind in ("int_range", "index"):
         t = torch.randint(int(p["low"]), int(p["high"]), shape, device=device, generator=gen)
     elif kind == "mask01":

@@ -156,29 +156,30 @@ def measure_ceilings(device: torch.device) -> dict[str, Any]:
             times.append(s.elapsed_time(e))
         return statistics.median(times)
 
-    n_bytes = 1 << 30
-    src = torch.empty(n_bytes, dtype=torch.uint8, device=device).random_()
-    dst = torch.empty_like(src)
-    copy_ms = best_ms(lambda: dst.copy_(src))
-    del src, dst
-    n = 8192
-    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
-    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
-    bf16_ms = best_ms(lambda: a @ b)
-    a32, b32 = a.float(), b.float()
-    del a, b
+    def copy_ms(n_bytes: int) -> float:
+        src = torch.empty(n_bytes, dtype=torch.uint8, device=device).random_()
+        dst = torch.empty_like(src)
+        return best_ms(lambda: dst.copy_(src))
+
+    def gemm_ms(n: int, dtype: torch.dtype, reps: int) -> float:
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
+        return best_ms(lambda: a @ b, reps=reps)
+
+    n_bytes, n = 1 << 30, 8192
+    copy = copy_ms(n_bytes)
+    bf16_ms = gemm_ms(n, torch.bfloat16, 10)
     saved = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False
     try:
-        fp32_ms = best_ms(lambda: a32 @ b32, reps=5)
+        fp32_ms = gemm_ms(n, torch.float32, 5)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = saved
-    del a32, b32
     torch.cuda.empty_cache()
     return {
         "device": torch.cuda.get_device_name(device),
         "torch": torch.__version__,
-        "copy_gbps": 2 * n_bytes / copy_ms / 1e6,
+        "copy_gbps": 2 * n_bytes / copy / 1e6,
         "bf16_tflops": 2 * n**3 / bf16_ms / 1e9,
         "fp32_tflops": 2 * n**3 / fp32_ms / 1e9,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
