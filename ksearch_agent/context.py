@@ -1,0 +1,36 @@
+"""Runtime settings of a kernel search (LangGraph ``context_schema``; Studio renders it as a form)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(kw_only=True)
+class SearchContext:
+    """Everything a run can be tuned by; none of it is stored in graph state."""
+
+    model: str | None = field(default_factory=lambda: os.environ.get("KSEARCH_MODEL"),
+                              metadata={"description": "chat model name on the endpoint (None: no LLM)"})
+    base_url: str | None = field(default_factory=lambda: os.environ.get("KSEARCH_BASE_URL"),
+                                 metadata={"description": "OpenAI-compatible endpoint (vLLM, SGLang, Ollama, ...)"})
+    api_key_env: str = field(default="OPENAI_API_KEY", metadata={"description": "env var holding the API key"})
+    temperature: float = 0.2
+    reasoning_effort: str | None = None
+    policy: Literal["llm", "playbook"] = "llm"
+    max_rounds: int = field(default=5, metadata={"description": "search cycles (one action each)"})
+    stagnation_window: int = 5
+    max_difficulty: int = 4
+    max_repairs: int = 3
+    max_tool_calls: int = field(default=4, metadata={"description": "coder tool calls per attempt"})
+    language: Literal["triton", "cuda"] = "triton"
+    max_wall_s: float | None = None
+    max_tokens: int | None = None
+    budget_usd: float | None = None
+    price_table: str | None = field(default=None, metadata={"description": "JSON file of USD per 1M tokens"})
+    runs_root: str = "runs"
+    device: Literal["auto", "gpu", "cpu"] = "auto"
+    trials: int = 2
+    llm_timeout_s: float = 600.0
+    recursion_limit: int = 400

@@ -1,0 +1,1 @@
+"""LLM plumbing: robust parsing of model answers, token/cost accounting."""

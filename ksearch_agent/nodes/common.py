@@ -1,0 +1,48 @@
+"""What every node needs: the task, the policy, the run store, and progress events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.config import get_stream_writer
+
+from ksearch_agent.context import SearchContext
+from ksearch_agent.llm.chat import chat_model_for
+from ksearch_agent.llm.usage import PriceTable
+from ksearch_agent.policy import Policy
+from ksearch_agent.resources import store_for
+from ksearch_agent.state import SearchState
+from ksearch_agent.store import RunStore
+from ksearch_agent.task import Task, load_task
+
+
+def policy_for(ctx: SearchContext) -> Policy:
+    if ctx.policy == "playbook":
+        from ksearch_agent.playbook_policy import PlaybookPolicy  # type: ignore[import-not-found]
+
+        return PlaybookPolicy()  # type: ignore[no-any-return]
+    from ksearch_agent.llm_policy import LLMPolicy
+
+    prices = PriceTable.from_file(ctx.price_table) if ctx.price_table else PriceTable()
+    return LLMPolicy(chat_model_for(ctx), ctx.model or "", prices)
+
+
+def task_of(state: SearchState) -> Task:
+    spec = state.get("task_name") or state["task"]
+    if isinstance(spec, dict):
+        spec = spec.get("directory") or spec["name"]
+    return load_task(str(spec))
+
+
+def store_of(state: SearchState) -> RunStore:
+    return store_for(state["run_dir"])
+
+
+def emit(state: SearchState, kind: str, **data: Any) -> None:
+    """A progress event: to the caller's stream (custom mode) and to the run's event log."""
+    event = {"event": kind, "round": state.get("round", 0), **data}
+    try:
+        get_stream_writer()(event)
+    except RuntimeError:  # not running inside a graph (direct calls in tests)
+        pass
+    store_of(state).log_event(state.get("round", 0), kind, data)

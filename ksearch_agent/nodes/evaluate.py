@@ -1,0 +1,41 @@
+"""evaluate: full correctness and profile through the engine; the record is stored before routing on.
+
+Idempotent: a candidate already evaluated in this run (say, before a crash) is not evaluated again.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from langgraph.runtime import Runtime
+from langgraph.types import Command
+
+from ksearch_agent.context import SearchContext
+from ksearch_agent.nodes.common import emit, store_of, task_of
+from ksearch_agent.resources import engine_for
+from ksearch_agent.search_logic import attempt_from_report, beats, is_improvement, next_after_attempt
+from ksearch_agent.state import SearchState
+
+
+def evaluate(state: SearchState, runtime: Runtime[SearchContext]) -> Command[Literal["repair", "world_model_update"]]:
+    ctx = runtime.context or SearchContext()
+    store, task = store_of(state), task_of(state)
+    cand_id = state["pending"] or ""
+    report = store.get_evaluation(cand_id)
+    if report is None:
+        report = engine_for(ctx.device).evaluate(task, store.load_candidate(cand_id), trials=ctx.trials)
+        store.save_evaluation(report)
+    attempt = attempt_from_report(report, state.get("pending_origin", "coder"))
+    attempts = state.get("attempts", [])
+    improved = is_improvement(attempts, attempt)
+    emit(state, "evaluated", candidate_id=cand_id, status=attempt["status"],
+         geomean_speedup=attempt["geomean_speedup"], checked=report.correctness.checked)
+    update: dict = {"attempts": [*attempts, attempt], "no_improve": 0 if improved else state.get("no_improve", 0) + 1,
+                    "pending": None}
+    if beats(state.get("best"), attempt):
+        update["best"] = {"candidate_id": cand_id, "node_id": state.get("action_id"), "round": state.get("round", 0),
+                          "geomean_speedup": attempt["geomean_speedup"],
+                          "geomean_latency_ms": attempt["geomean_latency_ms"], "language": ctx.language,
+                          "files_dir": str(store.run_dir / "candidates" / cand_id)}
+        emit(state, "new_best", **update["best"])
+    return Command(goto=next_after_attempt({**state, **update}, ctx), update=update)  # type: ignore[typeddict-item]

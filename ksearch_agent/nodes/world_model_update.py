@@ -1,0 +1,50 @@
+"""world_model_update: attach the cycle's best passing attempt (or mark the action too hard), then let the
+policy revise the tree with a validated edit script; snapshot everything."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from langgraph.runtime import Runtime
+from langgraph.types import Command
+
+from ksearch_agent.context import SearchContext
+from ksearch_agent.llm.chat import is_retryable
+from ksearch_agent.llm.usage import UsageLedger
+from ksearch_agent.nodes.common import emit, policy_for, store_of, task_of
+from ksearch_agent.policy import CycleOutcome
+from ksearch_agent.search_logic import best_attempt
+from ksearch_agent.state import SearchState
+from ksearch_agent.world_model import Solution, WorldModel
+
+
+def world_model_update(state: SearchState, runtime: Runtime[SearchContext]) -> Command[Literal["planner"]]:
+    ctx = runtime.context or SearchContext()
+    store, task = store_of(state), task_of(state)
+    wm = WorldModel.model_validate(state["world_model"])
+    action_id = state["action_id"] or ""
+    attempts = state.get("attempts", [])
+    best = best_attempt(attempts)
+    if best is not None:
+        wm.attach_solution(action_id, Solution(candidate_id=best["candidate_id"], geomean_speedup=best["geomean_speedup"],
+                                               geomean_latency_ms=best["geomean_latency_ms"],
+                                               round=state.get("round", 0)))
+    else:
+        reason = attempts[-1]["log"].splitlines()[0][:200] if attempts and attempts[-1]["log"] else "no attempt passed"
+        wm.mark_too_hard(action_id, reason)
+    ledger = UsageLedger.model_validate(state.get("usage") or {})
+    outcome = CycleOutcome(action=wm.node(action_id), parent_speedup=state.get("parent_speedup"),
+                           attempts=attempts, best=best)
+    try:
+        ops, problems = policy_for(ctx).update_world_model(task, wm, outcome, ledger)
+    except Exception as exc:
+        if is_retryable(exc):
+            raise
+        ops, problems = [], [f"world-model update failed, tree left as it was: {type(exc).__name__}: {exc}"]
+    report = wm.apply(ops, max_inserts=3)
+    dropped = [*problems, *report.dropped]
+    store.save_snapshot(state.get("round", 0), wm.snapshot(), f"after action {action_id}")
+    store.save_usage(state.get("round", 0), ledger.model_dump())
+    emit(state, "world_model_updated", action_id=action_id, solved=best is not None, applied=report.applied,
+         dropped=dropped, tokens=ledger.total_tokens, cost_usd=ledger.cost_usd)
+    return Command(goto="planner", update={"world_model": wm.snapshot(), "usage": ledger.model_dump()})

@@ -1,0 +1,96 @@
+"""What the search graph asks of a policy, the LLM-facing steps, as plain typed calls.
+
+Two policies implement it: the LLM policy (``llm_policy.py``) and the deterministic playbook policy.
+The graph's nodes only route and record; every decision that needs judgement goes through here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ksearch_agent.llm.usage import UsageLedger
+from ksearch_agent.state import Attempt
+from ksearch_agent.task import Task
+from ksearch_agent.world_model import EditOp, Node, WorldModel
+
+
+@dataclass
+class CodeRequest:
+    task: Task
+    language: str
+    action: Node
+    parent_files: dict[str, str] | None
+    parent_speedup: float | None
+    transcript: list[dict[str, Any]] = field(default_factory=list)
+    tool_budget: int = 0
+
+
+@dataclass
+class RepairRequest:
+    task: Task
+    language: str
+    action: Node
+    files: dict[str, str]
+    attempt: Attempt
+    parent_speedup: float | None
+
+
+@dataclass
+class CoderTurn:
+    """Either complete files, or tool calls to run first; ``error`` when the answer was unusable."""
+
+    files: dict[str, str] | None = None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    transcript: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class CycleOutcome:
+    action: Node
+    parent_speedup: float | None
+    attempts: list[Attempt]
+    best: Attempt | None
+
+
+class Policy(Protocol):
+    name: str
+
+    def initial_world_model(self, task: Task, language: str, ledger: UsageLedger) -> WorldModel: ...
+
+    def propose_actions(self, task: Task, wm: WorldModel, max_new: int, ledger: UsageLedger) -> list[EditOp]: ...
+
+    def coder_turn(self, req: CodeRequest, ledger: UsageLedger) -> CoderTurn: ...
+
+    def repair(self, req: RepairRequest, ledger: UsageLedger) -> CoderTurn: ...
+
+    def update_world_model(self, task: Task, wm: WorldModel, outcome: CycleOutcome,
+                           ledger: UsageLedger) -> tuple[list[EditOp], list[str]]: ...
+
+
+def task_brief(task: Task, language: str) -> str:
+    """The task as an LLM should see it: definition, workloads, tolerance and the PyTorch reference."""
+    d = task.definition
+    lines = [f"name: {d.name} ({d.op_type})", f"description: {d.description}",
+             "axes: " + ", ".join(f"{n}={a.value}" if a.type == "const" else f"{n} (varies)" for n, a in d.axes.items()),
+             "inputs (in run() order): " + "; ".join(f"{n}[{', '.join(map(str, s.shape))}] {s.dtype}"
+                                                     for n, s in d.inputs.items()),
+             "outputs: " + "; ".join(f"{n}[{', '.join(map(str, s.shape))}] {s.dtype}" for n, s in d.outputs.items()),
+             f"tolerance: rtol={d.tolerance.rtol}, atol={d.tolerance.atol} (an element fails only if both are exceeded)",
+             f"flops: {d.flops}; minimal bytes: {d.bytes}",
+             "constraints: " + "; ".join(d.constraints),
+             "benchmark workloads: " + "; ".join(json.dumps(w.axes) for w in task.select(role="benchmark")),
+             f"language for this search: {language}", "", "PyTorch reference (reference.py):", "```python",
+             task.reference_path.read_text().strip(), "```"]
+    return "\n".join(lines)
+
+
+def format_files(files: dict[str, str]) -> str:
+    fences = {".cu": "cuda", ".cuh": "cuda", ".py": "python"}
+    out = []
+    for name, text in files.items():
+        lang = next((v for k, v in fences.items() if name.endswith(k)), "")
+        out.append(f"`{name}`:\n```{lang}\n{text.rstrip()}\n```")
+    return "\n\n".join(out)

@@ -1,0 +1,88 @@
+"""Running, resuming and inspecting searches with durable checkpoints in the run directory."""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+from ksearch_agent.context import SearchContext
+from ksearch_agent.graphs.kernel_search import build_kernel_search_graph, recursion_limit
+from ksearch_agent.resources import store_for
+
+EventSink = Callable[[dict[str, Any]], None]
+
+
+def new_run_id(task_name: str) -> str:
+    return f"{task_name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+def _graph(run_dir: Path) -> tuple[Any, sqlite3.Connection]:
+    conn = sqlite3.connect(run_dir / "checkpoints.sqlite", check_same_thread=False)
+    return build_kernel_search_graph(checkpointer=SqliteSaver(conn)), conn
+
+
+def _drive(graph: Any, payload: dict[str, Any] | None, config: dict[str, Any], ctx: SearchContext,
+           on_event: EventSink | None) -> dict[str, Any]:
+    for chunk in graph.stream(payload, config, context=ctx, stream_mode="custom"):
+        if on_event is not None and isinstance(chunk, dict):
+            on_event(chunk)
+    return dict(graph.get_state(config).values)
+
+
+def run_search(task: str, ctx: SearchContext, *, seed_code: dict[str, str] | str | None = None,
+               run_id: str | None = None, on_event: EventSink | None = None) -> dict[str, Any]:
+    """Start a search; everything lands in ``<runs_root>/<run_id>/`` (SQLite record + checkpoints)."""
+    run_id = run_id or new_run_id(Path(task).name)
+    run_dir = Path(ctx.runs_root).resolve() / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    store = store_for(run_dir)
+    store.set_meta("context", dataclasses.asdict(ctx))
+    store.set_meta("run_id", run_id)
+    graph, conn = _graph(run_dir)
+    try:
+        config = {"configurable": {"thread_id": run_id}, "recursion_limit": recursion_limit(ctx)}
+        return _drive(graph, {"task": task, "seed_code": seed_code, "run_id": run_id}, config, ctx, on_event)
+    finally:
+        conn.close()
+
+
+def resolve_run_dir(run: str, runs_root: str = "runs") -> Path:
+    path = Path(run)
+    if path.is_dir():
+        return path.resolve()
+    candidate = Path(runs_root) / run
+    if candidate.is_dir():
+        return candidate.resolve()
+    raise FileNotFoundError(f"no run directory {run!r} (looked in . and {runs_root}/)")
+
+
+def load_context(run_dir: Path, **overrides: Any) -> SearchContext:
+    saved = store_for(run_dir).get_meta("context") or {}
+    fields = {f.name for f in dataclasses.fields(SearchContext)}
+    values = {k: v for k, v in saved.items() if k in fields}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    values["runs_root"] = str(run_dir.parent)
+    return SearchContext(**values)
+
+
+def resume_search(run: str | Path, *, on_event: EventSink | None = None, **overrides: Any) -> dict[str, Any]:
+    """Continue a run from its last checkpoint (after a crash, kill -9 or Ctrl-C)."""
+    run_dir = resolve_run_dir(str(run))
+    ctx = load_context(run_dir, **overrides)
+    run_id = store_for(run_dir).get_meta("run_id") or run_dir.name
+    graph, conn = _graph(run_dir)
+    try:
+        config = {"configurable": {"thread_id": run_id}, "recursion_limit": recursion_limit(ctx)}
+        snapshot = graph.get_state(config)
+        if not snapshot.next:
+            return dict(snapshot.values)  # already finished: nothing to do
+        return _drive(graph, None, config, ctx, on_event)
+    finally:
+        conn.close()

@@ -1,0 +1,64 @@
+"""Graph state: plain JSON-able data only. Sources, logs and reports live in the run directory by id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from typing_extensions import NotRequired, TypedDict
+
+
+class SearchInput(TypedDict):
+    """What a caller (or a parent graph) passes in."""
+
+    task: str | dict[str, Any]
+    seed_code: NotRequired[dict[str, str] | str | None]
+    messages: NotRequired[list[Any]]
+    run_id: NotRequired[str | None]
+
+
+class SearchOutput(TypedDict):
+    """What a caller gets back."""
+
+    best: dict[str, Any] | None
+    eval_summary: dict[str, Any] | None
+    world_model: dict[str, Any]
+    status: str
+    run_dir: str
+    lineage: list[dict[str, Any]]
+
+
+class Attempt(TypedDict):
+    candidate_id: str
+    origin: str  # "coder" or "repair"
+    status: str
+    geomean_speedup: float | None
+    geomean_latency_ms: float | None
+    log: str
+
+
+class SearchState(TypedDict, total=False):
+    task: str | dict[str, Any]
+    seed_code: dict[str, str] | str | None
+    messages: list[Any]
+    run_id: str | None
+    run_dir: str
+    task_name: str
+    started_at: float
+    seed_candidate: str | None
+    world_model: dict[str, Any]
+    round: int
+    action_id: str | None
+    parent_candidate: str | None
+    parent_speedup: float | None
+    attempts: list[Attempt]
+    no_improve: int
+    pending: str | None
+    pending_origin: str
+    pending_tool_calls: list[dict[str, Any]]
+    coder_transcript: list[dict[str, Any]]
+    tool_calls_used: int
+    best: dict[str, Any] | None
+    eval_summary: dict[str, Any] | None
+    usage: dict[str, Any]
+    status: str
+    lineage: list[dict[str, Any]]
