@@ -145,5 +145,144 @@ def eval_cmd(
     raise typer.Exit(0 if report.status == "PASSED" else 1)
 
 
+def _search_finished(final: dict[str, object]) -> None:
+    best = final.get("best") or {}
+    console.print(f"status: {final.get('status')} · run directory: {final.get('run_dir')}")
+    if isinstance(best, dict) and best:
+        speed = best.get("geomean_speedup")
+        console.print(f"best candidate {best.get('candidate_id')} (action {best.get('node_id')}, round "
+                      f"{best.get('round')}): " + (f"{speed:.3f}x the reference" if isinstance(speed, float)
+                                                   else "passes; speed not measured on this machine"))
+        console.print(f"sources: {best.get('files_dir')}")
+    else:
+        console.print("no passing candidate")
+
+
+@app.command("run")
+def run_cmd(
+    task: Annotated[str, typer.Argument(help="bundled task name or a task directory")],
+    model: Annotated[str | None, typer.Option(help="chat model name (env KSEARCH_MODEL)")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint (vLLM, SGLang, Ollama)")] = None,
+    api_key_env: Annotated[str, typer.Option(help="env var holding the API key")] = "OPENAI_API_KEY",
+    policy: Annotated[str, typer.Option(help="llm | playbook")] = "llm",
+    rounds: Annotated[int, typer.Option(min=1, help="search cycles")] = 5,
+    language: Annotated[str, typer.Option(help="triton | cuda")] = "triton",
+    budget_usd: Annotated[float | None, typer.Option(help="stop when the LLM cost passes this")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="stop when LLM tokens pass this")] = None,
+    max_wall_s: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
+    max_repairs: Annotated[int, typer.Option(min=0)] = 3,
+    runs_root: Annotated[str, typer.Option(help="where run directories go")] = "runs",
+    device: Annotated[str, typer.Option(help="auto | gpu | cpu")] = "auto",
+    seed: Annotated[Path | None, typer.Option(help="a candidate .py to start root actions from")] = None,
+) -> None:
+    """Search for a fast kernel for TASK; the run directory keeps everything (resume with `ksearch resume`)."""
+    from rich.live import Live
+
+    from ksearch_agent.context import SearchContext
+    from ksearch_agent.runner import new_run_id, run_search
+
+    for name, value, allowed in (("--policy", policy, ("llm", "playbook")), ("--language", language, ("triton", "cuda")),
+                                 ("--device", device, ("auto", "gpu", "cpu"))):
+        if value not in allowed:
+            raise typer.BadParameter(f"must be one of {', '.join(allowed)}", param_hint=name)
+    try:
+        t = load_task(task)
+    except TaskFileError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    ctx = SearchContext(policy=policy, max_rounds=rounds, language=language, budget_usd=budget_usd,  # type: ignore[arg-type]
+                        max_tokens=max_tokens, max_wall_s=max_wall_s, max_repairs=max_repairs, runs_root=runs_root,
+                        device=device, api_key_env=api_key_env)  # type: ignore[arg-type]
+    if model:
+        ctx.model = model
+    if base_url:
+        ctx.base_url = base_url
+    if ctx.policy == "llm" and not ctx.model:
+        err_console.print("[red]no model configured.[/red] Pass --model NAME (and --base-url URL for vLLM, SGLang or "
+                          "Ollama) or set KSEARCH_MODEL; or run without an LLM: --policy playbook.")
+        raise typer.Exit(2)
+    seed_code = None
+    if seed is not None:
+        seed_code = {p.name: p.read_text() for p in [seed] + [q for q in seed.parent.glob("*.cu") if q.name in seed.read_text()]}
+    from ksearch_agent.live_view import LiveView
+
+    view = LiveView(t.name)
+    run_id = new_run_id(t.name)
+    err_console.print(f"run {run_id} → {Path(runs_root) / run_id}  (policy {ctx.policy}"
+                      + (f", model {ctx.model}" if ctx.policy == "llm" else "") + ")")
+    with Live(view.render(), console=err_console, refresh_per_second=4, transient=False) as live:
+        def on_event(ev: dict[str, object]) -> None:
+            view.on_event(ev)
+            live.update(view.render())
+
+        final = run_search(t.name if t.directory.parent.name == "tasks" else str(t.directory), ctx,
+                           seed_code=seed_code, run_id=run_id, on_event=on_event)
+    _search_finished(final)
+    raise typer.Exit(0 if final.get("best") else 1)
+
+
+@app.command("resume")
+def resume_cmd(run: Annotated[str, typer.Argument(help="run directory or run id under runs/")]) -> None:
+    """Continue an interrupted run from its last checkpoint; nothing evaluated is lost or redone."""
+    from rich.live import Live
+
+    from ksearch_agent.live_view import LiveView
+    from ksearch_agent.runner import resolve_run_dir, resume_search
+
+    try:
+        run_dir = resolve_run_dir(run)
+    except FileNotFoundError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    view = LiveView(run_dir.name)
+    with Live(view.render(), console=err_console, refresh_per_second=4) as live:
+        def on_event(ev: dict[str, object]) -> None:
+            view.on_event(ev)
+            live.update(view.render())
+
+        final = resume_search(run_dir, on_event=on_event)
+    _search_finished(final)
+    raise typer.Exit(0 if final.get("best") else 1)
+
+
+@app.command("show")
+def show_cmd(run: Annotated[str, typer.Argument(help="run directory or run id under runs/")]) -> None:
+    """Best kernel, its eval table, every candidate, and the world model as an indented outline."""
+    from ksearch_agent.resources import store_for
+    from ksearch_agent.runner import resolve_run_dir
+    from ksearch_agent.world_model import WorldModel
+
+    try:
+        run_dir = resolve_run_dir(run)
+    except FileNotFoundError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    store = store_for(run_dir)
+    rows = store.candidates()
+    table = Table(title=f"candidates of {run_dir.name} (task {store.get_meta('task')})")
+    for col in ("id", "round", "action", "origin", "attempt", "status", "speedup"):
+        table.add_column(col)
+    for r in rows:
+        sp = r["geomean_speedup"]
+        table.add_row(r["id"], str(r["round"]), str(r["action_node"]), r["origin"], str(r["attempt"]),
+                      str(r["status"]), "—" if sp is None else f"{sp:.3f}x")
+    console.print(table)
+    passed = [r for r in rows if r["status"] == "PASSED"]
+    if passed:
+        best = max(passed, key=lambda r: r["geomean_speedup"] or 0.0)
+        report = store.get_evaluation(best["id"])
+        if report is not None:
+            console.print(f"[bold]best kernel[/bold] {best['id']}: {run_dir / 'candidates' / best['id']}")
+            _print_report(report)
+            cand = store.load_candidate(best["id"])
+            console.print(cand.files[cand.entry][:3000])
+    else:
+        console.print("no passing candidate yet")
+    snaps = store.snapshots()
+    if snaps:
+        console.print(f"[bold]world model[/bold] ({snaps[-1]['note']}, round {snaps[-1]['round']}):")
+        console.print(WorldModel.model_validate(snaps[-1]["world_model"]).outline(), markup=False, highlight=False)
+
+
 if __name__ == "__main__":
     app()

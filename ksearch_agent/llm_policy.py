@@ -88,7 +88,8 @@ class LLMPolicy:
                                'the JSON {"ops": [...]}')
         except (ParseError, WorldModelError):
             return []
-        return [op for op in ops if isinstance(op, InsertNode)][:max_new]
+        inserts: list[EditOp] = [op for op in ops if isinstance(op, InsertNode)]
+        return inserts[:max_new]
 
     # -- coder and repair ---------------------------------------------------------------------------
 

@@ -101,12 +101,12 @@ def _repair(text: str) -> str:
     Handles ``//`` and ``/* */`` comments, trailing commas before ``}``/``]`` and Python's True/False/None.
     Keeping positions unchanged means a remaining JSON error points at the same place in the original text.
     """
-    text = _COMMENT.sub(lambda m: m.group(1) or _blank(m), text)
+    text = _COMMENT.sub(lambda m: m.group(1) if m.group(1) is not None else _blank(m), text)
 
     def fix(m: re.Match[str]) -> str:
-        if m.group(1):
+        if m.group(1) is not None:
             return m.group(1)
-        if m.group(2):
+        if m.group(2) is not None:
             return _PY_LITERALS[m.group(2)]
         return " "
 
@@ -124,31 +124,38 @@ def _load(snippet: str) -> Any:
         return json.loads(repaired, strict=False)
 
 
-def _balanced_end(text: str, start: int, budget: list[int]) -> int | None:
-    """End index of the bracketed span opening at ``text[start]``, or None when it never closes properly."""
-    stack: list[str] = []
+def _match_brackets(text: str, start: int, ends: dict[int, int | None], budget: list[int]) -> None:
+    """Record in ``ends`` where each bracket opened from ``start`` on closes (None: never properly).
+
+    One linear pass serves every opening bracket that is a token boundary of the scan from ``start`` (the scan
+    from such a bracket would see exactly the same tokens), so answers full of code brackets stay linear.
+    A mismatched closer or an unterminated string fails every bracket still open.
+    """
+    stack: list[int] = []
     for m in _SCAN.finditer(text, start):
         budget[0] -= 1
         if budget[0] < 0:
-            return None
+            break
         token = m.group(0)
         if token in ("{", "["):
-            stack.append(_PAIRS[token])
+            stack.append(m.start())
         elif token in ("}", "]"):
-            if not stack or stack.pop() != token:
-                return None
-            if not stack:
-                return m.end()
+            if stack and _PAIRS[text[stack[-1]]] == token:
+                ends[stack.pop()] = m.end()
+            else:
+                ends.update(dict.fromkeys(stack))
+                stack.clear()
         elif token == '"':
-            return None
-    return None
+            ends.update(dict.fromkeys(stack))
+            stack.clear()
+    ends.update(dict.fromkeys(stack))
 
 
 class _JsonSearch:
     """Yields the JSON objects/arrays found in an answer, in priority order, remembering the first parse error."""
 
     def __init__(self, text: str) -> None:
-        self.text = text.replace("\r\n", "\n")
+        self.text = text.replace("\r\n", "\n").replace("\r", "\n")
         self.error: str | None = None
 
     def _try(self, snippet: str, offset: int) -> tuple[bool, Any]:
@@ -161,6 +168,8 @@ class _JsonSearch:
                 col = pos - (self.text.rfind("\n", 0, pos) + 1) + 1
                 near = self.text[max(0, pos - 20):pos + 20].replace("\n", "\\n")
                 self.error = f"JSON parse error at line {line} col {col}: {err.msg} (near {near!r})"
+            return False, None
+        except RecursionError:  # absurdly deep nesting: not an answer worth recovering
             return False, None
         return isinstance(value, dict | list), value
 
@@ -180,13 +189,16 @@ class _JsonSearch:
                 if ok:
                     yield value
         budget = [_MAX_SCAN_TOKENS]
+        ends: dict[int, int | None] = {}
         position = 0
         for m in re.finditer(r"[\[{]", text):
             if m.start() < position:
                 continue
-            end = _balanced_end(text, m.start(), budget)
-            if budget[0] < 0:
-                return
+            if m.start() not in ends:
+                if budget[0] < 0:
+                    return
+                _match_brackets(text, m.start(), ends, budget)
+            end = ends.get(m.start())
             if end is None:
                 continue
             ok, value = self._try(text[m.start():end], m.start())
@@ -258,7 +270,10 @@ _PY_EXT = {"py"}
 _CUDA_EXT = {"cu", "cuh", "cpp", "cc", "cxx", "c", "h", "hpp"}
 _FILE_LIKE = re.compile(r"[\w.\\/-]+\.(\w+)")
 _INFO_ATTR = re.compile(r"""\b(?:title|file|filename|name|path)\s*=\s*["']?([^"'\s}]+)""", re.I)
-_FILE_COMMENT = re.compile(r"^\s*(?:#|//|/\*)\s*(?:file|filename|file name|path)\s*:\s*(\S+?)\s*(?:\*/)?\s*$", re.I)
+# "# file: run.py", "// filename: k.cu", "/* file: k.cu */" and a bare "# run.py" as the first line of a block.
+_FILE_COMMENT = re.compile(
+    r"^\s*(?:#|//|/\*)\s*(?:(?:file|filename|file name|path)\s*:\s*)?(\S+?)\s*(?:\*/)?\s*$", re.I
+)
 _CAPTION_PREFIX = re.compile(r"^(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+)")
 _CAPTION_LABEL = re.compile(r"(?:file(?:\s*name)?|filename|path)\s*:\s*(.+)", re.I)
 _BACKTICKED = re.compile(r"`([^`\s]+)`")
@@ -353,20 +368,22 @@ def extract_code_files(
 ) -> dict[str, str]:
     """Pull complete source files out of a model answer, keyed by plain file name (``entry`` first).
 
-    File names come from the fence info string (```python run.py, ```cuda title="k.cu"), else a
-    ``# file: name`` / ``// file: name`` first line in the block (kept: it is a comment), else the prose line
-    right before the fence when it is just a name (``run.py:``, ``**kernel.cu**``, ``File: k.cu``, `` `run.py` ``).
-    Names with directories or a leading dot are ignored and default naming applies. Unnamed Python blocks
-    defining ``run(`` or ``custom_kernel(`` become ``entry`` and, like any repeated name, the last one in the
-    answer wins because models revise. Unnamed CUDA blocks (``language="cuda"`` only) become ``kernel.cu``,
-    ``kernel_1.cu``, ...; a later unnamed block redefining the same ``__global__`` kernels replaces the earlier
-    one, and a single unnamed block takes the one ``.cu`` name the entry references but no block supplied.
-    Without any fence, a whole answer that is Python defining ``run(`` becomes ``entry``.
+    File names come from, in priority: the fence info string (```python run.py, ```cuda title="k.cu"); a
+    ``# file: name`` / ``// file: name`` / bare ``# name`` first line in the block (kept: it is a comment); the
+    prose line right before the fence when it is just a name (``run.py:``, ``**kernel.cu**``, ``File: k.cu``,
+    `` `run.py` ``). Names with directories or a leading dot are ignored and default naming applies.
+
+    Unnamed Python blocks defining ``run(`` or ``custom_kernel(`` become ``entry``; like any repeated name, the
+    last one in the answer wins because models revise. If ``entry`` is still missing but exactly one named
+    ``.py`` file defines the entry point, that file becomes ``entry``. Unnamed CUDA blocks (``language="cuda"``
+    only) become ``kernel.cu``, ``kernel_1.cu``, ...; a later unnamed block redefining the same ``__global__``
+    kernels replaces the earlier one, and a single unnamed block takes the one ``.cu`` name the entry references
+    that no block supplied. Without any fence, a whole answer that is Python defining ``run(`` becomes ``entry``.
 
     Raises :class:`ParseError` with guidance for the model when the entry (or, for CUDA, a ``.cu`` file) is
     missing.
     """
-    text = text.replace("\r\n", "\n")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     files: dict[str, str] = {}
     unnamed_cuda: list[tuple[set[str], str]] = []
     ignored: list[str] = []
@@ -375,8 +392,9 @@ def extract_code_files(
         lang, info_name = _parse_info(fence.info)
         first_line = next((ln for ln in fence.body.split("\n") if ln.strip()), "")
         comment = _FILE_COMMENT.match(first_line)
+        comment_name = comment.group(1) if comment and _file_like(comment.group(1)) else None
         name: str | None = None
-        for candidate in (info_name, comment.group(1) if comment else None, _caption_name(fence.caption)):
+        for candidate in (info_name, comment_name, _caption_name(fence.caption)):
             if candidate is None:
                 continue
             if _plain(candidate):
@@ -406,6 +424,10 @@ def extract_code_files(
         stripped = text.strip()
         if _DEFINES_ENTRY.search(stripped) and _looks_like_python(stripped):
             files[entry] = stripped + "\n"
+    if entry not in files:
+        defining = [n for n, src in files.items() if n.endswith(".py") and _DEFINES_ENTRY.search(src)]
+        if len(defining) == 1:
+            files[entry] = files.pop(defining[0])
 
     if unnamed_cuda:
         missing = [n for n in dict.fromkeys(_CU_REFERENCE.findall(files.get(entry, ""))) if n not in files]
@@ -414,9 +436,9 @@ def extract_code_files(
         else:
             n = 0
             for _, body in unnamed_cuda:
-                while (name := "kernel.cu" if n == 0 else f"kernel_{n}.cu") in files:
+                while (default := "kernel.cu" if n == 0 else f"kernel_{n}.cu") in files:
                     n += 1
-                files[name] = body
+                files[default] = body
 
     note = f" (ignored file names {', '.join(map(repr, ignored))}: only plain names without directories)" if ignored else ""
     guidance = _guidance(language, entry)

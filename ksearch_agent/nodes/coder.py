@@ -24,7 +24,7 @@ def coder(state: SearchState, runtime: Runtime[SearchContext]) -> Command[
     store, task = store_of(state), task_of(state)
     wm = WorldModel.model_validate(state["world_model"])
     action = wm.node(state["action_id"] or "")
-    parent_files = store.load_candidate(state["parent_candidate"]).files if state.get("parent_candidate") else None
+    parent_files = store.load_candidate(state.get("parent_candidate") or "").files if state.get("parent_candidate") else None
     ledger = UsageLedger.model_validate(state.get("usage") or {})
     budget = max(ctx.max_tool_calls - state.get("tool_calls_used", 0), 0)
     req = CodeRequest(task=task, language=ctx.language, action=action, parent_files=parent_files,

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from langgraph.graph import END
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
@@ -43,7 +42,8 @@ def _setup(state: SearchState, ctx: SearchContext) -> dict[str, Any]:
     return update
 
 
-def _finish(state: SearchState, status: str) -> Command[Literal["coder", "__end__"]]:
+def _finish(state: SearchState, status: str, extra: dict[str, Any]) -> Command[Literal["coder", "__end__"]]:
+    """End the search; ``extra`` (setup keys, usage) goes in first so the final fields win."""
     wm = WorldModel.model_validate(state["world_model"]) if state.get("world_model") else WorldModel.new()
     best = state.get("best")
     summary = None
@@ -53,7 +53,8 @@ def _finish(state: SearchState, status: str) -> Command[Literal["coder", "__end_
             summary = {"status": report.status, "correctness": report.correctness.model_dump(),
                        "profile": report.profile.model_dump() if report.profile else None}
     emit(state, "finished", status=status, best=best)
-    return Command(goto=END, update={"status": status, "eval_summary": summary, "world_model": wm.snapshot(),
+    return Command(goto="__end__", update={**extra, "best": best, "status": status, "eval_summary": summary,
+                                     "world_model": wm.snapshot(),
                                      "lineage": lineage(wm, best.get("node_id")) if best else []})
 
 
@@ -63,7 +64,7 @@ def planner(state: SearchState, runtime: Runtime[SearchContext]) -> Command[Lite
         try:
             setup = _setup(state, ctx)
         except (TaskFileError, ValueError) as exc:
-            return Command(goto=END, update={"status": f"error: {exc}", "world_model": WorldModel.new().snapshot(),
+            return Command(goto="__end__", update={"status": f"error: {exc}", "world_model": WorldModel.new().snapshot(),
                                              "best": None, "eval_summary": None, "lineage": [], "run_dir": ""})
         state = {**state, **setup}  # type: ignore[typeddict-item]
         store = store_of(state)
@@ -78,6 +79,8 @@ def planner(state: SearchState, runtime: Runtime[SearchContext]) -> Command[Lite
         setup = {}
     task = task_of(state)
     ledger = UsageLedger.model_validate(state.get("usage") or {})
+    if state.get("world_model") and (early := stop_reason(state, ctx)) is not None:
+        return _finish(state, early, setup)
     try:
         policy = policy_for(ctx)
         if not state.get("world_model"):
@@ -94,18 +97,14 @@ def planner(state: SearchState, runtime: Runtime[SearchContext]) -> Command[Lite
             emit(state, "actions_proposed", inserted=report.inserted_ids, dropped=report.dropped)
     except (ModelNotConfigured, PolicyError) as exc:
         partial = {**state, "usage": ledger.model_dump()}
-        cmd = _finish(partial, f"error: {exc}")  # type: ignore[arg-type]
-        cmd.update.update({**setup, "usage": ledger.model_dump(), "best": state.get("best")})  # type: ignore[union-attr]
-        return cmd
+        return _finish(partial, f"error: {exc}", {**setup, "usage": ledger.model_dump()})  # type: ignore[arg-type]
     state = {**state, "world_model": wm.snapshot(), "usage": ledger.model_dump()}  # type: ignore[typeddict-item]
     reason = stop_reason(state, ctx)
     node = wm.select(ctx.max_difficulty) if reason is None else None
     if reason is None and node is None:
         reason = "frontier_exhausted"
     if reason is not None or node is None:
-        cmd = _finish(state, reason or "frontier_exhausted")
-        cmd.update.update({**setup, "usage": ledger.model_dump(), "best": state.get("best")})  # type: ignore[union-attr]
-        return cmd
+        return _finish(state, reason or "frontier_exhausted", {**setup, "usage": ledger.model_dump()})
     parent = wm.node(node.parent or "root")
     parent_candidate = parent.solution.candidate_id if parent.solution else state.get("seed_candidate")
     parent_speedup = parent.solution.geomean_speedup if parent.solution else None
