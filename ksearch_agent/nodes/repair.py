@@ -35,8 +35,8 @@ def repair(state: SearchState, runtime: Runtime[SearchContext]) -> Command[
     action = wm.node(state["action_id"] or "")
     ledger = UsageLedger.model_validate(state.get("usage") or {})
     last = state["attempts"][-1]
-    files = _last_files(state) or (store.load_candidate(state["parent_candidate"]).files
-                                   if state.get("parent_candidate") else {})
+    parent = state.get("parent_candidate")
+    files = _last_files(state) or (store.load_candidate(parent).files if parent else {})
     req = RepairRequest(task=task, language=ctx.language, action=action, files=files, attempt=last,
                         parent_speedup=state.get("parent_speedup"))
     try:
