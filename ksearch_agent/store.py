@@ -114,6 +114,10 @@ class RunStore:
         self._db.execute("INSERT INTO usage (round, ledger, created) VALUES (?,?,?)",
                          (round, json.dumps(ledger), time.time()))
 
+    def latest_usage(self) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT ledger FROM usage ORDER BY seq DESC LIMIT 1").fetchone()
+        return json.loads(row[0]) if row else None
+
     def log_event(self, round: int, kind: str, data: dict[str, Any]) -> None:
         self._db.execute("INSERT INTO events (round, kind, data, created) VALUES (?,?,?,?)",
                          (round, kind, json.dumps(data, default=str), time.time()))

@@ -17,11 +17,15 @@ from ksearch_agent.task import Task, load_task
 
 
 def policy_for(ctx: SearchContext) -> Policy:
-    if ctx.policy == "playbook":
-        from ksearch_agent.playbook_policy import PlaybookPolicy  # type: ignore[import-not-found]
+    from ksearch_agent.llm_policy import LLMPolicy, PolicyError
 
+    if ctx.policy == "playbook":
+        try:
+            from ksearch_agent.playbook_policy import PlaybookPolicy  # type: ignore[import-not-found]
+        except ImportError:
+            raise PolicyError("the playbook policy is not available in this version; use --policy llm "
+                              "with --model") from None
         return PlaybookPolicy()  # type: ignore[no-any-return]
-    from ksearch_agent.llm_policy import LLMPolicy
 
     prices = PriceTable.from_file(ctx.price_table) if ctx.price_table else PriceTable()
     return LLMPolicy(chat_model_for(ctx), ctx.model or "", prices)

@@ -1,0 +1,103 @@
+"""Runs land in a run directory that `ksearch show` and `ksearch resume` read; the CLI explains what is missing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from graph_script import GOOD, code_answer, edit_answer, initial_answer
+from scripted_model import ScriptedChatModel
+
+from ksearch_agent.context import SearchContext
+from ksearch_agent.engine import Engine
+from ksearch_agent.llm.chat import register_model, unregister_model
+from ksearch_agent.resources import register_engine
+from ksearch_agent.runner import resume_search, run_search
+
+
+@pytest.fixture
+def finished_run(tmp_path: Path, cpu_engine: Engine) -> Any:
+    register_engine("cpu", cpu_engine)
+    register_model("scripted-run", ScriptedChatModel([initial_answer(), code_answer(GOOD), edit_answer([])]))
+    ctx = SearchContext(model="scripted-run", device="cpu", runs_root=str(tmp_path / "runs"), max_rounds=1, trials=1)
+    events: list[dict[str, Any]] = []
+    try:
+        final = run_search("rmsnorm", ctx, run_id="cli-run", on_event=events.append)
+    finally:
+        unregister_model("scripted-run")
+    return final, events, ctx
+
+
+def test_run_search_streams_progress_and_returns_the_output_schema(finished_run: Any) -> None:
+    final, events, _ = finished_run
+    assert {"best", "eval_summary", "world_model", "status", "run_dir", "lineage"} <= set(final)
+    assert final["eval_summary"]["status"] == "PASSED" and Path(final["run_dir"]).name == "cli-run"
+    assert (Path(final["run_dir"]) / "checkpoints.sqlite").is_file()
+    assert any(e["event"] == "new_best" for e in events)
+
+
+def test_resume_of_a_finished_run_changes_nothing(finished_run: Any) -> None:
+    final, _, _ = finished_run
+    again = resume_search(final["run_dir"])
+    assert again["best"] == final["best"] and again["status"] == final["status"]
+
+
+def _cli(*args: str, cwd: Path, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("KSEARCH_MODEL", "KSEARCH_BASE_URL")}
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "ksearch_agent.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=300)
+
+
+def test_show_prints_candidates_best_kernel_and_the_tree(finished_run: Any, tmp_path: Path) -> None:
+    final, _, _ = finished_run
+    out = _cli("show", final["run_dir"], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert final["best"]["candidate_id"] in out.stdout and "world model" in out.stdout
+    assert "n1" in out.stdout and "row-per-program" in out.stdout and "def run(" in out.stdout
+
+
+def test_run_without_a_model_exits_two_and_points_at_the_playbook(tmp_path: Path) -> None:
+    out = _cli("run", "rmsnorm", "--device", "cpu", cwd=tmp_path)
+    assert out.returncode == 2 and "--policy playbook" in out.stderr and "--model" in out.stderr
+
+
+def test_show_of_a_missing_run_exits_two(tmp_path: Path) -> None:
+    out = _cli("show", "no-such-run", cwd=tmp_path)
+    assert out.returncode == 2 and "no run directory" in out.stderr
+
+
+@pytest.mark.enable_socket
+def test_ksearch_run_talks_to_an_openai_compatible_endpoint(tmp_path: Path) -> None:
+    import json
+    import time
+
+    (tmp_path / "script.json").write_text(json.dumps([initial_answer(), code_answer(GOOD), edit_answer([])]))
+    server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("fake_openai_server.py")),
+                               str(tmp_path / "script.json"), str(tmp_path / "port")])
+    try:
+        for _ in range(100):
+            if (tmp_path / "port").is_file() and (tmp_path / "port").read_text():
+                break
+            time.sleep(0.1)
+        port = (tmp_path / "port").read_text()
+        out = _cli("run", "rmsnorm", "--model", "served-model", "--base-url", f"http://127.0.0.1:{port}/v1",
+                   "--rounds", "1", "--device", "cpu", "--runs-root", str(tmp_path / "runs"), cwd=tmp_path,
+                   env_extra={"KSEARCH_CACHE_DIR": str(tmp_path / "cache")})
+    finally:
+        server.kill()
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "best candidate" in out.stdout and "speed not measured" in out.stdout
+    requests = [json.loads(line) for line in (tmp_path / "script.json.requests.jsonl").read_text().splitlines()]
+    assert len(requests) == 3 and all(r["model"] == "served-model" for r in requests)
+    assert "world model" in requests[0]["messages"][-1]["content"]
+    from ksearch_agent.llm.usage import UsageLedger
+    from ksearch_agent.store import RunStore
+
+    ledger = UsageLedger.model_validate(RunStore(next((tmp_path / "runs").iterdir())).latest_usage())
+    assert ledger.by_node["planner"].calls == 1 and ledger.by_node["coder"].calls == 1
+    assert ledger.input_tokens > 500 and ledger.output_tokens > 100  # usage parsed from the endpoint's answers
