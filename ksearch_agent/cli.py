@@ -174,6 +174,8 @@ def run_cmd(
     runs_root: Annotated[str, typer.Option(help="where run directories go")] = "runs",
     device: Annotated[str, typer.Option(help="auto | gpu | cpu")] = "auto",
     seed: Annotated[Path | None, typer.Option(help="a candidate .py to start root actions from")] = None,
+    price_table: Annotated[Path | None, typer.Option(help='JSON {"model": [usd_per_1M_in, usd_per_1M_out]}')] = None,
+    json_mode: Annotated[bool, typer.Option(help="request JSON answers (response_format) for JSON steps")] = True,
 ) -> None:
     """Search for a fast kernel for TASK; the run directory keeps everything (resume with `ksearch resume`)."""
     from rich.live import Live
@@ -192,7 +194,8 @@ def run_cmd(
         raise typer.Exit(2) from None
     ctx = SearchContext(policy=policy, max_rounds=rounds, language=language, budget_usd=budget_usd,  # type: ignore[arg-type]
                         max_tokens=max_tokens, max_wall_s=max_wall_s, max_repairs=max_repairs, runs_root=runs_root,
-                        device=device, api_key_env=api_key_env)  # type: ignore[arg-type]
+                        device=device, api_key_env=api_key_env, json_mode=json_mode,  # type: ignore[arg-type]
+                        price_table=str(price_table) if price_table else None)
     if model:
         ctx.model = model
     if base_url:

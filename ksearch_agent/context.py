@@ -28,6 +28,8 @@ class SearchContext:
     max_wall_s: float | None = None
     max_tokens: int | None = None
     budget_usd: float | None = None
+    json_mode: bool = field(default=True, metadata={
+        "description": "ask for JSON answers with response_format=json_object (falls back if the server refuses)"})
     price_table: str | None = field(default=None, metadata={"description": "JSON file of USD per 1M tokens"})
     runs_root: str = "runs"
     device: Literal["auto", "gpu", "cpu"] = "auto"

@@ -45,15 +45,27 @@ def message_text(msg: BaseMessage) -> str:
 class LLMPolicy:
     name = "llm"
 
-    def __init__(self, model: BaseChatModel, model_name: str, prices: PriceTable | None = None) -> None:
+    def __init__(self, model: BaseChatModel, model_name: str, prices: PriceTable | None = None, *,
+                 json_mode: bool = True) -> None:
         self.model, self.model_name, self.prices = model, model_name, prices or PriceTable()
+        self.json_mode = json_mode
 
     def _system(self, language: str) -> SystemMessage:
         return SystemMessage(render("system", language="Triton" if language == "triton" else "CUDA"))
 
-    def _invoke(self, node: str, messages: list[BaseMessage], ledger: UsageLedger, *, tools: bool = False) -> AIMessage:
+    def _invoke(self, node: str, messages: list[BaseMessage], ledger: UsageLedger, *, tools: bool = False,
+                json: bool = False) -> AIMessage:
         model: Any = self.model.bind_tools(TOOL_SCHEMAS) if tools else self.model
-        reply = model.invoke(messages)
+        if json and self.json_mode:
+            try:
+                reply = model.bind(response_format={"type": "json_object"}).invoke(messages)
+            except Exception as exc:  # a server without JSON mode answers 400: remember and ask plainly
+                if not _is_bad_request(exc):
+                    raise
+                self.json_mode = False
+                reply = model.invoke(messages)
+        else:
+            reply = model.invoke(messages)
         if not isinstance(reply, AIMessage):
             reply = AIMessage(content=message_text(reply))
         ledger.record(node, reply, self.model_name, self.prices)
@@ -61,13 +73,13 @@ class LLMPolicy:
 
     def _ask(self, node: str, messages: list[BaseMessage], parse: Callable[[str], T], ledger: UsageLedger,
              what: str) -> T:
-        reply = self._invoke(node, messages, ledger)
+        reply = self._invoke(node, messages, ledger, json=True)
         try:
             return parse(message_text(reply))
         except (ParseError, WorldModelError) as exc:
             retry = [*messages, reply, HumanMessage(
                 f"That answer could not be used: {exc}\nReply again with {what}, complete and nothing else.")]
-            return parse(message_text(self._invoke(node, retry, ledger)))
+            return parse(message_text(self._invoke(node, retry, ledger, json=True)))
 
     # -- planner ------------------------------------------------------------------------------------
 
@@ -165,6 +177,15 @@ class LLMPolicy:
                              'the JSON edit script {"ops": [...]}')
         except (ParseError, WorldModelError) as exc:
             return [], [f"unparseable edit script, tree left as it was: {exc}"]
+
+
+def _is_bad_request(exc: BaseException) -> bool:
+    try:
+        import openai
+
+        return isinstance(exc, openai.BadRequestError) and "context" not in str(exc).lower()
+    except ImportError:
+        return False
 
 
 def _as_dict(value: Any) -> dict[str, Any]:

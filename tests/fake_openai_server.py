@@ -8,6 +8,7 @@ logs each request body to SCRIPT.json.requests.jsonl.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -25,6 +26,15 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - http.server naming
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
+        if "response_format" in body and os.environ.get("FAKE_REJECT_JSON_MODE"):
+            data = json.dumps({"error": {"message": "response_format is not supported", "type": "invalid_request_error",
+                                         "code": None, "param": "response_format"}}).encode()
+            self.send_response(400)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         with lock:
             with open(log_path, "a") as f:
                 f.write(json.dumps(body) + "\n")

@@ -71,20 +71,39 @@ def test_show_of_a_missing_run_exits_two(tmp_path: Path) -> None:
     assert out.returncode == 2 and "no run directory" in out.stderr
 
 
-@pytest.mark.enable_socket
-def test_ksearch_run_talks_to_an_openai_compatible_endpoint(tmp_path: Path) -> None:
+def _serve(tmp_path: Path, script: list[str], **env: str) -> tuple[subprocess.Popen[bytes], str]:
     import json
     import time
 
-    (tmp_path / "script.json").write_text(json.dumps([initial_answer(), code_answer(GOOD), edit_answer([])]))
+    (tmp_path / "script.json").write_text(json.dumps(script))
     server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("fake_openai_server.py")),
-                               str(tmp_path / "script.json"), str(tmp_path / "port")])
+                               str(tmp_path / "script.json"), str(tmp_path / "port")], env={**os.environ, **env})
+    for _ in range(100):
+        if (tmp_path / "port").is_file() and (tmp_path / "port").read_text():
+            break
+        time.sleep(0.1)
+    return server, (tmp_path / "port").read_text()
+
+
+@pytest.mark.enable_socket
+def test_a_server_without_json_mode_is_asked_again_plainly(tmp_path: Path) -> None:
+    server, port = _serve(tmp_path, [initial_answer(), code_answer(GOOD), edit_answer([])], FAKE_REJECT_JSON_MODE="1")
     try:
-        for _ in range(100):
-            if (tmp_path / "port").is_file() and (tmp_path / "port").read_text():
-                break
-            time.sleep(0.1)
-        port = (tmp_path / "port").read_text()
+        out = _cli("run", "rmsnorm", "--model", "m", "--base-url", f"http://127.0.0.1:{port}/v1", "--rounds", "1",
+                   "--device", "cpu", "--runs-root", str(tmp_path / "runs"), cwd=tmp_path,
+                   env_extra={"KSEARCH_CACHE_DIR": str(tmp_path / "cache")})
+    finally:
+        server.kill()
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "status: max_rounds" in out.stdout
+
+
+@pytest.mark.enable_socket
+def test_ksearch_run_talks_to_an_openai_compatible_endpoint(tmp_path: Path) -> None:
+    import json
+
+    server, port = _serve(tmp_path, [initial_answer(), code_answer(GOOD), edit_answer([])])
+    try:
         out = _cli("run", "rmsnorm", "--model", "served-model", "--base-url", f"http://127.0.0.1:{port}/v1",
                    "--rounds", "1", "--device", "cpu", "--runs-root", str(tmp_path / "runs"), cwd=tmp_path,
                    env_extra={"KSEARCH_CACHE_DIR": str(tmp_path / "cache")})
@@ -95,6 +114,7 @@ def test_ksearch_run_talks_to_an_openai_compatible_endpoint(tmp_path: Path) -> N
     requests = [json.loads(line) for line in (tmp_path / "script.json.requests.jsonl").read_text().splitlines()]
     assert len(requests) == 3 and all(r["model"] == "served-model" for r in requests)
     assert "world model" in requests[0]["messages"][-1]["content"]
+    assert requests[0]["response_format"] == {"type": "json_object"} and "response_format" not in requests[1]
     from ksearch_agent.llm.usage import UsageLedger
     from ksearch_agent.store import RunStore
 

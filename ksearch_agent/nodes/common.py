@@ -28,7 +28,7 @@ def policy_for(ctx: SearchContext) -> Policy:
         return PlaybookPolicy()  # type: ignore[no-any-return]
 
     prices = PriceTable.from_file(ctx.price_table) if ctx.price_table else PriceTable()
-    return LLMPolicy(chat_model_for(ctx), ctx.model or "", prices)
+    return LLMPolicy(chat_model_for(ctx), ctx.model or "", prices, json_mode=ctx.json_mode)
 
 
 def task_of(state: SearchState) -> Task:
