@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -158,6 +158,20 @@ def _search_finished(final: dict[str, object]) -> None:
         console.print("no passing candidate")
 
 
+def _drive_with_live_view(view: Any, start: Any) -> None:
+    """Run ``start(on_event)`` under a rich live view, print the summary, exit 0 when a kernel passed."""
+    from rich.live import Live
+
+    with Live(view.render(), console=err_console, refresh_per_second=4) as live:
+        def on_event(ev: dict[str, object]) -> None:
+            view.on_event(ev)
+            live.update(view.render())
+
+        final = start(on_event)
+    _search_finished(final)
+    raise typer.Exit(0 if final.get("best") else 1)
+
+
 @app.command("run")
 def run_cmd(
     task: Annotated[str, typer.Argument(help="bundled task name or a task directory")],
@@ -178,7 +192,6 @@ def run_cmd(
     json_mode: Annotated[bool, typer.Option(help="request JSON answers (response_format) for JSON steps")] = True,
 ) -> None:
     """Search for a fast kernel for TASK; the run directory keeps everything (resume with `ksearch resume`)."""
-    from rich.live import Live
 
     from ksearch_agent.context import SearchContext
     from ksearch_agent.runner import new_run_id, run_search
@@ -213,21 +226,14 @@ def run_cmd(
     run_id = new_run_id(t.name)
     err_console.print(f"run {run_id} → {Path(runs_root) / run_id}  (policy {ctx.policy}"
                       + (f", model {ctx.model}" if ctx.policy == "llm" else "") + ")")
-    with Live(view.render(), console=err_console, refresh_per_second=4, transient=False) as live:
-        def on_event(ev: dict[str, object]) -> None:
-            view.on_event(ev)
-            live.update(view.render())
-
-        final = run_search(t.name if t.directory.parent.name == "tasks" else str(t.directory), ctx,
-                           seed_code=seed_code, run_id=run_id, on_event=on_event)
-    _search_finished(final)
-    raise typer.Exit(0 if final.get("best") else 1)
+    task_ref = t.name if t.directory.parent.name == "tasks" else str(t.directory)
+    _drive_with_live_view(view, lambda on_event: run_search(task_ref, ctx, seed_code=seed_code, run_id=run_id,
+                                                            on_event=on_event))
 
 
 @app.command("resume")
 def resume_cmd(run: Annotated[str, typer.Argument(help="run directory or run id under runs/")]) -> None:
     """Continue an interrupted run from its last checkpoint; nothing evaluated is lost or redone."""
-    from rich.live import Live
 
     from ksearch_agent.live_view import LiveView
     from ksearch_agent.runner import resolve_run_dir, resume_search
@@ -237,15 +243,7 @@ def resume_cmd(run: Annotated[str, typer.Argument(help="run directory or run id 
     except FileNotFoundError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    view = LiveView(run_dir.name)
-    with Live(view.render(), console=err_console, refresh_per_second=4) as live:
-        def on_event(ev: dict[str, object]) -> None:
-            view.on_event(ev)
-            live.update(view.render())
-
-        final = resume_search(run_dir, on_event=on_event)
-    _search_finished(final)
-    raise typer.Exit(0 if final.get("best") else 1)
+    _drive_with_live_view(LiveView(run_dir.name), lambda on_event: resume_search(run_dir, on_event=on_event))
 
 
 @app.command("show")

@@ -104,14 +104,20 @@ class Node(BaseModel):
 # Edit script
 # --------------------------------------------------------------------------------------------------
 
-class NodeSpec(BaseModel):
-    """One child of a ``split_node``: a full node description whose action is mandatory."""
+class _NodeFields(BaseModel):
+    """What describing a new node takes, wherever a node is written (insert, split, initial tree)."""
 
     decision: str = Field(min_length=1)
     notes: str = ""
     rating: float = Field(default=5.0, ge=0.0, le=10.0)
     confidence: float = Field(default=0.5, ge=0.0, le=1.0)
     impacts: Impacts | None = None
+    action: Action | None = None
+
+
+class NodeSpec(_NodeFields):
+    """One child of a ``split_node``: a full node description whose action is mandatory."""
+
     action: Action
 
 
@@ -128,17 +134,11 @@ class UpdateNode(BaseModel):
     action: ActionPatch | None = None
 
 
-class InsertNode(BaseModel):
+class InsertNode(_NodeFields):
     """Add a new node under ``parent`` (``"root"`` adds a new kernel family)."""
 
     op: Literal["insert_node"]
     parent: str
-    decision: str = Field(min_length=1)
-    notes: str = ""
-    rating: float = Field(default=5.0, ge=0.0, le=10.0)
-    confidence: float = Field(default=0.5, ge=0.0, le=1.0)
-    impacts: Impacts | None = None
-    action: Action | None = None
 
 
 class SplitNode(BaseModel):
@@ -224,17 +224,11 @@ class _Rejected(Exception):
     """Internal: an edit op is illegal against the current tree (carries the reason)."""
 
 
-class _InitialNode(BaseModel):
+class _InitialNode(_NodeFields):
     """One node of the LLM's initial tree, before refs are mapped to ids."""
 
     ref: str | None = None
     parent: str
-    decision: str = Field(min_length=1)
-    notes: str = ""
-    rating: float = Field(default=5.0, ge=0.0, le=10.0)
-    confidence: float = Field(default=0.5, ge=0.0, le=1.0)
-    impacts: Impacts | None = None
-    action: Action | None = None
 
 
 def _id_key(node_id: str) -> tuple[int, int, str]:
