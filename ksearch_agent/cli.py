@@ -178,7 +178,7 @@ def run_cmd(
     model: Annotated[str | None, typer.Option(help="chat model name (env KSEARCH_MODEL)")] = None,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint (vLLM, SGLang, Ollama)")] = None,
     api_key_env: Annotated[str, typer.Option(help="env var holding the API key")] = "OPENAI_API_KEY",
-    policy: Annotated[str, typer.Option(help="llm | playbook")] = "llm",
+    policy: Annotated[str, typer.Option(help="llm | playbook | auto (llm when a model is configured)")] = "auto",
     rounds: Annotated[int, typer.Option(min=1, help="search cycles")] = 5,
     language: Annotated[str, typer.Option(help="triton | cuda")] = "triton",
     budget_usd: Annotated[float | None, typer.Option(help="stop when the LLM cost passes this")] = None,
@@ -190,13 +190,15 @@ def run_cmd(
     seed: Annotated[Path | None, typer.Option(help="a candidate .py to start root actions from")] = None,
     price_table: Annotated[Path | None, typer.Option(help='JSON {"model": [usd_per_1M_in, usd_per_1M_out]}')] = None,
     json_mode: Annotated[bool, typer.Option(help="request JSON answers (response_format) for JSON steps")] = True,
+    seed_from_playbook: Annotated[bool, typer.Option(
+        "--seed-from-playbook", help="start an LLM run from the playbook's best seed kernel")] = False,
 ) -> None:
     """Search for a fast kernel for TASK; the run directory keeps everything (resume with `ksearch resume`)."""
 
     from ksearch_agent.context import SearchContext
     from ksearch_agent.runner import new_run_id, run_search
 
-    for name, value, allowed in (("--policy", policy, ("llm", "playbook")), ("--language", language, ("triton", "cuda")),
+    for name, value, allowed in (("--policy", policy, ("llm", "playbook", "auto")), ("--language", language, ("triton", "cuda")),
                                  ("--device", device, ("auto", "gpu", "cpu"))):
         if value not in allowed:
             raise typer.BadParameter(f"must be one of {', '.join(allowed)}", param_hint=name)
@@ -205,7 +207,7 @@ def run_cmd(
     except TaskFileError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    ctx = SearchContext(policy=policy, max_rounds=rounds, language=language, budget_usd=budget_usd,  # type: ignore[arg-type]
+    ctx = SearchContext(policy="llm" if policy == "auto" else policy, max_rounds=rounds, language=language, budget_usd=budget_usd,  # type: ignore[arg-type]
                         max_tokens=max_tokens, max_wall_s=max_wall_s, max_repairs=max_repairs, runs_root=runs_root,
                         device=device, api_key_env=api_key_env, json_mode=json_mode,  # type: ignore[arg-type]
                         price_table=str(price_table) if price_table else None)
@@ -213,11 +215,23 @@ def run_cmd(
         ctx.model = model
     if base_url:
         ctx.base_url = base_url
+    if policy == "auto" and not ctx.model:
+        ctx.policy = "playbook"
+        err_console.print("no model configured: using the playbook policy (deterministic, no LLM). "
+                          "Pass --model NAME [--base-url URL] to search with an LLM.")
     if ctx.policy == "llm" and not ctx.model:
         err_console.print("[red]no model configured.[/red] Pass --model NAME (and --base-url URL for vLLM, SGLang or "
                           "Ollama) or set KSEARCH_MODEL; or run without an LLM: --policy playbook.")
         raise typer.Exit(2)
     seed_code = None
+    if seed_from_playbook:
+        from ksearch_agent.playbook import playbook_seed_files
+
+        try:
+            seed_code = playbook_seed_files(t)
+        except TaskFileError as exc:
+            err_console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
     if seed is not None:
         seed_code = {p.name: p.read_text() for p in [seed] + [q for q in seed.parent.glob("*.cu") if q.name in seed.read_text()]}
     from ksearch_agent.live_view import LiveView

@@ -47,6 +47,8 @@ def candidate_from_files(files: dict[str, str], language: str) -> Candidate:
     entry = "run.py" if "run.py" in files else next((n for n in files if n.endswith(".py")), "")
     if not entry:
         raise ValueError("no Python entry file (run.py) among the files")
+    if any(n.endswith(".cu") for n in files):
+        language = "cuda"  # a .cu file decides, whatever language the search started in
     return Candidate(language=language, files=files, entry=entry, api=detect_api(files[entry]))  # type: ignore[arg-type]
 
 

@@ -61,9 +61,17 @@ def test_show_prints_candidates_best_kernel_and_the_tree(finished_run: Any, tmp_
     assert "n1" in out.stdout and "row-per-program" in out.stdout and "def run(" in out.stdout
 
 
-def test_run_without_a_model_exits_two_and_points_at_the_playbook(tmp_path: Path) -> None:
-    out = _cli("run", "rmsnorm", "--device", "cpu", cwd=tmp_path)
+def test_llm_policy_without_a_model_exits_two_and_points_at_the_playbook(tmp_path: Path) -> None:
+    out = _cli("run", "rmsnorm", "--policy", "llm", "--device", "cpu", cwd=tmp_path)
     assert out.returncode == 2 and "--policy playbook" in out.stderr and "--model" in out.stderr
+
+
+def test_run_without_a_model_uses_the_playbook_and_says_so(tmp_path: Path) -> None:
+    out = _cli("run", "rmsnorm", "--rounds", "2", "--device", "cpu", "--runs-root", str(tmp_path / "runs"),
+               cwd=tmp_path, env_extra={"KSEARCH_CACHE_DIR": str(tmp_path / "cache")})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "using the playbook policy" in out.stderr
+    assert "status: max_rounds" in out.stdout and "speed not measured" in out.stdout
 
 
 def test_show_of_a_missing_run_exits_two(tmp_path: Path) -> None:

@@ -8,6 +8,8 @@ import torch
 import triton
 import triton.language as tl
 
+NUM_WARPS = 8
+
 
 @triton.jit
 def _rmsnorm_row(x_ptr, w_ptr, y_ptr, hidden, eps, BLOCK: tl.constexpr):
@@ -24,5 +26,5 @@ def run(hidden_states: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     rows, hidden = hidden_states.shape
     x = hidden_states.contiguous()
     out = torch.empty_like(x)
-    _rmsnorm_row[(rows,)](x, weight, out, hidden, 1e-6, BLOCK=triton.next_power_of_2(hidden), num_warps=8)
+    _rmsnorm_row[(rows,)](x, weight, out, hidden, 1e-6, BLOCK=triton.next_power_of_2(hidden), num_warps=NUM_WARPS)
     return out

@@ -7,6 +7,8 @@ import torch
 import triton
 import triton.language as tl
 
+NUM_WARPS = 16
+
 
 @triton.jit
 def _softmax_row(x_ptr, y_ptr, n_cols, BLOCK: tl.constexpr):
@@ -22,5 +24,5 @@ def run(x: torch.Tensor) -> torch.Tensor:
     rows, cols = x.shape
     x = x.contiguous()
     y = torch.empty_like(x)
-    _softmax_row[(rows,)](x, y, cols, BLOCK=triton.next_power_of_2(cols), num_warps=16)
+    _softmax_row[(rows,)](x, y, cols, BLOCK=triton.next_power_of_2(cols), num_warps=NUM_WARPS)
     return y
