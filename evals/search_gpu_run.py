@@ -3,7 +3,8 @@
 Runs ``trimul`` (and ``rmsnorm``) through the real graph, engine and run store, then times the best TriMul
 kernel against the seed and the PyTorch reference side by side in both protocols (flushed, GPUMode).
 
-Usage (GPU machine): ``python evals/search_gpu_run.py OUTDIR [ROUNDS]``; writes ``OUTDIR/search_gpu.json``.
+Usage (GPU machine, package installed): ``python evals/search_gpu_run.py OUTDIR [ROUNDS]``; writes
+``OUTDIR/search_gpu.json``.
 """
 
 from __future__ import annotations
@@ -16,16 +17,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from ksearch_agent.candidate import Candidate  # noqa: E402
-from ksearch_agent.context import SearchContext  # noqa: E402
-from ksearch_agent.engine import Engine  # noqa: E402
-from ksearch_agent.resources import register_engine, store_for  # noqa: E402
-from ksearch_agent.runner import run_search  # noqa: E402
-from ksearch_agent.task import load_task  # noqa: E402
-from ksearch_agent.world_model import WorldModel  # noqa: E402
+from ksearch_agent.candidate import Candidate
+from ksearch_agent.context import SearchContext
+from ksearch_agent.engine import Engine
+from ksearch_agent.resources import register_engine, store_for
+from ksearch_agent.runner import run_search
+from ksearch_agent.task import BUNDLED_TASKS_DIR, load_task
+from ksearch_agent.world_model import WorldModel
 
 
 def per_round(run_dir: str) -> list[dict[str, Any]]:
@@ -67,7 +65,7 @@ def main(out: Path, rounds: int) -> dict[str, Any]:
                 best = store_for(final["run_dir"]).load_candidate(final["best"]["candidate_id"])
                 (out / "trimul_best_submission.py").write_text(best.files[best.entry])
                 t = load_task("trimul")
-                seed = Candidate.from_path(ROOT / "tasks" / "trimul" / "seeds" / "triton_simple.py")
+                seed = Candidate.from_path(BUNDLED_TASKS_DIR / "trimul" / "seeds" / "triton_simple.py")
                 side = engine.profile(t, best, baseline=seed)
                 gm = engine.profile(t, best, baseline=seed, protocol="gpumode")
                 record["trimul_best_vs_seed"] = {"flushed": side.model_dump(), "gpumode": gm.model_dump()}
