@@ -34,7 +34,9 @@ def build_kernel_search_graph(checkpointer: Any = None, *, name: str = "kernel_s
     g.add_node("repair", repair, retry_policy=LLM_RETRY)
     g.add_node("world_model_update", world_model_update, retry_policy=LLM_RETRY)
     g.add_edge(START, "planner")
-    return g.compile(checkpointer=checkpointer, name=name)
+    # An explicit default: enough supersteps for the default context; run() passes one sized to its own.
+    return g.compile(checkpointer=checkpointer, name=name).with_config(
+        {"recursion_limit": recursion_limit(SearchContext())})
 
 
 def recursion_limit(ctx: SearchContext) -> int:
