@@ -181,7 +181,7 @@ def test_resume_after_an_interrupted_run_loses_nothing(tmp_path: Path, model: An
     store = store_for(tmp_path / "runs" / "resume-me")
     before = store.candidates()
     assert [r["status"] for r in before] == ["PASSED"]
-    m2 = model([code_answer(GOOD.replace("num_warps=8", "num_warps=4")), edit_answer([])])
+    m2 = model([code_answer(GOOD.replace("NUM_WARPS = 8", "NUM_WARPS = 4")), edit_answer([])])
     graph = build_kernel_search_graph(checkpointer=SqliteSaver(conn))
     config = {"configurable": {"thread_id": "resume-me"}, "recursion_limit": recursion_limit(ctx)}
     graph.invoke(None, config, context=ctx)
