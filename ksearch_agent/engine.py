@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import secrets
 import shutil
 import subprocess
@@ -33,6 +34,7 @@ from ksearch_agent.results import (
     WorkloadTiming,
     worst_status,
 )
+from ksearch_agent.screening import screen
 from ksearch_agent.task import Task, Workload
 from ksearch_agent.worker_process import WorkerDied, WorkerError, WorkerProcess, WorkerTimeout
 
@@ -75,7 +77,8 @@ class Engine:
 
     def __init__(self, *, device: DeviceChoice = "auto", workdir: Path | None = None, cache_dir: Path | None = None,
                  gpu_index: int | None = None, correctness_timeout: float | None = None,
-                 profile_timeout: float = 300.0, compile_timeout: float = 300.0) -> None:
+                 profile_timeout: float = 300.0, compile_timeout: float = 300.0, screening: bool = True,
+                 unlisted_shapes: int | None = None) -> None:
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="ksearch-engine-"))
         self.cache_dir = cache_dir or default_cache_dir()
@@ -86,6 +89,8 @@ class Engine:
         self.compile_timeout = compile_timeout
         self._workers: dict[str, WorkerProcess] = {}
         self._mode: str | None = None
+        self.screening = screening
+        self.unlisted_shapes = unlisted_shapes
         self.notes: list[str] = []
 
     def __enter__(self) -> Engine:
@@ -192,6 +197,12 @@ class Engine:
             t0 = time.perf_counter()
             mode = self.mode
             workloads = task.select(workload_ids, cpu=mode == "cpu", role="correctness" if not workload_ids else None)
+            if (rejected := self._screen(candidate, workloads, t0)) is not None:
+                return rejected
+            if not workload_ids:
+                extra = self.unlisted_shapes if self.unlisted_shapes is not None else (1 if mode == "cpu" else 2)
+                workloads = workloads + task.unlisted_workloads(extra, random.Random(secrets.randbits(32)),
+                                                                cpu=mode == "cpu")
             if mode == "cpu" and candidate.language == "cuda":
                 comp = self.compile(task, candidate)
                 status: OverallStatus = "UNVERIFIED" if comp.ok else "COMPILE_ERROR"
@@ -227,6 +238,21 @@ class Engine:
                                     seconds=time.perf_counter() - t0)
             log.info("correctness", status=res.status, workloads=len(results), seconds=round(res.seconds, 2))
             return res
+
+    def _screen(self, candidate: Candidate, workloads: list[Workload], t0: float) -> CorrectnessResult | None:
+        """Refuse a candidate whose source shows a known cheat, before any of it runs."""
+        if not self.screening:
+            return None
+        findings = screen(candidate)
+        if not findings:
+            return None
+        reasons = [str(f) for f in findings]
+        log.warning("rejected by the static screen", reasons=reasons)
+        rows = [WorkloadCorrectness(workload=w.id, status="REJECTED", log="rejected: " + "; ".join(reasons)[:3000])
+                for w in workloads]
+        return CorrectnessResult(status="REJECTED", checked="screen", device=self.device_name, workloads=rows,
+                                 rejections=reasons, note="rejected by the static screen before running",
+                                 seconds=time.perf_counter() - t0)
 
     def _collect(self, mode: str, request: dict[str, Any], workloads: list[Workload],
                  timeout: float) -> list[dict[str, Any]]:
@@ -273,6 +299,9 @@ class Engine:
             if self.mode != "gpu":
                 return ProfileResult(measured=False, protocol=protocol, device="cpu",
                                      note="no GPU: speed was not measured")
+            if self.screening and (findings := screen(candidate)):
+                return ProfileResult(measured=False, protocol=protocol, device=self.device_name,
+                                     note="rejected by the static screen: " + "; ".join(map(str, findings)))
             workloads = task.select(workload_ids, role="benchmark" if not workload_ids else None)
             request: dict[str, Any] = {
                 "op": "profile", "task": task.worker_spec(),

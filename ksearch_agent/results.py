@@ -8,12 +8,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Status = Literal["PASSED", "COMPILE_ERROR", "RUNTIME_ERROR", "INCORRECT_SHAPE", "INCORRECT_DTYPE",
-                 "INCORRECT_NUMERICAL", "TIMEOUT"]
+                 "INCORRECT_NUMERICAL", "TIMEOUT", "REJECTED"]
 OverallStatus = Literal["PASSED", "COMPILE_ERROR", "RUNTIME_ERROR", "INCORRECT_SHAPE", "INCORRECT_DTYPE",
-                        "INCORRECT_NUMERICAL", "TIMEOUT", "UNVERIFIED"]
+                        "INCORRECT_NUMERICAL", "TIMEOUT", "REJECTED", "UNVERIFIED"]
 
 SEVERITY: dict[str, int] = {"PASSED": 0, "UNVERIFIED": 1, "INCORRECT_NUMERICAL": 2, "INCORRECT_DTYPE": 3,
-                            "INCORRECT_SHAPE": 4, "RUNTIME_ERROR": 5, "TIMEOUT": 6, "COMPILE_ERROR": 7}
+                            "INCORRECT_SHAPE": 4, "RUNTIME_ERROR": 5, "TIMEOUT": 6, "COMPILE_ERROR": 7, "REJECTED": 8}
 
 
 def worst_status(statuses: list[Status]) -> OverallStatus:
@@ -65,9 +65,10 @@ class WorkloadCorrectness(BaseModel):
 
 class CorrectnessResult(BaseModel):
     status: OverallStatus
-    checked: Literal["gpu", "interpreter", "compile_only"]
+    checked: Literal["gpu", "interpreter", "compile_only", "screen"]
     device: str
     workloads: list[WorkloadCorrectness] = Field(default_factory=list)
+    rejections: list[str] = Field(default_factory=list, description="why the candidate was refused as a cheat")
     note: str = ""
     seconds: float = 0.0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import random
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,6 +53,7 @@ class Axis(_Strict):
     type: Literal["const", "var"]
     value: int | None = None
     description: str = ""
+    multiple_of: int = Field(default=1, ge=1, description="unlisted test values are drawn as multiples of this")
 
     @model_validator(mode="after")
     def _const_has_value(self) -> Axis:
@@ -185,6 +187,31 @@ class Task(BaseModel):
         if role is not None:
             chosen = [w for w in chosen if role in w.roles]
         return chosen
+
+    def unlisted_workloads(self, count: int, rng: random.Random, *, cpu: bool = False) -> list[Workload]:
+        """Workloads that are not in the list: a listed workload with one var axis moved to a value drawn
+        from the range the listed values span (on the CPU, up to twice the CPU subset's largest value).
+        A kernel that hard-codes the listed shapes fails on these; moving one axis keeps the cost near a
+        listed workload's."""
+        pool = (self.select(cpu=True) or self.workloads) if cpu else self.select(role="correctness")
+        var_axes = [n for n, a in self.definition.axes.items() if a.type == "var"]
+        out: list[Workload] = []
+        for k in range(count):
+            template = rng.choice(pool)
+            axes = dict(template.axes)
+            for name in rng.sample(var_axes, len(var_axes)):
+                listed = sorted({w.axes[name] for w in pool})
+                step = self.definition.axes[name].multiple_of
+                lo, hi = listed[0], listed[-1] * (2 if cpu else 1)
+                first = max(step, -(-lo // step) * step)
+                choices = [v for v in range(first, hi + 1, step) if v not in listed]
+                if choices:
+                    axes[name] = rng.choice(choices)
+                    break
+            label = ",".join(f"{a}={v}" for a, v in axes.items())
+            out.append(Workload(id=f"unlisted{k}[{label}]", axes=axes, inputs=template.inputs, roles=["correctness"],
+                                cpu=cpu))
+        return out
 
     def axis_values(self, workload: Workload) -> dict[str, int]:
         values = {name: ax.value for name, ax in self.definition.axes.items() if ax.type == "const"}

@@ -25,7 +25,7 @@ from ksearch_agent.worker.session import (
 )
 
 _RANK = {"PASSED": 0, "INCORRECT_NUMERICAL": 1, "INCORRECT_DTYPE": 2, "INCORRECT_SHAPE": 3, "RUNTIME_ERROR": 4,
-         "COMPILE_ERROR": 5, "TIMEOUT": 6}
+         "COMPILE_ERROR": 5, "TIMEOUT": 6, "REJECTED": 7}
 
 
 def _trial(worker: Any, cand: Any, ref: Any, task: dict[str, Any], wl: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -38,6 +38,7 @@ def _trial(worker: Any, cand: Any, ref: Any, task: dict[str, Any], wl: dict[str,
     out_bytes = sum(t.numel() * t.element_size() for t in expected)
     poison_free_memory(device, 2 * out_bytes + (64 << 20))
     t0 = time.perf_counter()
+    before = worker.watch.snapshot()
     try:
         with torch.no_grad():
             got = as_tuple(cand(*inputs))
@@ -45,11 +46,14 @@ def _trial(worker: Any, cand: Any, ref: Any, task: dict[str, Any], wl: dict[str,
     except BaseException as exc:  # noqa: BLE001 - candidate code may raise anything
         if isinstance(exc, KeyboardInterrupt):
             raise
+        worker.watch.check(before)  # a forked child stops here
         fail = failure_from(exc, "running the candidate")
         if device.type == "cuda" and not context_is_healthy(device):
             fail.fatal = True
         return {"status": fail.status, "log": fail.log, "fatal": fail.fatal}
     seconds = time.perf_counter() - t0
+    if (problem := worker.watch.check(before)) is not None:
+        return {"status": "REJECTED", "log": f"the candidate {problem}"}
     names = task["output_names"]
     if len(got) != len(expected):
         return {"status": "INCORRECT_SHAPE", "seconds": seconds,
@@ -75,8 +79,12 @@ def check_workload(worker: Any, cand: Any, ref: Any, task: dict[str, Any], wl: d
                    trials: int, secret: int) -> dict[str, Any]:
     merged: dict[str, Any] = {"workload": wl["id"], "status": "PASSED", "trials": 0, "max_abs_error": 0.0,
                               "max_rel_error": 0.0}
-    for trial in range(trials):
-        seed = derive_seed(secret, wl["id"], trial)
+    # Fresh seeds per trial, then trial 0's inputs once more: a result that changes on a re-run of the
+    # same inputs (state carried between calls) fails like any wrong result.
+    seeds = [derive_seed(secret, wl["id"], t) for t in range(trials)]
+    if trials >= 2:
+        seeds.append(seeds[0])
+    for trial, seed in enumerate(seeds):
         res = _trial(worker, cand, ref, task, wl, seed)
         merged["trials"] = trial + 1
         for key in ("max_abs_error", "max_rel_error"):
@@ -84,7 +92,8 @@ def check_workload(worker: Any, cand: Any, ref: Any, task: dict[str, Any], wl: d
         if "seconds" in res:
             merged["candidate_seconds"] = max(merged.get("candidate_seconds", 0.0), res["seconds"])
         if res["status"] != "PASSED":
-            merged.update(status=res["status"], log=f"trial {trial + 1}/{trials}: {res.get('log', '')}",
+            which = "re-run of trial 1" if trial == trials else f"trial {trial + 1}/{trials}"
+            merged.update(status=res["status"], log=f"{which}: {res.get('log', '')}",
                           worst_index=res.get("worst_index"))
             if res.get("fatal"):
                 merged["fatal"] = True

@@ -46,6 +46,9 @@ class Worker:
                 raise RuntimeError("gpu worker started but torch sees no CUDA device")
             torch.cuda.set_device(self.device)
             torch.empty(1, device=self.device)  # create the context now, not inside a timed call
+        from ksearch_agent.worker.watch import Watch
+
+        self.watch = Watch()
         self.timer: Any = None
         self.ref_times: dict[str, dict[str, Any]] = {}
 

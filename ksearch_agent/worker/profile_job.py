@@ -7,6 +7,7 @@ timed once per worker lifetime per (task, workload, protocol) — cheaper for a 
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
@@ -16,14 +17,22 @@ from ksearch_agent.worker.session import context_is_healthy, failure_from, load_
 from ksearch_agent.worker.timing import Timer, cached_ceilings
 
 
-def _time_all(worker: Any, fns: dict[str, Any], inputs: list[torch.Tensor], req: dict[str, Any]) -> dict[str, Any]:
-    """Statistics per callable; flushed-protocol callables are interleaved call by call."""
+def _time_all(worker: Any, fns: dict[str, Any], wl: dict[str, Any], req: dict[str, Any]) -> dict[str, Any]:
+    """Statistics per callable; flushed-protocol callables are interleaved call by call, each call on
+    freshly generated inputs (seeds derived from the request's secret and a call counter)."""
     if req.get("protocol", "flushed") == "gpumode":
-        out = {name: worker.timer.gpumode(fn, inputs) for name, fn in fns.items()}
+        same = make_inputs(wl["inputs"], derive_seed(int(req["secret"]), wl["id"], "profile"), worker.device)
+        out = {name: worker.timer.gpumode(fn, same) for name, fn in fns.items()}
         for stats in out.values():
             stats["latency_ms"] = stats["mean_ms"]
         return out
-    out = worker.timer.interleaved(fns, inputs, budget_ms=float(req.get("budget_ms", 500.0)))
+    counter = itertools.count()
+
+    def fresh() -> list[torch.Tensor]:
+        return make_inputs(wl["inputs"], derive_seed(int(req["secret"]), wl["id"], "call", next(counter)),
+                           worker.device)
+
+    out = worker.timer.interleaved(fns, fresh, budget_ms=float(req.get("budget_ms", 500.0)))
     for stats in out.values():
         stats["latency_ms"] = stats["median_ms"]
     return out
@@ -59,7 +68,6 @@ def run_profile(worker: Any, req: dict[str, Any]) -> None:
     protocol = req.get("protocol", "flushed")
     for wl in workloads:
         result: dict[str, Any] = {"workload": wl["id"], "protocol": protocol}
-        inputs = make_inputs(wl["inputs"], derive_seed(int(req["secret"]), wl["id"], "profile"), worker.device)
         key = f"{task['name']}|{wl['id']}|{protocol}"
         fns: dict[str, Any] = {}
         if cand.failure is None:
@@ -72,8 +80,12 @@ def run_profile(worker: Any, req: dict[str, Any]) -> None:
         if base is not None and base.failure is None:
             fns["baseline"] = base.bind(wl["axes"])
         stats: dict[str, Any] = {}
+        before = worker.watch.snapshot()
         try:
-            stats = _time_all(worker, fns, inputs, req)
+            stats = _time_all(worker, fns, wl, req)
+            if (problem := worker.watch.check(before)) is not None and "candidate" in fns:
+                stats = {k: v for k, v in stats.items() if k != "candidate"}
+                result.update(status="REJECTED", log=f"the candidate {problem}")
         except BaseException as exc:  # noqa: BLE001 - candidate code may raise anything
             if isinstance(exc, KeyboardInterrupt):
                 raise
@@ -84,7 +96,7 @@ def run_profile(worker: Any, req: dict[str, Any]) -> None:
                 worker.fatal = True
             elif fns:  # the reference (and baseline) still get their numbers
                 try:
-                    stats = _time_all(worker, fns, inputs, req)
+                    stats = _time_all(worker, fns, wl, req)
                 except Exception as exc2:  # noqa: BLE001
                     result["log"] += f"\nreference timing failed too: {exc2}"
         if "reference" in stats:
@@ -92,7 +104,7 @@ def run_profile(worker: Any, req: dict[str, Any]) -> None:
         if key in worker.ref_times:
             result["reference_latency_ms"] = worker.ref_times[key]["latency_ms"]
             result["reference_stats"] = worker.ref_times[key]
-        if "candidate" in stats:
+        if "candidate" in stats and result.get("status") != "REJECTED":
             c = stats["candidate"]
             result.update(status="PASSED", latency_ms=c["latency_ms"], iqr_ms=c["iqr_ms"], stats=c)
             result.update(_roofline(wl, c["latency_ms"], ceilings, task["compute_unit"]))
@@ -102,7 +114,6 @@ def run_profile(worker: Any, req: dict[str, Any]) -> None:
             result["baseline_latency_ms"] = stats["baseline"]["latency_ms"]
             if result.get("latency_ms"):
                 result["speedup_vs_baseline"] = stats["baseline"]["latency_ms"] / result["latency_ms"]
-        del inputs
         worker.emit({"type": "workload", "result": result})
         if worker.fatal:
             worker.emit({"type": "done", "fatal": True})

@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+Inputs = Sequence[torch.Tensor] | Callable[[], Sequence[torch.Tensor]]
+
 
 def _quantile(values: Sequence[float], q: float) -> float:
     s = sorted(values)
@@ -40,8 +42,10 @@ class Timer:
         self.flush_buffer = torch.empty(2 * self.l2_bytes, dtype=torch.uint8, device=device)
         self._overhead_ms: float | None = None
 
-    def _one_flushed(self, fn: Callable[..., Any], inputs: Sequence[torch.Tensor]) -> float:
-        args = [t.clone() for t in inputs]
+    def _one_flushed(self, fn: Callable[..., Any], inputs: Inputs) -> float:
+        # Fresh inputs for every timed call (new values, new buffers): nothing a candidate cached from an
+        # earlier call can be replayed. A plain list is cloned instead.
+        args = list(inputs()) if callable(inputs) else [t.clone() for t in inputs]
         self.flush_buffer.zero_()
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         torch.cuda.synchronize()
@@ -59,7 +63,7 @@ class Timer:
             self._overhead_ms = statistics.median(samples[10:])
         return self._overhead_ms
 
-    def warm_up(self, fn: Callable[..., Any], inputs: Sequence[torch.Tensor], *, min_calls: int = 3,
+    def warm_up(self, fn: Callable[..., Any], inputs: Inputs, *, min_calls: int = 3,
                 min_ms: float = 150.0) -> float:
         """Run until both ``min_calls`` calls and ``min_ms`` of GPU time have passed, so clocks have ramped
         and JIT compilation is done; returns the last call's time."""
@@ -72,7 +76,7 @@ class Timer:
                 break
         return last
 
-    def flushed(self, fn: Callable[..., Any], inputs: Sequence[torch.Tensor], *, budget_ms: float = 500.0,
+    def flushed(self, fn: Callable[..., Any], inputs: Inputs, *, budget_ms: float = 500.0,
                 min_iters: int = 10, max_iters: int = 200) -> dict[str, Any]:
         with torch.no_grad():
             probe = self.warm_up(fn, inputs)
@@ -81,7 +85,7 @@ class Timer:
         overhead = self.sync_overhead_ms()
         return self._stats([max(s - overhead, 0.0) for s in samples], overhead)
 
-    def interleaved(self, fns: dict[str, Callable[..., Any]], inputs: Sequence[torch.Tensor], *,
+    def interleaved(self, fns: dict[str, Callable[..., Any]], inputs: Inputs, *,
                     budget_ms: float = 500.0, min_iters: int = 10, max_iters: int = 200) -> dict[str, dict[str, Any]]:
         """Time several callables in alternation (A B A B ...), so clock and thermal drift hit all of them
         alike and their ratios stay honest; returns per-name statistics as :meth:`flushed` does."""
