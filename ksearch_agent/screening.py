@@ -147,6 +147,9 @@ class _Screen(ast.NodeVisitor):
     def visit_Assign(self, node: ast.Assign) -> None:
         for target in node.targets:
             self._check_target(target, node)
+        if isinstance(node.value, ast.Tuple) and any(
+                isinstance(n, ast.Call) and _dotted(n.func).endswith("data_ptr") for n in ast.walk(node.value)):
+            self.add("output-cache", node, "builds a key from data_ptr(): results cached across calls are refused")
         self.generic_visit(node)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:

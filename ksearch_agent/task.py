@@ -200,9 +200,10 @@ class Task(BaseModel):
             template = rng.choice(pool)
             axes = dict(template.axes)
             for name in rng.sample(var_axes, len(var_axes)):
-                listed = sorted({w.axes[name] for w in pool})
+                span = sorted({w.axes[name] for w in pool})
+                listed = {w.axes[name] for w in self.workloads}  # avoid every listed value, not just the pool's
                 step = self.definition.axes[name].multiple_of
-                lo, hi = listed[0], listed[-1] * (2 if cpu else 1)
+                lo, hi = span[0], span[-1] * (2 if cpu else 1)
                 first = max(step, -(-lo // step) * step)
                 choices = [v for v in range(first, hi + 1, step) if v not in listed]
                 if choices:

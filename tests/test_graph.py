@@ -226,3 +226,34 @@ def test_slower_intermediate_step_is_kept_and_its_child_becomes_the_best(tmp_pat
     assert wm.node("n3").solution.geomean_speedup == 1.5 < wm.node("n1").solution.geomean_speedup  # type: ignore[union-attr]
     assert final["best"]["geomean_speedup"] == 3.0 and final["best"]["node_id"] == "n5"
     assert [n["id"] for n in final["lineage"]] == ["n1", "n3", "n5"]
+
+
+def _openai_error(kind: str, status: int, message: str) -> Exception:
+    import httpx
+    import openai
+
+    response = httpx.Response(status, request=httpx.Request("POST", "http://127.0.0.1/v1/chat/completions"))
+    return getattr(openai, kind)(message, response=response, body=None)
+
+
+def test_rate_limit_error_from_the_endpoint_is_retried_with_backoff(tmp_path: Path, model: Any) -> None:
+    m = model([_openai_error("RateLimitError", 429, "Rate limit reached"), initial_answer(), code_answer(GOOD),
+               edit_answer([])])
+    final, _ = _run(_ctx(tmp_path))
+    assert final["best"] is not None and m.remaining == 0
+
+
+def test_context_length_error_becomes_a_failed_attempt_and_repair_goes_on(tmp_path: Path, model: Any) -> None:
+    too_long = _openai_error("BadRequestError", 400, "This model's maximum context length is 8192 tokens")
+    m = model([initial_answer(), too_long, code_answer(GOOD), edit_answer([])])
+    final, events = _run(_ctx(tmp_path))
+    failed = [e for e in events if e["event"] == "attempt_failed"]
+    assert failed and "context length" in failed[0]["log"]
+    assert final["best"] is not None and m.remaining == 0
+
+
+def test_empty_answer_is_asked_for_again_with_the_reason(tmp_path: Path, model: Any) -> None:
+    m = model(["", initial_answer(), code_answer(GOOD), edit_answer([])])
+    final, _ = _run(_ctx(tmp_path))
+    assert final["best"] is not None
+    assert "could not be used" in str(m.calls[1][-1].content)

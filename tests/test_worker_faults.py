@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from conftest import candidate, seed
 
 from ksearch_agent.engine import Engine
@@ -42,3 +43,28 @@ def test_segfault_is_a_runtime_error_and_the_worker_is_replaced(cpu_engine: Engi
 def test_profile_without_gpu_says_speed_was_not_measured(cpu_engine: Engine) -> None:
     res = cpu_engine.profile(RMS, seed("rmsnorm", "triton_rowwise.py"))
     assert res.measured is False and "not measured" in res.note and res.workloads == []
+
+
+@pytest.fixture
+def unscreened(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The static screen would refuse these files before they run; here the runtime defences are tested."""
+    with Engine(device="cpu", workdir=tmp_path / "w", cache_dir=tmp_path / "c", screening=False) as engine:
+        yield engine
+
+
+def test_fork_is_rejected_the_child_killed_and_only_the_worker_reports(unscreened: Engine) -> None:
+    res = unscreened.run_correctness(RMS, candidate("rmsnorm_fork.py"), ["b1"])
+    assert res.status == "REJECTED" and "child process" in res.workloads[0].log
+    assert unscreened.run_correctness(RMS, seed("rmsnorm", "triton_rowwise.py"), ["b1"]).status == "PASSED"
+
+
+def test_printing_100mb_is_a_runtime_error_and_the_log_stays_bounded(unscreened: Engine) -> None:
+    res = unscreened.run_correctness(RMS, candidate("rmsnorm_print_100mb.py"), ["b1"])
+    assert res.status == "RUNTIME_ERROR" and "File too large" in res.workloads[0].log
+    assert unscreened.run_correctness(RMS, seed("rmsnorm", "triton_rowwise.py"), ["b1"]).status == "PASSED"
+    assert unscreened.worker("cpu").log_size() <= 64 * 1024 * 1024
+
+
+def test_static_screen_refuses_a_forking_candidate_before_it_runs(cpu_engine: Engine) -> None:
+    res = cpu_engine.run_correctness(RMS, candidate("rmsnorm_fork.py"), ["b1"])
+    assert res.status == "REJECTED" and res.checked == "screen" and "[concurrency]" in res.rejections[0]

@@ -23,7 +23,8 @@ def _fmt_index(flat: int, shape: tuple[int, ...]) -> list[int]:
 def check_output(name: str, out: Any, ref: torch.Tensor, tol: dict[str, float]) -> dict[str, Any]:
     """Status, errors and a short actionable log line for one output tensor."""
     if type(out) is not torch.Tensor:
-        return {"status": "RUNTIME_ERROR",
+        # A tensor subclass can run code when it is read or compared: refused, whatever it would compute.
+        return {"status": "REJECTED",
                 "log": f"output {name!r} is a {type(out).__module__}.{type(out).__qualname__}, "
                        "not a plain torch.Tensor"}
     if tuple(out.shape) != tuple(ref.shape):

@@ -69,8 +69,8 @@ def _trial(worker: Any, cand: Any, ref: Any, task: dict[str, Any], wl: dict[str,
         if _RANK[res["status"]] > _RANK[result["status"]]:
             result["status"], result["log"] = res["status"], res.get("log", "")
     changed = [n for n, a, b in zip(task["input_names"], inputs, snapshot, strict=True) if not torch.equal(a, b)]
-    if changed and result["status"] == "PASSED":
-        result["status"] = "RUNTIME_ERROR"
+    if changed:
+        result["status"] = "REJECTED"
         result["log"] = f"the candidate modified its input(s) {changed}; inputs must stay unchanged"
     return result
 

@@ -1,0 +1,23 @@
+"""expect: REJECTED — Returns a tensor subclass that would compute only when compared."""
+
+import torch
+
+
+def _compute(x, mask, norm_weight, norm_bias, left_proj, right_proj, left_gate, right_gate, out_gate,
+             to_out_norm_weight, to_out_norm_bias, to_out):
+    dim, hidden = x.shape[-1], left_proj.shape[0]
+    xn = torch.nn.functional.layer_norm(x, (dim,), norm_weight, norm_bias)
+    m = mask.unsqueeze(-1).to(x.dtype)
+    left = (xn @ left_proj.T) * m * torch.sigmoid(xn @ left_gate.T)
+    right = (xn @ right_proj.T) * m * torch.sigmoid(xn @ right_gate.T)
+    out = torch.einsum("bikd,bjkd->bijd", left, right)
+    out = torch.nn.functional.layer_norm(out, (hidden,), to_out_norm_weight, to_out_norm_bias)
+    return (out * torch.sigmoid(xn @ out_gate.T)) @ to_out.T
+
+
+class _Lazy(torch.Tensor):
+    pass
+
+
+def run(x, mask, norm_weight, norm_bias, left_proj, right_proj, left_gate, right_gate, out_gate, to_out_norm_weight, to_out_norm_bias, to_out):
+    return _compute(x, mask, norm_weight, norm_bias, left_proj, right_proj, left_gate, right_gate, out_gate, to_out_norm_weight, to_out_norm_bias, to_out).as_subclass(_Lazy)
