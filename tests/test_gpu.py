@@ -61,3 +61,19 @@ def test_hanging_kernel_is_killed_and_the_gpu_reused(gpu_engine: Engine, tmp_pat
     hung = gpu_engine.run_correctness(rms, candidate("rmsnorm_hang.py"), ["b64"], timeout=8)
     assert hung.status == "TIMEOUT"
     assert gpu_engine.run_correctness(rms, seed("rmsnorm", "triton_rowwise.py"), ["b64"]).status == "PASSED"
+
+
+def test_out_of_gpu_memory_is_a_runtime_error_and_the_worker_carries_on(gpu_engine: Engine) -> None:
+    rms = load_task("rmsnorm")
+    res = gpu_engine.run_correctness(rms, candidate("rmsnorm_oom.py"), ["b64"])
+    assert res.status == "RUNTIME_ERROR" and "out of GPU memory" in res.workloads[0].log
+    assert gpu_engine.run_correctness(rms, seed("rmsnorm", "triton_rowwise.py"), ["b64"]).status == "PASSED"
+
+
+def test_side_stream_work_is_caught_at_run_time_without_the_screen(tmp_path: Path) -> None:
+    from ksearch_agent.candidate import Candidate
+
+    cheat = Path(__file__).parent / "cheats" / "rmsnorm_03_side_stream.py"
+    with Engine(device="gpu", workdir=tmp_path / "w", cache_dir=tmp_path / "c", screening=False) as engine:
+        res = engine.run_correctness(load_task("rmsnorm"), Candidate.from_path(cheat), ["b64"])
+    assert res.status == "REJECTED" and "CUDA stream" in res.workloads[0].log
