@@ -14,7 +14,10 @@ from typing import Any
 
 
 class Watch:
-    streams_created = 0
+    # Raw handles of every torch Stream object made in this process. torch.cuda.current_stream() also
+    # makes Stream objects, for the current stream; only handles other than the current and default
+    # streams count as side streams.
+    stream_handles: list[int] = []
     _patched = False
 
     def __init__(self) -> None:
@@ -30,8 +33,9 @@ class Watch:
         original = torch.cuda.Stream.__new__
 
         def counting_new(kind: Any, *args: Any, **kwargs: Any) -> Any:
-            cls.streams_created += 1
-            return original(kind, *args, **kwargs)
+            stream = original(kind, *args, **kwargs)
+            cls.stream_handles.append(int(getattr(stream, "cuda_stream", 0)))
+            return stream
 
         torch.cuda.Stream.__new__ = counting_new  # type: ignore[method-assign,assignment]
         cls._patched = True
@@ -45,9 +49,18 @@ class Watch:
                 continue
         return pids
 
+    @staticmethod
+    def _side_streams(handles: list[int]) -> set[int]:
+        if not handles:
+            return set()
+        import torch
+
+        legit = {0, int(torch.cuda.current_stream().cuda_stream), int(torch.cuda.default_stream().cuda_stream)}
+        return {h for h in handles if h not in legit}
+
     def snapshot(self) -> dict[str, Any]:
-        return {"threads": threading.active_count(), "streams": Watch.streams_created,
-                "children": set(self._children())}
+        Watch.stream_handles.clear()  # snapshots and checks pair up, never nest: keep only this call's
+        return {"threads": threading.active_count(), "streams": 0, "children": set(self._children())}
 
     def check(self, before: dict[str, Any]) -> str | None:
         """A reason to reject the call, or None. A forked child exits here and never reports."""
@@ -65,7 +78,7 @@ class Watch:
                 except ProcessLookupError:
                     pass
             problems.append(f"started {len(new_children)} child process(es) (killed)")
-        streams = Watch.streams_created - before["streams"]
-        if streams > 0:
-            problems.append(f"created {streams} CUDA stream(s): work on side streams is refused")
+        side = self._side_streams(Watch.stream_handles[before["streams"]:])
+        if side:
+            problems.append(f"created {len(side)} CUDA stream(s): work on side streams is refused")
         return "; ".join(problems) or None
