@@ -66,6 +66,7 @@ class WorkerProcess:
         self.log_path = workdir / f"worker-{mode}.log"
         self._rfd = self._wfd = -1
         self._buffer = b""
+        self._log_start = 0
         self.starts = 0
         self.last_start_seconds = 0.0
 
@@ -95,6 +96,7 @@ class WorkerProcess:
         self.stop()
         self.workdir.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
+        self._log_start = self.log_size()  # tails show this worker's output, not a predecessor's
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         with open(self.log_path, "ab") as logf:
@@ -137,7 +139,8 @@ class WorkerProcess:
         self._rfd = self._wfd = -1
         self.proc = None
 
-    def log_tail(self, since: int = 0) -> str:
+    def log_tail(self, since: int | None = None) -> str:
+        since = self._log_start if since is None else since
         try:
             with open(self.log_path, "rb") as f:
                 size = f.seek(0, os.SEEK_END)
@@ -158,6 +161,7 @@ class WorkerProcess:
         if self.log_size() > LOG_ROTATE_BYTES:
             with open(self.log_path, "r+b") as f:
                 f.truncate(0)
+            self._log_start = 0
 
     def _fill(self, need: int, deadline: float) -> None:
         while len(self._buffer) < need:
