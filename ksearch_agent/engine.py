@@ -346,6 +346,20 @@ class Engine:
             log.info("profiled", geomean_speedup=result.geomean_speedup, seconds=round(result.seconds, 2))
             return result
 
+    def check_reference(self, task: Task, *, timeout: float = 120.0) -> list[str]:
+        """Problems found running the task's reference on its CPU workloads (empty: it runs and its outputs
+        match the definition's shapes and dtypes). The reference runs in the CPU worker, isolated."""
+        workloads = task.select(cpu=True) or task.workloads[:1]
+        request = {"op": "check_reference", "task": task.worker_spec(), "secret": secrets.randbits(62),
+                   "workloads": [task.resolve(w) for w in workloads]}
+        try:
+            for msg in self.worker("cpu").request(request, timeout_per_message=timeout):
+                if msg.get("type") == "done":
+                    return list(msg.get("problems") or ([msg["error"]] if msg.get("error") else []))
+        except WorkerError as exc:
+            return [f"the reference crashed or hung: {exc}"]
+        return ["no answer from the worker"]
+
     # -- both --------------------------------------------------------------------------------------
 
     def evaluate(self, task: Task, candidate: Candidate, workload_ids: list[str] | None = None, *,

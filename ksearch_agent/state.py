@@ -14,6 +14,7 @@ class SearchInput(TypedDict):
     seed_code: NotRequired[dict[str, str] | str | None]
     messages: NotRequired[list[Any]]
     run_id: NotRequired[str | None]
+    continue_run: NotRequired[str | None]
 
 
 class SearchOutput(TypedDict):
@@ -41,8 +42,10 @@ class SearchState(TypedDict, total=False):
     seed_code: dict[str, str] | str | None
     messages: list[Any]
     run_id: str | None
+    continue_run: str | None
     run_dir: str
     task_name: str
+    task_ref: str
     started_at: float
     seed_candidate: str | None
     world_model: dict[str, Any]

@@ -32,7 +32,7 @@ def policy_for(ctx: SearchContext) -> Policy:
 
 
 def task_of(state: SearchState) -> Task:
-    spec = state.get("task_name") or state["task"]
+    spec = state.get("task_ref") or state["task"]
     if isinstance(spec, dict):
         spec = spec.get("directory") or spec["name"]
     return load_task(str(spec))

@@ -16,19 +16,43 @@ from ksearch_agent.llm.chat import ModelNotConfigured
 from ksearch_agent.llm.usage import UsageLedger
 from ksearch_agent.llm_policy import PolicyError
 from ksearch_agent.nodes.common import emit, policy_for, store_of, task_of
+from ksearch_agent.resources import store_for
 from ksearch_agent.search_logic import lineage, stop_reason
 from ksearch_agent.state import SearchState
-from ksearch_agent.task import TaskFileError
+from ksearch_agent.task import BUNDLED_TASKS_DIR, TaskFileError
 from ksearch_agent.world_model import InsertNode, WorldModel
 
 MIN_OPEN_ACTIONS = 3
 
 
+def _continue(run_dir: str) -> dict[str, Any]:
+    """Pick up a finished or stopped run where it left off: its tree, its best kernel, its round count."""
+    store = store_for(run_dir)
+    snaps = store.snapshots()
+    if not snaps:
+        raise ValueError(f"run {run_dir} has no world-model snapshot to continue from")
+    passed = [r for r in store.candidates() if r["status"] == "PASSED"]
+    top = max(passed, key=lambda r: r["geomean_speedup"] or 0.0) if passed else None
+    best = None if top is None else {
+        "candidate_id": top["id"], "node_id": top["action_node"], "round": top["round"],
+        "geomean_speedup": top["geomean_speedup"], "geomean_latency_ms": top["geomean_latency_ms"],
+        "language": top["language"], "files_dir": str(Path(run_dir) / "candidates" / top["id"])}
+    return {"run_id": Path(run_dir).name, "run_dir": str(Path(run_dir).resolve()), "task_name": store.get_meta("task"),
+            "task_ref": store.get_meta("task_ref") or store.get_meta("task"),
+            "started_at": time.time(), "round": max(s["round"] for s in snaps), "attempts": [], "best": best,
+            "usage": store.latest_usage() or UsageLedger().model_dump(), "status": "running",
+            "world_model": snaps[-1]["world_model"]}
+
+
 def _setup(state: SearchState, ctx: SearchContext) -> dict[str, Any]:
+    if state.get("continue_run"):
+        return _continue(str(state["continue_run"]))
     task = task_of(state)
     run_id = state.get("run_id") or f"{task.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
     run_dir = str(Path(ctx.runs_root).resolve() / run_id)
+    bundled = task.directory.resolve() == (BUNDLED_TASKS_DIR / task.name).resolve()
     update: dict[str, Any] = {"run_id": run_id, "run_dir": run_dir, "task_name": task.name,
+                              "task_ref": task.name if bundled else str(task.directory.resolve()),
                               "started_at": time.time(), "round": 0, "attempts": [], "best": None,
                               "usage": UsageLedger().model_dump(), "status": "running"}
     seed = state.get("seed_code")
@@ -68,8 +92,10 @@ def planner(state: SearchState, runtime: Runtime[SearchContext]) -> Command[Lite
                                              "best": None, "eval_summary": None, "lineage": [], "run_dir": ""})
         state = {**state, **setup}  # type: ignore[typeddict-item]
         store = store_of(state)
-        store.set_meta("task", setup["task_name"])
-        store.set_meta("context", {k: v for k, v in vars(ctx).items()})
+        if not state.get("continue_run"):
+            store.set_meta("task", setup["task_name"])
+            store.set_meta("task_ref", setup["task_ref"])
+            store.set_meta("context", {k: v for k, v in vars(ctx).items()})
         if setup.get("seed_candidate"):
             from ksearch_agent.coder_tools import candidate_from_files
 

@@ -124,3 +124,36 @@ def run_correctness(worker: Any, req: dict[str, Any]) -> None:
             worker.emit({"type": "done", "fatal": True})
             return
     worker.emit({"type": "done"})
+
+
+def run_check_reference(worker: Any, req: dict[str, Any]) -> None:
+    """Run a (possibly LLM-written) reference on small random inputs and check its outputs against the
+    definition's shapes and dtypes; used to validate new task definitions before any search."""
+    from ksearch_agent.worker.inputs import DTYPES
+
+    task, problems = req["task"], []
+    for wl in req["workloads"]:
+        ref = load_entry(task["reference"], "run", task, "reference", wl["axes"])
+        if ref.failure is not None:
+            problems.append(f"the reference does not load: {ref.failure.log[-1500:]}")
+            break
+        try:
+            inputs = make_inputs(wl["inputs"], derive_seed(int(req["secret"]), wl["id"], "ref"), worker.device)
+            with torch.no_grad():
+                outs = as_tuple(ref.bind(wl["axes"])(*inputs))
+        except Exception as exc:  # noqa: BLE001 - LLM-written code may raise anything
+            problems.append(f"workload {wl['id']}: the reference raised {type(exc).__name__}: {exc}"[:1500])
+            continue
+        if len(outs) != len(wl["outputs"]):
+            problems.append(f"workload {wl['id']}: the reference returned {len(outs)} outputs, the definition "
+                            f"declares {len(wl['outputs'])}")
+            continue
+        for spec, out in zip(wl["outputs"], outs, strict=True):
+            if not isinstance(out, torch.Tensor):
+                problems.append(f"workload {wl['id']}: output {spec['name']!r} is not a tensor")
+            elif list(out.shape) != spec["shape"] or out.dtype != DTYPES[spec["dtype"]]:
+                problems.append(f"workload {wl['id']}: output {spec['name']!r} is {list(out.shape)} "
+                                f"{str(out.dtype)[6:]}, the definition says {spec['shape']} {spec['dtype']}")
+            elif not bool(torch.isfinite(out.float()).all()):
+                problems.append(f"workload {wl['id']}: output {spec['name']!r} has NaN or inf values")
+    worker.emit({"type": "done", "problems": problems})

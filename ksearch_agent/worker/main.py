@@ -83,6 +83,10 @@ class Worker:
             from ksearch_agent.worker.correctness_job import run_correctness
 
             run_correctness(self, request)
+        elif op == "check_reference":
+            from ksearch_agent.worker.correctness_job import run_check_reference
+
+            run_check_reference(self, request)
         elif op == "profile":
             from ksearch_agent.worker.profile_job import run_profile
 
