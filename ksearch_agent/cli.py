@@ -299,5 +299,41 @@ def show_cmd(run: Annotated[str, typer.Argument(help="run directory or run id un
         console.print(WorldModel.model_validate(snaps[-1]["world_model"]).outline(), markup=False, highlight=False)
 
 
+@app.command("export")
+def export_cmd(
+    run: Annotated[str, typer.Argument(help="run directory or run id under runs/")],
+    out: Annotated[Path, typer.Argument(help="where to write the best kernel's entry file")],
+    gpumode: Annotated[bool, typer.Option("--gpumode", help="require a GPUMode custom_kernel(data) entry point")] = False,
+) -> None:
+    """Write the run's best passing kernel (its entry file, plus any .cu files beside it) to OUT."""
+    from ksearch_agent.resources import store_for
+    from ksearch_agent.runner import resolve_run_dir
+
+    try:
+        run_dir = resolve_run_dir(run)
+    except FileNotFoundError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    store = store_for(run_dir)
+    passed = [r for r in store.candidates() if r["status"] == "PASSED"]
+    if not passed:
+        err_console.print("[red]error:[/red] this run has no passing candidate to export")
+        raise typer.Exit(1)
+    best = max(passed, key=lambda r: r["geomean_speedup"] or 0.0)
+    cand = store.load_candidate(best["id"])
+    source = cand.files[cand.entry]
+    if gpumode and "def custom_kernel(" not in source:
+        err_console.print("[red]error:[/red] the best kernel has no custom_kernel(data) entry point; GPUMode "
+                          "submissions need one (the task must have a GPUMode adapter)")
+        raise typer.Exit(1)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(source)
+    for name, text in cand.files.items():
+        if name != cand.entry:
+            (out.parent / name).write_text(text)
+    speed = best["geomean_speedup"]
+    console.print(f"exported candidate {best['id']} ({'—' if speed is None else f'{speed:.3f}x'}) to {out}")
+
+
 if __name__ == "__main__":
     app()

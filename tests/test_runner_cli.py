@@ -129,3 +129,18 @@ def test_ksearch_run_talks_to_an_openai_compatible_endpoint(tmp_path: Path) -> N
     ledger = UsageLedger.model_validate(RunStore(next((tmp_path / "runs").iterdir())).latest_usage())
     assert ledger.by_node["planner"].calls == 1 and ledger.by_node["coder"].calls == 1
     assert ledger.input_tokens > 500 and ledger.output_tokens > 100  # usage parsed from the endpoint's answers
+
+
+def test_export_writes_the_best_kernel_that_eval_accepts(finished_run: Any, tmp_path: Path) -> None:
+    final, _, _ = finished_run
+    out = _cli("export", final["run_dir"], str(tmp_path / "best.py"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    from ksearch_agent.resources import store_for
+
+    best = store_for(final["run_dir"]).load_candidate(final["best"]["candidate_id"])
+    assert (tmp_path / "best.py").read_text() == best.files[best.entry]
+    check = _cli("eval", "rmsnorm", str(tmp_path / "best.py"), "--cpu", "--json", cwd=tmp_path,
+                 env_extra={"KSEARCH_CACHE_DIR": str(tmp_path / "cache")})
+    assert check.returncode == 0 and '"status": "PASSED"' in check.stdout
+    refuse = _cli("export", final["run_dir"], str(tmp_path / "gm.py"), "--gpumode", cwd=tmp_path)
+    assert refuse.returncode == 1 and "custom_kernel" in refuse.stderr  # rmsnorm kernels have no GPUMode entry
