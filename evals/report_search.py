@@ -22,6 +22,12 @@ def main(path: str) -> None:
             sp = c["geomean_speedup"]
             out.append(f"| {c['round']} | {c['action_node']} | {c['origin']} | {c['id']} | {c['status']} | "
                        f"{'—' if sp is None else f'{sp:.3f}'} | {c['best_so_far']:.3f} |")
+        if task == "trimul" and "export" in r:
+            ev = r.get("eval_exported", {})
+            doc = ev.get("json") if isinstance(ev.get("json"), dict) else {}
+            out += ["", f"`ksearch export {{run}} trimul_best_submission.py --gpumode`: exit {r['export']['exit']}; "
+                        f"`ksearch eval trimul trimul_best_submission.py --json`: exit {ev.get('exit')}, status "
+                        f"{doc.get('status')}, geomean speedup {doc.get('geomean_speedup')}."]
         out += ["", "Lineage of the best: " + " → ".join(f"{n['id']} ({n['decision'][:60]})" for n in t["lineage"]), "",
                 "Final world model:", "", "```", t["outline"], "```", ""]
     side = r.get("trimul_best_vs_seed")

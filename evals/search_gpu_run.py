@@ -10,6 +10,7 @@ Usage (GPU machine, package installed): ``python evals/search_gpu_run.py OUTDIR 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -36,39 +37,58 @@ def per_round(run_dir: str) -> list[dict[str, Any]]:
     return out
 
 
+def _from_run_dir(run_dir: Path, seconds: float, status: str) -> dict[str, Any]:
+    store = store_for(run_dir)
+    wm = WorldModel.model_validate(store.snapshots()[-1]["world_model"])
+    passed = [r for r in store.candidates() if r["status"] == "PASSED"]
+    best = max(passed, key=lambda r: r["geomean_speedup"] or 0.0) if passed else None
+    lineage = [{"id": n.id, "decision": n.decision} for n in wm.lineage(best["action_node"])[1:]] if best else []
+    return {"seconds": seconds, "status": status, "run_dir": str(run_dir), "best": best, "lineage": lineage,
+            "world_model": wm.snapshot(), "outline": wm.outline(), "candidates": per_round(str(run_dir))}
+
+
 def main(out: Path, rounds: int) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-                              "command": f"python evals/search_gpu_run.py $OUT {rounds}"}
+                              "command": f"ksearch run trimul --rounds {rounds} --device gpu (via python evals/search_gpu_run.py $OUT {rounds})"}
     import torch
     import triton
 
     record.update(torch=torch.__version__, triton=triton.__version__)
     record["gpu"] = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
                                    capture_output=True, text=True).stdout.strip()
-    runs_root = tempfile.mkdtemp(prefix="ksearch-runs-")
-    with Engine(device="gpu", cache_dir=Path(tempfile.mkdtemp(prefix="ksearch-cache-"))) as engine:
+    runs_root = Path(tempfile.mkdtemp(prefix="ksearch-runs-"))
+    cache = Path(tempfile.mkdtemp(prefix="ksearch-cache-"))
+    env = {**os.environ, "KSEARCH_CACHE_DIR": str(cache)}
+    env.pop("KSEARCH_MODEL", None)
+    t0 = time.perf_counter()
+    cli = subprocess.run([sys.executable, "-m", "ksearch_agent.cli", "run", "trimul", "--rounds", str(rounds),
+                          "--device", "gpu", "--runs-root", str(runs_root)], capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - t0
+    print(cli.stdout[-2000:], cli.stderr[-1500:], flush=True)
+    run_dir = next(runs_root.glob("trimul-*"))
+    record["trimul"] = _from_run_dir(run_dir, seconds, f"exit {cli.returncode}")
+    record["trimul"]["cli_stdout"] = cli.stdout[-3000:]
+    record["trimul"]["cli_says_playbook"] = "using the playbook policy" in cli.stderr
+    submission = out / "trimul_best_submission.py"
+    exp = subprocess.run([sys.executable, "-m", "ksearch_agent.cli", "export", str(run_dir), str(submission), "--gpumode"],
+                         capture_output=True, text=True, env=env)
+    record["export"] = {"exit": exp.returncode, "stdout": exp.stdout[-500:], "stderr": exp.stderr[-500:]}
+    ev = subprocess.run([sys.executable, "-m", "ksearch_agent.cli", "eval", "trimul", str(submission), "--json"],
+                        capture_output=True, text=True, env=env)
+    record["eval_exported"] = {"exit": ev.returncode, "json": json.loads(ev.stdout) if ev.stdout.strip().startswith("{") else ev.stdout[-2000:]}
+    with Engine(device="gpu", cache_dir=cache) as engine:
         register_engine("gpu", engine)
-        for task, n in (("trimul", rounds), ("rmsnorm", 4)):
-            ctx = SearchContext(policy="playbook", device="gpu", runs_root=runs_root, max_rounds=n)
-            t0 = time.perf_counter()
-            events: list[dict[str, Any]] = []
-            final = run_search(task, ctx, on_event=events.append)
-            wm = WorldModel.model_validate(final["world_model"])
-            record[task] = {"seconds": time.perf_counter() - t0, "status": final["status"], "best": final["best"],
-                            "eval_summary": final["eval_summary"], "lineage": final["lineage"],
-                            "world_model": final["world_model"], "outline": wm.outline(),
-                            "candidates": per_round(final["run_dir"]),
-                            "events": [e for e in events if e["event"] in ("cycle_start", "evaluated", "new_best")]}
-            print(f"{task}: {final['status']} best {final['best']} in {time.perf_counter() - t0:.0f}s", flush=True)
-            if task == "trimul" and final["best"]:
-                best = store_for(final["run_dir"]).load_candidate(final["best"]["candidate_id"])
-                (out / "trimul_best_submission.py").write_text(best.files[best.entry])
-                t = load_task("trimul")
-                seed = Candidate.from_path(BUNDLED_TASKS_DIR / "trimul" / "seeds" / "triton_simple.py")
-                side = engine.profile(t, best, baseline=seed)
-                gm = engine.profile(t, best, baseline=seed, protocol="gpumode")
-                record["trimul_best_vs_seed"] = {"flushed": side.model_dump(), "gpumode": gm.model_dump()}
+        t = load_task("trimul")
+        best = Candidate.from_path(submission)
+        seed = Candidate.from_path(BUNDLED_TASKS_DIR / "trimul" / "seeds" / "triton_simple.py")
+        side = engine.profile(t, best, baseline=seed)
+        gm = engine.profile(t, best, baseline=seed, protocol="gpumode")
+        record["trimul_best_vs_seed"] = {"flushed": side.model_dump(), "gpumode": gm.model_dump()}
+        ctx = SearchContext(policy="playbook", device="gpu", runs_root=str(runs_root), max_rounds=4)
+        t1 = time.perf_counter()
+        final = run_search("rmsnorm", ctx)
+        record["rmsnorm"] = _from_run_dir(Path(final["run_dir"]), time.perf_counter() - t1, final["status"])
     (out / "search_gpu.json").write_text(json.dumps(record, indent=1, default=str))
     return record
 
@@ -77,7 +97,7 @@ if __name__ == "__main__":
     rec = main(Path(sys.argv[1] if len(sys.argv) > 1 else "evals/results"), int(sys.argv[2]) if len(sys.argv) > 2 else 5)
     for task in ("trimul", "rmsnorm"):
         r = rec[task]
-        print(f"\n== {task}: {r['status']} in {r['seconds']:.0f}s")
+        print(f"\n== {task}: {r['status']} in {r['seconds']:.0f}s; best {r['best']}")
         for c in r["candidates"]:
             print(f"  round {c['round']} {c['action_node']} {c['origin']:6s} {c['id']} {c['status']:20s} "
                   f"speedup {c['geomean_speedup']} best {c['best_so_far']:.3f}")
