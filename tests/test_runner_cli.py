@@ -144,3 +144,24 @@ def test_export_writes_the_best_kernel_that_eval_accepts(finished_run: Any, tmp_
     assert check.returncode == 0 and '"status": "PASSED"' in check.stdout
     refuse = _cli("export", final["run_dir"], str(tmp_path / "gm.py"), "--gpumode", cwd=tmp_path)
     assert refuse.returncode == 1 and "custom_kernel" in refuse.stderr  # rmsnorm kernels have no GPUMode entry
+
+
+def test_seed_code_is_stored_and_given_to_the_coder_for_root_actions(tmp_path: Path, cpu_engine: Engine) -> None:
+    from ksearch_agent.playbook import playbook_seed_files
+    from ksearch_agent.resources import store_for
+    from ksearch_agent.task import load_task
+
+    register_engine("cpu", cpu_engine)
+    changed = GOOD.replace("NUM_WARPS = 8", "NUM_WARPS = 4")  # the seed itself is GOOD; the coder changes it
+    model = ScriptedChatModel([initial_answer(), code_answer(changed), edit_answer([])])
+    register_model("scripted-seed", model)
+    seed_files = playbook_seed_files(load_task("rmsnorm"))
+    ctx = SearchContext(model="scripted-seed", device="cpu", runs_root=str(tmp_path / "runs"), max_rounds=1, trials=1)
+    try:
+        final = run_search("rmsnorm", ctx, seed_code=seed_files, run_id="seeded")
+    finally:
+        unregister_model("scripted-seed")
+    rows = store_for(final["run_dir"]).candidates()
+    assert rows[0]["origin"] == "seed" and rows[1]["parent_id"] == rows[0]["id"]
+    coder_prompt = str(model.calls[1][1].content)
+    assert "Start from the parent kernel" in coder_prompt and seed_files["run.py"].strip()[:200] in coder_prompt

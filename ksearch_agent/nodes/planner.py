@@ -57,12 +57,7 @@ def _setup(state: SearchState, ctx: SearchContext) -> dict[str, Any]:
                               "usage": UsageLedger().model_dump(), "status": "running"}
     seed = state.get("seed_code")
     if seed:
-        files = {"run.py": seed} if isinstance(seed, str) else dict(seed)
-        from ksearch_agent.coder_tools import candidate_from_files
-
-        cand: Candidate = candidate_from_files(files, ctx.language)
-        update["seed_code"] = files
-        update["seed_candidate"] = cand.id
+        update["seed_code"] = {"run.py": seed} if isinstance(seed, str) else dict(seed)
     return update
 
 
@@ -96,11 +91,13 @@ def planner(state: SearchState, runtime: Runtime[SearchContext]) -> Command[Lite
             store.set_meta("task", setup["task_name"])
             store.set_meta("task_ref", setup["task_ref"])
             store.set_meta("context", {k: v for k, v in vars(ctx).items()})
-        if setup.get("seed_candidate"):
+        if setup.get("seed_code"):
             from ksearch_agent.coder_tools import candidate_from_files
 
-            store.save_candidate(candidate_from_files(setup["seed_code"], ctx.language), round=0, action_node=None,
-                                 parent_id=None, origin="seed", attempt=0)
+            seed_cand: Candidate = candidate_from_files(setup["seed_code"], ctx.language)
+            setup["seed_candidate"] = store.save_candidate(seed_cand, round=0, action_node=None, parent_id=None,
+                                                           origin="seed", attempt=0)
+            state = {**state, "seed_candidate": setup["seed_candidate"]}  # type: ignore[typeddict-item]
     else:
         setup = {}
     task = task_of(state)
