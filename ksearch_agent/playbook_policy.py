@@ -11,6 +11,7 @@ order follows the evidence.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from ksearch_agent.knobs import KnobError, read_knobs, render
@@ -39,16 +40,22 @@ def classify_failure(status: str, log: str, speedup: float | None, parent_speedu
     return "runtime"
 
 
+_PLAYBOOKS: dict[tuple[str, float], Playbook] = {}
+
+
+def _playbook(path: Path, mtime: float, task: Task) -> Playbook:
+    """One parse per playbook file version (a policy object is made per node call)."""
+    key = (str(path), mtime)
+    if key not in _PLAYBOOKS:
+        _PLAYBOOKS[key] = load_playbook(task)
+    return _PLAYBOOKS[key]
+
+
 class PlaybookPolicy:
     name = "playbook"
 
-    def __init__(self) -> None:
-        self._books: dict[str, Playbook] = {}
-
     def _book(self, task: Task) -> Playbook:
-        if task.name not in self._books:
-            self._books[task.name] = load_playbook(task)
-        return self._books[task.name]
+        return _playbook(task.directory / "playbook.json", (task.directory / "playbook.json").stat().st_mtime, task)
 
     # -- planner ------------------------------------------------------------------------------------
 

@@ -61,6 +61,11 @@ def stop_reason(state: SearchState, ctx: SearchContext, *, now: float | None = N
     """Why the whole search should stop before the next cycle, or None."""
     if state.get("round", 0) >= ctx.max_rounds:
         return "max_rounds"
+    return budget_reason(state, ctx, now=now)
+
+
+def budget_reason(state: SearchState, ctx: SearchContext, *, now: float | None = None) -> str | None:
+    """Wall time or token/USD budget spent: this also ends a cycle early."""
     if ctx.max_wall_s is not None and (now or time.time()) - state.get("started_at", time.time()) > ctx.max_wall_s:
         return "wall_time"
     over = UsageLedger.model_validate(state.get("usage") or {}).over_budget(ctx.max_tokens, ctx.budget_usd)
@@ -71,7 +76,7 @@ def next_after_attempt(state: SearchState, ctx: SearchContext) -> Literal["repai
     """Repair a failed or slower attempt while the cycle's allowances last; otherwise end the cycle."""
     attempts = state.get("attempts", [])
     last = attempts[-1]
-    if stop_reason({**state, "round": 0}, ctx) is not None:  # budgets and wall time end the cycle too
+    if budget_reason(state, ctx) is not None:
         return "world_model_update"
     if len(attempts) > ctx.max_repairs or state.get("no_improve", 0) >= ctx.stagnation_window:
         return "world_model_update"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from langgraph.config import get_stream_writer
@@ -13,7 +15,7 @@ from ksearch_agent.policy import Policy
 from ksearch_agent.resources import store_for
 from ksearch_agent.state import SearchState
 from ksearch_agent.store import RunStore
-from ksearch_agent.task import Task, load_task
+from ksearch_agent.task import BUNDLED_TASKS_DIR, Task, load_task
 
 
 def policy_for(ctx: SearchContext) -> Policy:
@@ -35,7 +37,22 @@ def task_of(state: SearchState) -> Task:
     spec = state.get("task_ref") or state["task"]
     if isinstance(spec, dict):
         spec = spec.get("directory") or spec["name"]
-    return load_task(str(spec))
+    return _load_cached(str(spec), _stamp(str(spec)))
+
+
+def _stamp(spec: str) -> tuple[float, ...]:
+    """Modification times of the task's files: a cached task is reused only while they are unchanged."""
+    directory = Path(spec) if Path(spec).is_dir() else BUNDLED_TASKS_DIR / spec
+    try:
+        return tuple(p.stat().st_mtime for p in sorted(directory.glob("*")) if p.is_file())
+    except OSError:
+        return ()
+
+
+@lru_cache(maxsize=32)
+def _load_cached(spec: str, stamp: tuple[float, ...]) -> Task:
+    """Every node needs the task; parsing and validating its files once per change is enough."""
+    return load_task(spec)
 
 
 def store_of(state: SearchState) -> RunStore:
