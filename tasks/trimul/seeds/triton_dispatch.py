@@ -1,0 +1,368 @@
+"""Shape-dispatched Triton TriMul (AlphaFold3 outgoing triangle update) with fp16 intermediates.
+
+Semantics (``tasks/trimul/reference.py``), ``H = hidden = 128``::
+
+    xn    = LayerNorm_dim(x)
+    left  = (xn @ Wlp^T) * mask * sigmoid(xn @ Wlg^T)          # [bs, N, N, H]
+    right = (xn @ Wrp^T) * mask * sigmoid(xn @ Wrg^T)
+    p[b, i, j, d] = sum_k left[b, i, k, d] * right[b, j, k, d]
+    out   = (LayerNorm_H(p) * sigmoid(xn @ Wog^T)) @ Wto^T      # fp32 [bs, N, N, dim]
+
+Why this layout of the work (all figures measured per stage on an H100, see evals/results):
+
+* ``_pack_weights`` -- one launch turns the six fp32 weight matrices into the fp16 operands the
+  GEMMs want: ``w_cat`` [dim, 640] in five 128-column groups, where groups 0-3 interleave a
+  projection column with its gate column (so the epilogue splits the fp32 accumulator into
+  (value, gate) pairs held by the same thread) and group 4 is the out gate; and ``to_out^T``.
+  Packing in torch took about ten small launches, which cost more than the kernels at N = 256.
+* Projections, two strategies chosen by ``dim``:
+
+  - ``dim <= ROWRES_MAX_DIM`` (128): ``_proj_rowres`` -- a program owns BLOCK_M rows, loads them
+    once, computes the LayerNorm in registers and keeps the normalised rows as the fp16 A operand
+    for all five groups, so x is read from DRAM exactly once and no normalised copy is written.
+  - otherwise: ``_layernorm_rows`` writes the normalised rows in fp16 (a memory-bound pass), then
+    ``_proj_gemm`` is a plain pipelined GEMM over them, one program per (row block, group), with
+    the group index fastest so the five programs that share a row block meet in L2.  At dim 384
+    the register-resident variant is slower: its five groups run back to back in one program.
+
+  Both write ``left`` and ``right`` as fp16 [bs, H, N, N] (one row-major N x N matrix per
+  (batch, channel): the triangle contraction then needs no transpose) and ``sigmoid(out gate)``
+  as fp16 [bs*N*N, H].
+* ``_triangle`` -- batched ``p[z] = left[z] @ right[z]^T`` over z = (b, d), fp16 operands, fp32
+  accumulation, p stored in fp16 (halves the traffic of the output stage).
+* ``_output`` -- LayerNorm over H, times the out gate, fp16 GEMM with ``to_out^T``, fp32 output.
+
+Row blocks never straddle a batch: the task guarantees N % 16 == 0, so N*N is a multiple of 256.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+LN_EPS = 1e-5
+
+ROWRES_MAX_DIM = 128  # largest dim handled by the register-resident projection kernel (<= 384)
+K1R_BLOCK_M = 64
+K1R_NUM_WARPS = 4
+K1R_NUM_STAGES = 2
+LN_BLOCK_M = 16
+LN_NUM_WARPS = 4
+K1G_BLOCK_M = 128
+K1G_BLOCK_K = 64
+K1G_NUM_WARPS = 8
+K1G_NUM_STAGES = 3
+K2_BLOCK_M = 128
+K2_BLOCK_N = 128
+K2_BLOCK_K = 64
+K2_NUM_WARPS = 8
+K2_NUM_STAGES = 3
+K2_SMALL_N = 256  # N at or below this uses the small-tile triangle configuration
+K2_SMALL_BLOCK_M = 64
+K2_SMALL_BLOCK_N = 128
+K2_SMALL_NUM_WARPS = 4
+K3_BLOCK_M = 64
+K3_NUM_WARPS = 4
+K3_NUM_STAGES = 1
+
+
+@triton.jit
+def _pack_weights(lp, lg, rp, rg, og, to, w_cat, wo_t, D, BK: tl.constexpr):
+    s = tl.program_id(0)
+    k = tl.program_id(1) * BK + tl.arange(0, BK)
+    ch = tl.arange(0, 128)
+    kok = (k < D)[:, None]
+    if s < 5:
+        if s == 0:
+            src = lp
+        elif s == 1:
+            src = lg
+        elif s == 2:
+            src = rp
+        elif s == 3:
+            src = rg
+        else:
+            src = og
+        w = tl.load(src + ch[None, :] * D + k[:, None], mask=kok, other=0.0)  # [BK, 128] = W^T slice
+        col = tl.where(s < 4, ((s // 2) * 2 + ch // 64) * 128 + (ch % 64) * 2 + s % 2, 512 + ch)
+        tl.store(w_cat + k[:, None] * 640 + col[None, :], w.to(tl.float16), mask=kok)
+    else:
+        w = tl.load(to + k[:, None] * 128 + ch[None, :], mask=kok, other=0.0)  # to_out[d, h]
+        tl.store(wo_t + ch[None, :] * D + k[:, None], w.to(tl.float16), mask=kok)
+
+
+@triton.jit
+def _row_stats(x0, x1, x2, D: tl.constexpr, NCH: tl.constexpr, EPS: tl.constexpr):
+    s = tl.sum(x0, 1)
+    if NCH > 1:
+        s += tl.sum(x1, 1)
+    if NCH > 2:
+        s += tl.sum(x2, 1)
+    mean = s / D
+    c0 = x0 - mean[:, None]
+    q = tl.sum(c0 * c0, 1)
+    if NCH > 1:
+        c1 = x1 - mean[:, None]
+        q += tl.sum(c1 * c1, 1)
+    if NCH > 2:
+        c2 = x2 - mean[:, None]
+        q += tl.sum(c2 * c2, 1)
+    return mean, 1.0 / tl.sqrt(q / D + EPS)
+
+
+@triton.jit
+def _normalise(xc, mean, rstd, lnw_ptr, lnb_ptr, off: tl.constexpr):
+    c = off + tl.arange(0, 128)
+    return ((xc - mean[:, None]) * rstd[:, None] * tl.load(lnw_ptr + c)[None, :]
+            + tl.load(lnb_ptr + c)[None, :]).to(tl.float16)
+
+
+@triton.jit
+def _store_gated(acc, mval, lr_ptr, g, b, rin, N2, LR_STRIDE, H: tl.constexpr, BM: tl.constexpr):
+    pr, gt = tl.split(tl.reshape(acc, [BM, 64, 2]))
+    val = pr * tl.sigmoid(gt) * mval[:, None]
+    ch = (g % 2) * 64 + tl.arange(0, 64)
+    off = (g // 2) * LR_STRIDE + (b * H + ch).to(tl.int64)[None, :] * N2 + rin[:, None]
+    tl.store(lr_ptr + off, val.to(tl.float16))
+
+
+@triton.jit
+def _proj_rowres(x_ptr, mask_ptr, lnw_ptr, lnb_ptr, w_ptr, lr_ptr, og_ptr, N2, LR_STRIDE,
+                 D: tl.constexpr, H: tl.constexpr, NCH: tl.constexpr, BM: tl.constexpr, EPS: tl.constexpr):
+    row0 = tl.program_id(0) * BM
+    b = row0 // N2
+    rin = row0 - b * N2 + tl.arange(0, BM)
+    rows = (row0 + tl.arange(0, BM)).to(tl.int64)
+    c = tl.arange(0, 128)
+    xp = x_ptr + rows[:, None] * D + c[None, :]
+    x0 = tl.load(xp)
+    x1 = x0
+    x2 = x0
+    if NCH > 1:
+        x1 = tl.load(xp + 128)
+    if NCH > 2:
+        x2 = tl.load(xp + 256)
+    mean, rstd = _row_stats(x0, x1, x2, D, NCH, EPS)
+    xn0 = _normalise(x0, mean, rstd, lnw_ptr, lnb_ptr, 0)
+    xn1 = xn0
+    xn2 = xn0
+    if NCH > 1:
+        xn1 = _normalise(x1, mean, rstd, lnw_ptr, lnb_ptr, 128)
+    if NCH > 2:
+        xn2 = _normalise(x2, mean, rstd, lnw_ptr, lnb_ptr, 256)
+    mval = tl.load(mask_ptr + rows)
+    wp = w_ptr + c[:, None] * 640 + c[None, :]
+    for g in range(4):
+        acc = tl.dot(xn0, tl.load(wp + g * 128))
+        if NCH > 1:
+            acc = tl.dot(xn1, tl.load(wp + 128 * 640 + g * 128), acc)
+        if NCH > 2:
+            acc = tl.dot(xn2, tl.load(wp + 256 * 640 + g * 128), acc)
+        _store_gated(acc, mval, lr_ptr, g, b, rin, N2, LR_STRIDE, H, BM)
+    acc = tl.dot(xn0, tl.load(wp + 512))
+    if NCH > 1:
+        acc = tl.dot(xn1, tl.load(wp + 128 * 640 + 512), acc)
+    if NCH > 2:
+        acc = tl.dot(xn2, tl.load(wp + 256 * 640 + 512), acc)
+    tl.store(og_ptr + rows[:, None] * H + c[None, :], tl.sigmoid(acc).to(tl.float16))
+
+
+@triton.jit
+def _layernorm_rows(x_ptr, lnw_ptr, lnb_ptr, xn_ptr, D: tl.constexpr, NCH: tl.constexpr, BM: tl.constexpr,
+                    EPS: tl.constexpr):
+    rows = (tl.program_id(0) * BM + tl.arange(0, BM)).to(tl.int64)
+    c = tl.arange(0, 128)
+    xp = x_ptr + rows[:, None] * D + c[None, :]
+    op = xn_ptr + rows[:, None] * D + c[None, :]
+    if NCH <= 3:  # whole rows in registers: one read of x
+        x0 = tl.load(xp)
+        x1 = x0
+        x2 = x0
+        if NCH > 1:
+            x1 = tl.load(xp + 128)
+        if NCH > 2:
+            x2 = tl.load(xp + 256)
+        mean, rstd = _row_stats(x0, x1, x2, D, NCH, EPS)
+        tl.store(op, _normalise(x0, mean, rstd, lnw_ptr, lnb_ptr, 0))
+        if NCH > 1:
+            tl.store(op + 128, _normalise(x1, mean, rstd, lnw_ptr, lnb_ptr, 128))
+        if NCH > 2:
+            tl.store(op + 256, _normalise(x2, mean, rstd, lnw_ptr, lnb_ptr, 256))
+    else:  # wide rows: mean, centred variance, then normalise, re-reading the rows from cache
+        s = tl.zeros([BM], dtype=tl.float32)
+        for k in range(0, D, 128):
+            s += tl.sum(tl.load(xp + k), 1)
+        mean = s / D
+        q = tl.zeros([BM], dtype=tl.float32)
+        for k in range(0, D, 128):
+            xc = tl.load(xp + k) - mean[:, None]
+            q += tl.sum(xc * xc, 1)
+        rstd = 1.0 / tl.sqrt(q / D + EPS)
+        for k in range(0, D, 128):
+            w = tl.load(lnw_ptr + k + c)
+            bb = tl.load(lnb_ptr + k + c)
+            xc = tl.load(xp + k) - mean[:, None]
+            tl.store(op + k, (xc * rstd[:, None] * w[None, :] + bb[None, :]).to(tl.float16))
+
+
+@triton.jit
+def _proj_gemm(xn_ptr, mask_ptr, w_ptr, lr_ptr, og_ptr, N2, LR_STRIDE,
+               D: tl.constexpr, H: tl.constexpr, BM: tl.constexpr, BK: tl.constexpr):
+    pid = tl.program_id(0)
+    g = pid % 5
+    row0 = (pid // 5) * BM
+    b = row0 // N2
+    rin = row0 - b * N2 + tl.arange(0, BM)
+    rows = (row0 + tl.arange(0, BM)).to(tl.int64)
+    kk = tl.arange(0, BK)
+    c = tl.arange(0, 128)
+    ap = xn_ptr + rows[:, None] * D + kk[None, :]
+    bp = w_ptr + kk[:, None] * 640 + g * 128 + c[None, :]
+    acc = tl.zeros([BM, 128], dtype=tl.float32)
+    for _k in range(0, D, BK):
+        acc = tl.dot(tl.load(ap), tl.load(bp), acc)
+        ap += BK
+        bp += BK * 640
+    if g < 4:
+        _store_gated(acc, tl.load(mask_ptr + rows), lr_ptr, g, b, rin, N2, LR_STRIDE, H, BM)
+    else:
+        tl.store(og_ptr + rows[:, None] * H + c[None, :], tl.sigmoid(acc).to(tl.float16))
+
+
+@triton.jit
+def _triangle(l_ptr, r_ptr, p_ptr, N, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, EVEN: tl.constexpr):
+    pid = tl.program_id(0)
+    ntj = tl.cdiv(N, BN)
+    pi = pid // ntj
+    pj = pid % ntj
+    base = tl.program_id(1).to(tl.int64) * N * N
+    ii = pi * BM + tl.arange(0, BM)
+    jj = pj * BN + tl.arange(0, BN)
+    kk = tl.arange(0, BK)
+    ap = l_ptr + base + ii[:, None] * N + kk[None, :]
+    bp = r_ptr + base + jj[None, :] * N + kk[:, None]
+    acc = tl.zeros([BM, BN], dtype=tl.float32)
+    if EVEN:
+        for _k in range(0, N, BK):
+            acc = tl.dot(tl.load(ap), tl.load(bp), acc)
+            ap += BK
+            bp += BK
+        tl.store(p_ptr + base + ii[:, None] * N + jj[None, :], acc.to(tl.float16))
+    else:
+        for k in range(0, N, BK):
+            kok = (k + kk) < N
+            a = tl.load(ap, mask=(ii < N)[:, None] & kok[None, :], other=0.0)
+            bt = tl.load(bp, mask=kok[:, None] & (jj < N)[None, :], other=0.0)
+            acc = tl.dot(a, bt, acc)
+            ap += BK
+            bp += BK
+        tl.store(p_ptr + base + ii[:, None] * N + jj[None, :], acc.to(tl.float16),
+                 mask=(ii < N)[:, None] & (jj < N)[None, :])
+
+
+@triton.jit
+def _output(p_ptr, og_ptr, lnw_ptr, lnb_ptr, wo_ptr, out_ptr, N2, D: tl.constexpr, H: tl.constexpr,
+            BM: tl.constexpr, EPS: tl.constexpr):
+    row0 = tl.program_id(0) * BM
+    b = row0 // N2
+    rin = row0 - b * N2 + tl.arange(0, BM)
+    rows = (row0 + tl.arange(0, BM)).to(tl.int64)
+    hh = tl.arange(0, H)
+    p = tl.load(p_ptr + (b * H + hh).to(tl.int64)[None, :] * N2 + rin[:, None]).to(tl.float32)
+    mean = tl.sum(p, 1) / H
+    pc = p - mean[:, None]
+    rstd = 1.0 / tl.sqrt(tl.sum(pc * pc, 1) / H + EPS)
+    gate = tl.load(og_ptr + rows[:, None] * H + hh[None, :]).to(tl.float32)
+    a = ((pc * rstd[:, None] * tl.load(lnw_ptr + hh)[None, :] + tl.load(lnb_ptr + hh)[None, :]) * gate)
+    a = a.to(tl.float16)
+    orow = out_ptr + rows[:, None] * D
+    nn = tl.arange(0, 128)
+    for n0 in range(0, D, 128):
+        wt = tl.load(wo_ptr + hh[:, None] * D + n0 + nn[None, :])
+        tl.store(orow + n0 + nn[None, :], tl.dot(a, wt))
+
+
+def run(
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    norm_weight: torch.Tensor,
+    norm_bias: torch.Tensor,
+    left_proj: torch.Tensor,
+    right_proj: torch.Tensor,
+    left_gate: torch.Tensor,
+    right_gate: torch.Tensor,
+    out_gate: torch.Tensor,
+    to_out_norm_weight: torch.Tensor,
+    to_out_norm_bias: torch.Tensor,
+    to_out: torch.Tensor,
+) -> torch.Tensor:
+    """TriMul forward: x [bs, N, N, dim] fp32, mask [bs, N, N] -> out [bs, N, N, dim] fp32."""
+    bs, n, n_check, dim = x.shape
+    hidden = left_proj.shape[0]
+    if n != n_check or hidden != 128 or dim % 128 or n % 16:
+        raise ValueError(f"expects x [bs, N, N, dim] with N % 16 == 0, dim % 128 == 0 and hidden 128; "
+                         f"got x {tuple(x.shape)}, hidden {hidden}")
+    dev = x.device
+    n2 = n * n
+    m = bs * n2
+    nch = dim // 128
+    x = x.contiguous().float()
+    mask = mask.contiguous().float()
+    ln_w, ln_b = norm_weight.contiguous().float(), norm_bias.contiguous().float()
+    oln_w, oln_b = to_out_norm_weight.contiguous().float(), to_out_norm_bias.contiguous().float()
+
+    w_cat = torch.empty((dim, 5 * hidden), device=dev, dtype=torch.float16)
+    wo_t = torch.empty((hidden, dim), device=dev, dtype=torch.float16)
+    _pack_weights[(6, triton.cdiv(dim, 32))](
+        left_proj.contiguous().float(), left_gate.contiguous().float(), right_proj.contiguous().float(),
+        right_gate.contiguous().float(), out_gate.contiguous().float(), to_out.contiguous().float(),
+        w_cat, wo_t, dim, BK=32, num_warps=4)
+
+    lr = torch.empty((2, bs, hidden, n, n), device=dev, dtype=torch.float16)  # left, right
+    og = torch.empty((m, hidden), device=dev, dtype=torch.float16)
+    if dim <= ROWRES_MAX_DIM and nch <= 3:
+        _proj_rowres[(m // K1R_BLOCK_M,)](
+            x, mask, ln_w, ln_b, w_cat, lr, og, n2, bs * hidden * n2,
+            D=dim, H=hidden, NCH=nch, BM=K1R_BLOCK_M, EPS=LN_EPS,
+            num_warps=K1R_NUM_WARPS, num_stages=K1R_NUM_STAGES)
+    else:
+        xn = torch.empty((m, dim), device=dev, dtype=torch.float16)
+        _layernorm_rows[(m // LN_BLOCK_M,)](x, ln_w, ln_b, xn, D=dim, NCH=nch, BM=LN_BLOCK_M, EPS=LN_EPS,
+                                           num_warps=LN_NUM_WARPS)
+        _proj_gemm[(m // K1G_BLOCK_M * 5,)](
+            xn, mask, w_cat, lr, og, n2, bs * hidden * n2, D=dim, H=hidden, BM=K1G_BLOCK_M, BK=K1G_BLOCK_K,
+            num_warps=K1G_NUM_WARPS, num_stages=K1G_NUM_STAGES)
+
+    p = torch.empty((bs, hidden, n, n), device=dev, dtype=torch.float16)
+    if n <= K2_SMALL_N:
+        bm, bn, warps = K2_SMALL_BLOCK_M, K2_SMALL_BLOCK_N, K2_SMALL_NUM_WARPS
+    else:
+        bm, bn, warps = K2_BLOCK_M, K2_BLOCK_N, K2_NUM_WARPS
+    even = n % bm == 0 and n % bn == 0 and n % K2_BLOCK_K == 0
+    _triangle[(triton.cdiv(n, bm) * triton.cdiv(n, bn), bs * hidden)](
+        lr[0], lr[1], p, n, BM=bm, BN=bn, BK=K2_BLOCK_K, EVEN=even, num_warps=warps, num_stages=K2_NUM_STAGES)
+
+    out = torch.empty((bs, n, n, dim), device=dev, dtype=torch.float32)
+    _output[(m // K3_BLOCK_M,)](p, og, oln_w, oln_b, wo_t, out, n2, D=dim, H=hidden, BM=K3_BLOCK_M, EPS=LN_EPS,
+                                num_warps=K3_NUM_WARPS, num_stages=K3_NUM_STAGES)
+    return out
+
+
+def custom_kernel(data: tuple) -> torch.Tensor:
+    """GPUMode entry point: data = (x, mask, weights, config)."""
+    x, mask, weights, _config = data
+    return run(
+        x,
+        mask,
+        weights["norm.weight"],
+        weights["norm.bias"],
+        weights["left_proj.weight"],
+        weights["right_proj.weight"],
+        weights["left_gate.weight"],
+        weights["right_gate.weight"],
+        weights["out_gate.weight"],
+        weights["to_out_norm.weight"],
+        weights["to_out_norm.bias"],
+        weights["to_out.weight"],
+    )
