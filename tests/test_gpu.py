@@ -21,8 +21,9 @@ def gpu_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
         yield engine
 
 
-def test_trimul_seed_passes_all_tests_and_benchmarks_on_the_gpu(gpu_engine: Engine) -> None:
-    res = gpu_engine.run_correctness(load_task("trimul"), seed("trimul", "triton_simple.py"))
+@pytest.mark.parametrize("name", ["triton_simple.py", "triton_dispatch.py"])
+def test_trimul_seed_passes_all_tests_and_benchmarks_on_the_gpu(gpu_engine: Engine, name: str) -> None:
+    res = gpu_engine.run_correctness(load_task("trimul"), seed("trimul", name))
     assert res.checked == "gpu" and len(res.workloads) == 25 + 2  # and two unlisted shapes
     assert res.status == "PASSED", [(w.workload, w.status, w.log[:200]) for w in res.workloads if w.status != "PASSED"]
 

@@ -1,0 +1,72 @@
+"""The bundled TriMul seeds are correct on the CPU: the engine's CPU subset, and every dispatch path."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import seed
+
+from ksearch_agent.engine import Engine
+from ksearch_agent.task import BUNDLED_TASKS_DIR, load_task
+
+TRIMUL = load_task("trimul")
+
+
+@pytest.mark.parametrize("name", ["triton_folded.py", "triton_dispatch.py"])
+def test_trimul_seed_passes_the_cpu_subset_under_the_interpreter(cpu_engine: Engine, name: str) -> None:
+    res = cpu_engine.run_correctness(TRIMUL, seed("trimul", name))
+    assert res.status == "PASSED" and res.checked == "interpreter", [w.log for w in res.workloads]
+    assert len(res.workloads) == 4 and all(w.max_abs_error is not None and w.max_abs_error < 0.02
+                                           for w in res.workloads)
+
+
+def test_dispatch_seed_is_correct_on_each_projection_path_and_wide_dims(tmp_path: Path) -> None:
+    """dim 128 takes the register-resident projection, wider dims the LayerNorm pass + GEMM (both also forced)."""
+    script = tmp_path / "paths.py"
+    script.write_text(textwrap.dedent(f'''
+        import importlib.util, sys
+        import torch
+        root = {str(BUNDLED_TASKS_DIR / "trimul")!r}
+        sys.path.insert(0, root)
+        import reference
+        spec = importlib.util.spec_from_file_location("dispatch", root + "/seeds/triton_dispatch.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        torch.manual_seed(0)
+        for n, bs, dim, rowres_max in [(16, 2, 256, 128), (16, 1, 384, 384), (16, 1, 768, 128), (32, 1, 128, 0)]:
+            mod.ROWRES_MAX_DIM = rowres_max
+            x = torch.randn(bs, n, n, dim)
+            mask = (torch.rand(bs, n, n) > 0.5).float()
+            args = [x, mask, torch.randn(dim), torch.randn(dim)]
+            args += [torch.randn(128, dim) / 128 ** 0.5 for _ in range(5)]
+            args += [torch.randn(128), torch.randn(128), torch.randn(dim, 128) / dim ** 0.5]
+            ref = reference.run(*args)
+            out = mod.run(*args)
+            ok = bool(((out - ref).abs() <= 0.02 + 0.02 * ref.abs()).all())
+            print(n, bs, dim, rowres_max, ok, float((out - ref).abs().max()))
+    '''))
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.split("\n")[:4]
+    assert len(lines) == 4 and all(line.split()[4] == "True" for line in lines), out.stdout
+
+
+def test_dispatch_seed_names_the_shape_it_cannot_take() -> None:
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("dispatch", BUNDLED_TASKS_DIR / "trimul" / "seeds" / "triton_dispatch.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    x = torch.zeros(1, 20, 20, 128)  # N = 20 is not a multiple of 16
+    with pytest.raises(ValueError, match=r"N % 16 == 0.*got x \(1, 20, 20, 128\)"):
+        mod.run(x, torch.ones(1, 20, 20), *([torch.zeros(128)] * 2), *([torch.zeros(128, 128)] * 5),
+                         torch.zeros(128), torch.zeros(128), torch.zeros(128, 128))
