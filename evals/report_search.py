@@ -6,6 +6,7 @@ Usage: ``python evals/report_search.py evals/results/search_gpu.json > evals/res
 from __future__ import annotations
 
 import json
+import math
 import sys
 
 TARGET_GPUMODE_MS = 0.88  # issue 4: 0.80x the best published kernel on this H100 (GPUMode protocol)
@@ -42,8 +43,6 @@ def main(path: str) -> None:
                 out.append(f"| {w['workload']} | {w['latency_ms']:.4f} | {w.get('baseline_latency_ms') or 0:.4f} | "
                            f"{w['reference_latency_ms']:.4f} | {w['speedup']:.2f} |")
             seeds = [w.get("baseline_latency_ms") for w in p["workloads"]]
-            import math
-
             seed_geo = math.exp(sum(math.log(v) for v in seeds) / len(seeds)) if all(seeds) else None
             out += ["", f"geomean: best {p['geomean_latency_ms']:.3f} ms, seed "
                         f"{'—' if seed_geo is None else f'{seed_geo:.3f}'} ms, reference {p['geomean_reference_ms']:.3f} ms.", ""]

@@ -15,6 +15,7 @@ from ksearch_agent.engine import Engine
 from ksearch_agent.task import BUNDLED_TASKS_DIR, load_task
 
 TRIMUL = load_task("trimul")
+DISPATCH = BUNDLED_TASKS_DIR / "trimul" / "seeds" / "triton_dispatch.py"
 
 
 @pytest.mark.parametrize("name", ["triton_folded.py", "triton_dispatch.py"])
@@ -34,7 +35,7 @@ def test_dispatch_seed_is_correct_on_each_projection_path_and_wide_dims(tmp_path
         root = {str(BUNDLED_TASKS_DIR / "trimul")!r}
         sys.path.insert(0, root)
         import reference
-        spec = importlib.util.spec_from_file_location("dispatch", root + "/seeds/triton_dispatch.py")
+        spec = importlib.util.spec_from_file_location("dispatch", {str(DISPATCH)!r})
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
         torch.manual_seed(0)
@@ -62,7 +63,7 @@ def test_dispatch_seed_names_the_shape_it_cannot_take() -> None:
 
     import torch
 
-    spec = importlib.util.spec_from_file_location("dispatch", BUNDLED_TASKS_DIR / "trimul" / "seeds" / "triton_dispatch.py")
+    spec = importlib.util.spec_from_file_location("dispatch", DISPATCH)
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

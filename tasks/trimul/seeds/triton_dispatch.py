@@ -93,6 +93,19 @@ def _pack_weights(lp, lg, rp, rg, og, to, w_cat, wo_t, D, BK: tl.constexpr):
 
 
 @triton.jit
+def _load_rows(xp, NCH: tl.constexpr):
+    """Up to three 128-wide column chunks of a row block (unused chunks alias the first)."""
+    x0 = tl.load(xp)
+    x1 = x0
+    x2 = x0
+    if NCH > 1:
+        x1 = tl.load(xp + 128)
+    if NCH > 2:
+        x2 = tl.load(xp + 256)
+    return x0, x1, x2
+
+
+@triton.jit
 def _row_stats(x0, x1, x2, D: tl.constexpr, NCH: tl.constexpr, EPS: tl.constexpr):
     s = tl.sum(x0, 1)
     if NCH > 1:
@@ -136,13 +149,7 @@ def _proj_rowres(x_ptr, mask_ptr, lnw_ptr, lnb_ptr, w_ptr, lr_ptr, og_ptr, N2, L
     rows = (row0 + tl.arange(0, BM)).to(tl.int64)
     c = tl.arange(0, 128)
     xp = x_ptr + rows[:, None] * D + c[None, :]
-    x0 = tl.load(xp)
-    x1 = x0
-    x2 = x0
-    if NCH > 1:
-        x1 = tl.load(xp + 128)
-    if NCH > 2:
-        x2 = tl.load(xp + 256)
+    x0, x1, x2 = _load_rows(xp, NCH)
     mean, rstd = _row_stats(x0, x1, x2, D, NCH, EPS)
     xn0 = _normalise(x0, mean, rstd, lnw_ptr, lnb_ptr, 0)
     xn1 = xn0
@@ -176,13 +183,7 @@ def _layernorm_rows(x_ptr, lnw_ptr, lnb_ptr, xn_ptr, D: tl.constexpr, NCH: tl.co
     xp = x_ptr + rows[:, None] * D + c[None, :]
     op = xn_ptr + rows[:, None] * D + c[None, :]
     if NCH <= 3:  # whole rows in registers: one read of x
-        x0 = tl.load(xp)
-        x1 = x0
-        x2 = x0
-        if NCH > 1:
-            x1 = tl.load(xp + 128)
-        if NCH > 2:
-            x2 = tl.load(xp + 256)
+        x0, x1, x2 = _load_rows(xp, NCH)
         mean, rstd = _row_stats(x0, x1, x2, D, NCH, EPS)
         tl.store(op, _normalise(x0, mean, rstd, lnw_ptr, lnb_ptr, 0))
         if NCH > 1:
