@@ -3,8 +3,9 @@
 Runs ``trimul`` (and ``rmsnorm``) through the real graph, engine and run store, then times the best TriMul
 kernel against the seed and the PyTorch reference side by side in both protocols (flushed, GPUMode).
 
-Usage (GPU machine, package installed): ``python evals/search_gpu_run.py OUTDIR [ROUNDS]``; writes
-``OUTDIR/search_gpu.json``.
+Usage (GPU machine, package installed): ``python evals/search_gpu_run.py OUTDIR [ROUNDS [PREVIOUS_BEST.py]]``;
+writes ``OUTDIR/search_gpu.json``. With PREVIOUS_BEST, the best kernel is also timed side by side against that
+file (an earlier session's best), so progress is a ratio from one run rather than a comparison across runs.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def _from_run_dir(run_dir: Path, seconds: float, status: str) -> dict[str, Any]:
             "world_model": wm.snapshot(), "outline": wm.outline(), "candidates": per_round(str(run_dir))}
 
 
-def main(out: Path, rounds: int) -> dict[str, Any]:
+def main(out: Path, rounds: int, previous: Path | None = None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
                               "command": f"ksearch run trimul --rounds {rounds} --device gpu (via python evals/search_gpu_run.py $OUT {rounds})"}
@@ -85,6 +86,12 @@ def main(out: Path, rounds: int) -> dict[str, Any]:
         side = engine.profile(t, best, baseline=seed)
         gm = engine.profile(t, best, baseline=seed, protocol="gpumode")
         record["trimul_best_vs_seed"] = {"flushed": side.model_dump(), "gpumode": gm.model_dump()}
+        if previous is not None:
+            prev = Candidate.from_path(previous)
+            record["trimul_best_vs_previous"] = {
+                "previous": str(previous),
+                "flushed": engine.profile(t, best, baseline=prev).model_dump(),
+                "gpumode": engine.profile(t, best, baseline=prev, protocol="gpumode").model_dump()}
         ctx = SearchContext(policy="playbook", device="gpu", runs_root=str(runs_root), max_rounds=4)
         t1 = time.perf_counter()
         final = run_search("rmsnorm", ctx)
@@ -94,7 +101,8 @@ def main(out: Path, rounds: int) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    rec = main(Path(sys.argv[1] if len(sys.argv) > 1 else "evals/results"), int(sys.argv[2]) if len(sys.argv) > 2 else 5)
+    rec = main(Path(sys.argv[1] if len(sys.argv) > 1 else "evals/results"), int(sys.argv[2]) if len(sys.argv) > 2 else 5,
+               Path(sys.argv[3]) if len(sys.argv) > 3 else None)
     for task in ("trimul", "rmsnorm"):
         r = rec[task]
         print(f"\n== {task}: {r['status']} in {r['seconds']:.0f}s; best {r['best']}")
@@ -102,9 +110,11 @@ if __name__ == "__main__":
             print(f"  round {c['round']} {c['action_node']} {c['origin']:6s} {c['id']} {c['status']:20s} "
                   f"speedup {c['geomean_speedup']} best {c['best_so_far']:.3f}")
         print(r["outline"])
-    if "trimul_best_vs_seed" in rec:
-        for proto, p in rec["trimul_best_vs_seed"].items():
+    for side_key in ("trimul_best_vs_seed", "trimul_best_vs_previous"):
+        for proto, p in rec.get(side_key, {}).items():
+            if proto == "previous":
+                continue
             print(f"trimul best, {proto}: geomean {p['geomean_latency_ms']} ms vs reference {p['geomean_reference_ms']} ms")
             for w in p["workloads"]:
-                print(f"   {w['workload'][:36]:36s} {w['latency_ms']:.4f} ms  seed {w.get('baseline_latency_ms') or 0:.4f}"
+                print(f"   {w['workload'][:36]:36s} {w['latency_ms']:.4f} ms  baseline {w.get('baseline_latency_ms') or 0:.4f}"
                       f"  ref {w['reference_latency_ms']:.4f}  x{w['speedup']:.2f}")

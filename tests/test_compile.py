@@ -54,3 +54,11 @@ def test_ncu_csv_is_parsed_per_kernel_launch() -> None:
     kernels = parse_ncu_csv(text)
     assert kernels == [{"kernel": "rmsnorm_bf16", "dram_throughput_pct": 81.5, "achieved_occupancy_pct": 55.25},
                        {"kernel": "other", "duration_ns": 1024.0}]
+
+
+def test_triton_tensor_descriptor_arguments_compile_to_tma_kernels(cpu_engine: Engine) -> None:
+    """The TriMul dispatch seed passes host-side TMA descriptors; the compile tool types them and builds sm_90a."""
+    res = cpu_engine.compile(load_task("trimul"), seed("trimul", "triton_dispatch.py"))
+    assert res.ok and res.status == "OK", res.errors
+    names = {k.name for k in res.kernels}
+    assert "_proj_rowres" in names and "_pack_weights" in names and "_output" in names

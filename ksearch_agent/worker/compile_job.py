@@ -109,6 +109,10 @@ def _signature(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[
         elif value is None:
             signature[p.name] = "constexpr"
             constexprs[p.name] = None
+        elif type(value).__name__ == "TensorDescriptor" and isinstance(getattr(value, "base", None), torch.Tensor):
+            # a host-side TMA descriptor (triton.tools.tensor_descriptor): typed by element type and block shape
+            dtype = _TORCH_TO_TRITON[str(value.base.dtype).removeprefix("torch.")]
+            signature[p.name] = f"tensordesc<{dtype}[{','.join(str(int(b)) for b in value.block_shape)}]>"
         else:
             raise TypeError(f"kernel {fn.__name__}: cannot type argument {p.name!r} of type {type(value).__name__}")
     return signature, constexprs, attrs, options

@@ -20,16 +20,21 @@ Why this layout of the work (all figures measured per stage on an H100, see eval
   - ``dim <= ROWRES_MAX_DIM`` (128): ``_proj_rowres`` -- a program owns BLOCK_M rows, loads them
     once, computes the LayerNorm in registers and keeps the normalised rows as the fp16 A operand
     for all five groups, so x is read from DRAM exactly once and no normalised copy is written.
+    The weight tiles come in through a TMA descriptor straight into shared memory (loading them
+    through registers first cost about 8% of the stage).
   - otherwise: ``_layernorm_rows`` writes the normalised rows in fp16 (a memory-bound pass), then
     ``_proj_gemm`` is a plain pipelined GEMM over them, one program per (row block, group), with
     the group index fastest so the five programs that share a row block meet in L2.  At dim 384
-    the register-resident variant is slower: its five groups run back to back in one program.
+    the register-resident variant is slower: its A operand spills and the five groups run back to
+    back in one program.
 
   Both write ``left`` and ``right`` as fp16 [bs, H, N, N] (one row-major N x N matrix per
   (batch, channel): the triangle contraction then needs no transpose) and ``sigmoid(out gate)``
   as fp16 [bs*N*N, H].
-* ``_triangle`` -- batched ``p[z] = left[z] @ right[z]^T`` over z = (b, d), fp16 operands, fp32
-  accumulation, p stored in fp16 (halves the traffic of the output stage).
+* ``_triangle`` / ``_triangle_tma`` -- batched ``p[z] = left[z] @ right[z]^T`` over z = (b, d), fp16
+  operands, fp32 accumulation, p stored in fp16 (halves the traffic of the output stage).  Above
+  N = K2_SMALL_N the operand tiles come through TMA descriptors (about 5% faster there; below it the
+  descriptors' host cost outweighs the gain).
 * ``_output`` -- LayerNorm over H, times the out gate, fp16 GEMM with ``to_out^T``, fp32 output.
 
 Row blocks never straddle a batch: the task guarantees N % 16 == 0, so N*N is a multiple of 256.
@@ -46,7 +51,7 @@ LN_EPS = 1e-5
 ROWRES_MAX_DIM = 128  # largest dim handled by the register-resident projection kernel (<= 384)
 K1R_BLOCK_M = 64
 K1R_NUM_WARPS = 4
-K1R_NUM_STAGES = 2
+K1R_NUM_STAGES = 1  # pipeline depth of the weight tiles over the five groups
 LN_BLOCK_M = 16
 LN_NUM_WARPS = 4
 K1G_BLOCK_M = 128
@@ -58,6 +63,7 @@ K2_BLOCK_N = 128
 K2_BLOCK_K = 64
 K2_NUM_WARPS = 8
 K2_NUM_STAGES = 3
+K2_TMA = True  # triangle operands through tensor descriptors at N > K2_SMALL_N
 K2_SMALL_N = 256  # N at or below this uses the small-tile triangle configuration
 K2_SMALL_BLOCK_M = 64
 K2_SMALL_BLOCK_N = 128
@@ -141,8 +147,9 @@ def _store_gated(acc, mval, lr_ptr, g, b, rin, N2, LR_STRIDE, H: tl.constexpr, B
 
 
 @triton.jit
-def _proj_rowres(x_ptr, mask_ptr, lnw_ptr, lnb_ptr, w_ptr, lr_ptr, og_ptr, N2, LR_STRIDE,
-                 D: tl.constexpr, H: tl.constexpr, NCH: tl.constexpr, BM: tl.constexpr, EPS: tl.constexpr):
+def _proj_rowres(x_ptr, mask_ptr, lnw_ptr, lnb_ptr, w_desc, lr_ptr, og_ptr, N2, LR_STRIDE,
+                 D: tl.constexpr, H: tl.constexpr, NCH: tl.constexpr, BM: tl.constexpr, EPS: tl.constexpr,
+                 STAGES: tl.constexpr):
     row0 = tl.program_id(0) * BM
     b = row0 // N2
     rin = row0 - b * N2 + tl.arange(0, BM)
@@ -159,19 +166,18 @@ def _proj_rowres(x_ptr, mask_ptr, lnw_ptr, lnb_ptr, w_ptr, lr_ptr, og_ptr, N2, L
     if NCH > 2:
         xn2 = _normalise(x2, mean, rstd, lnw_ptr, lnb_ptr, 256)
     mval = tl.load(mask_ptr + rows)
-    wp = w_ptr + c[:, None] * 640 + c[None, :]
-    for g in range(4):
-        acc = tl.dot(xn0, tl.load(wp + g * 128))
+    for g in tl.range(0, 4, num_stages=STAGES):  # weight tiles arrive by TMA, straight into shared memory
+        acc = tl.dot(xn0, w_desc.load([0, g * 128]))
         if NCH > 1:
-            acc = tl.dot(xn1, tl.load(wp + 128 * 640 + g * 128), acc)
+            acc = tl.dot(xn1, w_desc.load([128, g * 128]), acc)
         if NCH > 2:
-            acc = tl.dot(xn2, tl.load(wp + 256 * 640 + g * 128), acc)
+            acc = tl.dot(xn2, w_desc.load([256, g * 128]), acc)
         _store_gated(acc, mval, lr_ptr, g, b, rin, N2, LR_STRIDE, H, BM)
-    acc = tl.dot(xn0, tl.load(wp + 512))
+    acc = tl.dot(xn0, w_desc.load([0, 512]))
     if NCH > 1:
-        acc = tl.dot(xn1, tl.load(wp + 128 * 640 + 512), acc)
+        acc = tl.dot(xn1, w_desc.load([128, 512]), acc)
     if NCH > 2:
-        acc = tl.dot(xn2, tl.load(wp + 256 * 640 + 512), acc)
+        acc = tl.dot(xn2, w_desc.load([256, 512]), acc)
     tl.store(og_ptr + rows[:, None] * H + c[None, :], tl.sigmoid(acc).to(tl.float16))
 
 
@@ -263,6 +269,23 @@ def _triangle(l_ptr, r_ptr, p_ptr, N, BM: tl.constexpr, BN: tl.constexpr, BK: tl
 
 
 @triton.jit
+def _triangle_tma(l_desc, r_desc, p_ptr, N, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
+    pid = tl.program_id(0)
+    z = tl.program_id(1)
+    ntj = N // BN
+    pi = pid // ntj
+    pj = pid % ntj
+    ra = z * N + pi * BM
+    rb = z * N + pj * BN
+    acc = tl.zeros([BM, BN], dtype=tl.float32)
+    for k in range(0, N, BK):
+        acc = tl.dot(l_desc.load([ra, k]), r_desc.load([rb, k]).T, acc)
+    ii = pi * BM + tl.arange(0, BM)
+    jj = pj * BN + tl.arange(0, BN)
+    tl.store(p_ptr + z.to(tl.int64) * N * N + ii[:, None] * N + jj[None, :], acc.to(tl.float16))
+
+
+@triton.jit
 def _output(p_ptr, og_ptr, lnw_ptr, lnb_ptr, wo_ptr, out_ptr, N2, D: tl.constexpr, H: tl.constexpr,
             BM: tl.constexpr, EPS: tl.constexpr):
     row0 = tl.program_id(0) * BM
@@ -282,6 +305,72 @@ def _output(p_ptr, og_ptr, lnw_ptr, lnb_ptr, wo_ptr, out_ptr, N2, D: tl.constexp
     for n0 in range(0, D, 128):
         wt = tl.load(wo_ptr + hh[:, None] * D + n0 + nn[None, :])
         tl.store(orow + n0 + nn[None, :], tl.dot(a, wt))
+
+
+def _buffers(bs: int, n: int, dim: int, dev: torch.device) -> dict[str, torch.Tensor]:
+    """The intermediates of one call: packed weights, left/right, out gate, p (and x normalised at wide dims)."""
+    m = bs * n * n
+    bufs = {
+        "w_cat": torch.empty((dim, 5 * 128), device=dev, dtype=torch.float16),
+        "wo_t": torch.empty((128, dim), device=dev, dtype=torch.float16),
+        "lr": torch.empty((2, bs, 128, n, n), device=dev, dtype=torch.float16),  # left, right
+        "og": torch.empty((m, 128), device=dev, dtype=torch.float16),
+        "p": torch.empty((bs, 128, n, n), device=dev, dtype=torch.float16),
+    }
+    if not _resident(dim, m):
+        bufs["xn"] = torch.empty((m, dim), device=dev, dtype=torch.float16)
+    return bufs
+
+
+def _resident(dim: int, m: int) -> bool:
+    return dim <= ROWRES_MAX_DIM and dim // 128 <= 3 and m % K1R_BLOCK_M == 0
+
+
+def _launch_front(t: tuple[torch.Tensor, ...], bufs: dict[str, torch.Tensor]) -> None:
+    """Weight packing, LayerNorm + projections, triangle: everything before the output kernel."""
+    from triton.tools.tensor_descriptor import TensorDescriptor
+
+    x, mask, ln_w, ln_b, lp, rp, lg, rg, og_w, _oln_w, _oln_b, to = t
+    bs, n, _, dim = x.shape
+    n2, nch = n * n, dim // 128
+    m = bs * n2
+    w_cat, lr, og, p = bufs["w_cat"], bufs["lr"], bufs["og"], bufs["p"]
+    _pack_weights[(6, triton.cdiv(dim, 32))](lp, lg, rp, rg, og_w, to, w_cat, bufs["wo_t"], dim, BK=32, num_warps=4)
+    if _resident(dim, m):
+        _proj_rowres[(m // K1R_BLOCK_M,)](
+            x, mask, ln_w, ln_b, TensorDescriptor.from_tensor(w_cat, [128, 128]), lr, og, n2, bs * 128 * n2,
+            D=dim, H=128, NCH=nch, BM=K1R_BLOCK_M, EPS=LN_EPS, STAGES=K1R_NUM_STAGES, num_warps=K1R_NUM_WARPS)
+    else:
+        xn = bufs["xn"]
+        _layernorm_rows[(m // LN_BLOCK_M,)](x, ln_w, ln_b, xn, D=dim, NCH=nch, BM=LN_BLOCK_M, EPS=LN_EPS,
+                                           num_warps=LN_NUM_WARPS)
+        _proj_gemm[(m // K1G_BLOCK_M * 5,)](
+            xn, mask, w_cat, lr, og, n2, bs * 128 * n2, D=dim, H=128, BM=K1G_BLOCK_M, BK=K1G_BLOCK_K,
+            num_warps=K1G_NUM_WARPS, num_stages=K1G_NUM_STAGES)
+    if n <= K2_SMALL_N:
+        bm, bn, warps = K2_SMALL_BLOCK_M, K2_SMALL_BLOCK_N, K2_SMALL_NUM_WARPS
+    else:
+        bm, bn, warps = K2_BLOCK_M, K2_BLOCK_N, K2_NUM_WARPS
+    even = n % bm == 0 and n % bn == 0 and n % K2_BLOCK_K == 0
+    if even and K2_TMA and n > K2_SMALL_N:
+        rows = bs * 128 * n
+        _triangle_tma[((n // bm) * (n // bn), bs * 128)](
+            TensorDescriptor.from_tensor(lr[0].view(rows, n), [bm, K2_BLOCK_K]),
+            TensorDescriptor.from_tensor(lr[1].view(rows, n), [bn, K2_BLOCK_K]),
+            p, n, BM=bm, BN=bn, BK=K2_BLOCK_K, num_warps=warps, num_stages=K2_NUM_STAGES)
+    else:
+        _triangle[(triton.cdiv(n, bm) * triton.cdiv(n, bn), bs * 128)](
+            lr[0], lr[1], p, n, BM=bm, BN=bn, BK=K2_BLOCK_K, EVEN=even, num_warps=warps, num_stages=K2_NUM_STAGES)
+
+
+def _launch_output(t: tuple[torch.Tensor, ...], bufs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """LayerNorm over H, out gate and the output projection into a freshly allocated fp32 tensor."""
+    x, oln_w, oln_b = t[0], t[9], t[10]
+    bs, n, _, dim = x.shape
+    out = torch.empty((bs, n, n, dim), device=x.device, dtype=torch.float32)
+    _output[(bs * n * n // K3_BLOCK_M,)](bufs["p"], bufs["og"], oln_w, oln_b, bufs["wo_t"], out, n * n, D=dim, H=128,
+                                         BM=K3_BLOCK_M, EPS=LN_EPS, num_warps=K3_NUM_WARPS, num_stages=K3_NUM_STAGES)
+    return out
 
 
 def run(
@@ -304,50 +393,13 @@ def run(
     if n != n_check or hidden != 128 or dim % 128 or n % 16:
         raise ValueError(f"expects x [bs, N, N, dim] with N % 16 == 0, dim % 128 == 0 and hidden 128; "
                          f"got x {tuple(x.shape)}, hidden {hidden}")
-    dev = x.device
-    n2 = n * n
-    m = bs * n2
-    nch = dim // 128
-    x = x.contiguous().float()
-    mask = mask.contiguous().float()
-    ln_w, ln_b = norm_weight.contiguous().float(), norm_bias.contiguous().float()
-    oln_w, oln_b = to_out_norm_weight.contiguous().float(), to_out_norm_bias.contiguous().float()
-
-    w_cat = torch.empty((dim, 5 * hidden), device=dev, dtype=torch.float16)
-    wo_t = torch.empty((hidden, dim), device=dev, dtype=torch.float16)
-    _pack_weights[(6, triton.cdiv(dim, 32))](
-        left_proj.contiguous().float(), left_gate.contiguous().float(), right_proj.contiguous().float(),
-        right_gate.contiguous().float(), out_gate.contiguous().float(), to_out.contiguous().float(),
-        w_cat, wo_t, dim, BK=32, num_warps=4)
-
-    lr = torch.empty((2, bs, hidden, n, n), device=dev, dtype=torch.float16)  # left, right
-    og = torch.empty((m, hidden), device=dev, dtype=torch.float16)
-    if dim <= ROWRES_MAX_DIM and nch <= 3:
-        _proj_rowres[(m // K1R_BLOCK_M,)](
-            x, mask, ln_w, ln_b, w_cat, lr, og, n2, bs * hidden * n2,
-            D=dim, H=hidden, NCH=nch, BM=K1R_BLOCK_M, EPS=LN_EPS,
-            num_warps=K1R_NUM_WARPS, num_stages=K1R_NUM_STAGES)
-    else:
-        xn = torch.empty((m, dim), device=dev, dtype=torch.float16)
-        _layernorm_rows[(m // LN_BLOCK_M,)](x, ln_w, ln_b, xn, D=dim, NCH=nch, BM=LN_BLOCK_M, EPS=LN_EPS,
-                                           num_warps=LN_NUM_WARPS)
-        _proj_gemm[(m // K1G_BLOCK_M * 5,)](
-            xn, mask, w_cat, lr, og, n2, bs * hidden * n2, D=dim, H=hidden, BM=K1G_BLOCK_M, BK=K1G_BLOCK_K,
-            num_warps=K1G_NUM_WARPS, num_stages=K1G_NUM_STAGES)
-
-    p = torch.empty((bs, hidden, n, n), device=dev, dtype=torch.float16)
-    if n <= K2_SMALL_N:
-        bm, bn, warps = K2_SMALL_BLOCK_M, K2_SMALL_BLOCK_N, K2_SMALL_NUM_WARPS
-    else:
-        bm, bn, warps = K2_BLOCK_M, K2_BLOCK_N, K2_NUM_WARPS
-    even = n % bm == 0 and n % bn == 0 and n % K2_BLOCK_K == 0
-    _triangle[(triton.cdiv(n, bm) * triton.cdiv(n, bn), bs * hidden)](
-        lr[0], lr[1], p, n, BM=bm, BN=bn, BK=K2_BLOCK_K, EVEN=even, num_warps=warps, num_stages=K2_NUM_STAGES)
-
-    out = torch.empty((bs, n, n, dim), device=dev, dtype=torch.float32)
-    _output[(m // K3_BLOCK_M,)](p, og, oln_w, oln_b, wo_t, out, n2, D=dim, H=hidden, BM=K3_BLOCK_M, EPS=LN_EPS,
-                                num_warps=K3_NUM_WARPS, num_stages=K3_NUM_STAGES)
-    return out
+    t: tuple[torch.Tensor, ...] = (x, mask, norm_weight, norm_bias, left_proj, right_proj, left_gate, right_gate, out_gate,
+         to_out_norm_weight, to_out_norm_bias, to_out)
+    if not all(a.dtype == torch.float32 and a.is_contiguous() for a in t):
+        t = tuple(a.contiguous().float() for a in t)
+    bufs = _buffers(bs, n, dim, x.device)
+    _launch_front(t, bufs)
+    return _launch_output(t, bufs)
 
 
 def custom_kernel(data: tuple) -> torch.Tensor:
