@@ -33,25 +33,33 @@ def main(path: str) -> None:
                         f"{doc.get('status')}, geomean speedup {doc.get('geomean_speedup')}."]
         out += ["", "Lineage of the best: " + " → ".join(f"{n['id']} ({n['decision'][:60]})" for n in t["lineage"]), "",
                 "Final world model:", "", "```", t["outline"], "```", ""]
-    side = r.get("trimul_best_vs_seed")
-    if side:
-        out += ["## Best TriMul kernel vs the bundled seed and the PyTorch reference, side by side", ""]
+    sides = [(key, label, r[key]) for key, label in (("trimul_best_vs_seed", "seed"), ("trimul_best_vs_previous", "previous"))
+             if r.get(key)]
+    for _key, label, side in sides:
+        title = ("the bundled three-kernel seed (triton_simple.py)" if label == "seed"
+                 else f"the previous best ({side.get('previous', '?')})")
+        out += [f"## Best TriMul kernel vs {title} and the PyTorch reference, side by side", ""]
         for proto, p in side.items():
-            out += [f"### {proto} protocol", "", "| benchmark | best ms | seed ms | reference ms | speedup vs reference |",
+            if proto == "previous":
+                continue
+            out += [f"### {proto} protocol", "", f"| benchmark | best ms | {label} ms | reference ms | speedup vs reference |",
                     "|---|---|---|---|---|"]
             for w in p["workloads"]:
                 out.append(f"| {w['workload']} | {w['latency_ms']:.4f} | {w.get('baseline_latency_ms') or 0:.4f} | "
                            f"{w['reference_latency_ms']:.4f} | {w['speedup']:.2f} |")
-            seeds = [w.get("baseline_latency_ms") for w in p["workloads"]]
-            seed_geo = math.exp(sum(math.log(v) for v in seeds) / len(seeds)) if all(seeds) else None
-            out += ["", f"geomean: best {p['geomean_latency_ms']:.3f} ms, seed "
-                        f"{'—' if seed_geo is None else f'{seed_geo:.3f}'} ms, reference {p['geomean_reference_ms']:.3f} ms.", ""]
-        gm = side.get("gpumode", {}).get("geomean_latency_ms")
-        if gm:
-            verdict = "met" if gm <= TARGET_GPUMODE_MS else f"not met ({gm / TARGET_GPUMODE_MS:.2f}x the target time)"
-            out += [f"Issue target (≤ 0.80x the best published kernel, about {TARGET_GPUMODE_MS} ms geomean in the GPUMode "
-                    f"protocol): best {gm:.3f} ms, {verdict}. The \"seed\" column is the bundled three-kernel seed "
-                    "(triton_simple.py).", ""]
+            base = [w.get("baseline_latency_ms") for w in p["workloads"]]
+            base_geo = math.exp(sum(math.log(v) for v in base) / len(base)) if all(base) else None
+            ratio = "" if base_geo is None else f" ({base_geo / p['geomean_latency_ms']:.3f}x the {label})"
+            out += ["", f"geomean: best {p['geomean_latency_ms']:.3f} ms, {label} "
+                        f"{'—' if base_geo is None else f'{base_geo:.3f}'} ms{ratio}, reference "
+                        f"{p['geomean_reference_ms']:.3f} ms.", ""]
+    gms = [side["gpumode"]["geomean_latency_ms"] for _, _, side in sides if side.get("gpumode")]
+    if gms:
+        worst = max(gms)
+        verdict = "met" if worst <= TARGET_GPUMODE_MS else f"not met ({worst / TARGET_GPUMODE_MS:.2f}x the target time)"
+        out += [f"Issue target (≤ 0.80x the best published kernel, about {TARGET_GPUMODE_MS} ms geomean in the GPUMode "
+                f"protocol): the best kernel measured {', '.join(f'{g:.3f}' for g in gms)} ms in this run's GPUMode "
+                f"profiles; judged on the slower, {verdict}.", ""]
     print("\n".join(out))
 
 
