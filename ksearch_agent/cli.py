@@ -250,14 +250,14 @@ def resume_cmd(run: Annotated[str, typer.Argument(help="run directory or run id 
     """Continue an interrupted run from its last checkpoint; nothing evaluated is lost or redone."""
 
     from ksearch_agent.live_view import LiveView
-    from ksearch_agent.runner import resolve_run_dir, resume_search
+    from ksearch_agent.runner import RunNotResumable, resolve_run_dir, resume_search
 
     try:
         run_dir = resolve_run_dir(run)
-    except FileNotFoundError as exc:
+        _drive_with_live_view(LiveView(run_dir.name), lambda on_event: resume_search(run_dir, on_event=on_event))
+    except (FileNotFoundError, RunNotResumable) as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    _drive_with_live_view(LiveView(run_dir.name), lambda on_event: resume_search(run_dir, on_event=on_event))
 
 
 @app.command("show")

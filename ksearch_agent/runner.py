@@ -19,6 +19,10 @@ from ksearch_agent.resources import store_for
 EventSink = Callable[[dict[str, Any]], None]
 
 
+class RunNotResumable(RuntimeError):
+    """The run directory exists but holds nothing to resume from."""
+
+
 def new_run_id(task_name: str) -> str:
     return f"{task_name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
@@ -30,7 +34,9 @@ def _graph(run_dir: Path) -> tuple[Any, sqlite3.Connection]:
 
 def _drive(graph: Any, payload: dict[str, Any] | None, config: dict[str, Any], ctx: SearchContext,
            on_event: EventSink | None) -> dict[str, Any]:
-    for chunk in graph.stream(payload, config, context=ctx, stream_mode="custom"):
+    # durability="sync": each step's checkpoint is on disk before the next step starts, so a kill -9 at any
+    # moment leaves a checkpoint to resume from (the default, "async", can lose the steps still being written).
+    for chunk in graph.stream(payload, config, context=ctx, stream_mode="custom", durability="sync"):
         if on_event is not None and isinstance(chunk, dict):
             on_event(chunk)
     return dict(graph.get_state(config).values)
@@ -81,6 +87,9 @@ def resume_search(run: str | Path, *, on_event: EventSink | None = None, **overr
     try:
         config = {"configurable": {"thread_id": run_id}, "recursion_limit": recursion_limit(ctx)}
         snapshot = graph.get_state(config)
+        if snapshot.metadata is None:
+            raise RunNotResumable(f"{run_dir} holds no checkpoint of run {run_id!r}: it stopped before its first step "
+                                  "was saved; start it again with `ksearch run`")
         if not snapshot.next:
             return dict(snapshot.values)  # already finished: nothing to do
         return _drive(graph, None, config, ctx, on_event)

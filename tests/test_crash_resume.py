@@ -44,3 +44,16 @@ def test_kill_9_mid_run_then_resume_loses_nothing(tmp_path: Path) -> None:
     after = _evaluations(db)
     assert after[: len(before)] == before  # same candidates, same evaluation timestamps: nothing redone
     assert len(after) == 4 and "status: max_rounds" in out.stdout
+
+
+def test_resume_of_a_run_with_no_checkpoint_names_the_problem(tmp_path: Path) -> None:
+    """A run directory whose process died before its first step was saved: a clear error, exit 2."""
+    from ksearch_agent.resources import store_for
+
+    run_dir = tmp_path / "runs" / "rmsnorm-20261124-000000-dead"
+    run_dir.mkdir(parents=True)
+    store_for(run_dir).set_meta("run_id", run_dir.name)
+    out = subprocess.run([sys.executable, "-m", "ksearch_agent.cli", "resume", str(run_dir)], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert "holds no checkpoint" in out.stderr and "ksearch run" in out.stderr
