@@ -27,7 +27,8 @@ def test_trimul_seed_passes_the_cpu_subset_under_the_interpreter(cpu_engine: Eng
 
 
 def test_dispatch_seed_is_correct_on_each_projection_path_and_wide_dims(tmp_path: Path) -> None:
-    """dim 128 takes the register-resident projection, wider dims the LayerNorm pass + GEMM (both also forced)."""
+    """dim 128 takes the register-resident projection, wider dims the LayerNorm pass + GEMM (both also forced);
+    the last case lowers the small-N threshold so the TMA triangle kernel runs."""
     script = tmp_path / "paths.py"
     script.write_text(textwrap.dedent(f'''
         import importlib.util, sys
@@ -39,8 +40,9 @@ def test_dispatch_seed_is_correct_on_each_projection_path_and_wide_dims(tmp_path
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
         torch.manual_seed(0)
-        for n, bs, dim, rowres_max in [(16, 2, 256, 128), (16, 1, 384, 384), (16, 1, 768, 128), (32, 1, 128, 0)]:
-            mod.ROWRES_MAX_DIM = rowres_max
+        for n, bs, dim, rowres_max, small_n in [(16, 2, 256, 128, 256), (16, 1, 384, 384, 256), (16, 1, 768, 128, 256),
+                                                (32, 1, 128, 0, 256), (128, 1, 128, 128, 0)]:
+            mod.ROWRES_MAX_DIM, mod.K2_SMALL_N = rowres_max, small_n
             x = torch.randn(bs, n, n, dim)
             mask = (torch.rand(bs, n, n) > 0.5).float()
             args = [x, mask, torch.randn(dim), torch.randn(dim)]
@@ -54,8 +56,8 @@ def test_dispatch_seed_is_correct_on_each_projection_path_and_wide_dims(tmp_path
     env = {**os.environ, "TRITON_INTERPRET": "1"}
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
-    lines = out.stdout.split("\n")[:4]
-    assert len(lines) == 4 and all(line.split()[4] == "True" for line in lines), out.stdout
+    lines = out.stdout.split("\n")[:5]
+    assert len(lines) == 5 and all(line.split()[4] == "True" for line in lines), out.stdout
 
 
 def test_dispatch_seed_names_the_shape_it_cannot_take() -> None:
