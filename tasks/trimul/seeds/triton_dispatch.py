@@ -45,6 +45,7 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+from triton.tools.tensor_descriptor import TensorDescriptor
 
 LN_EPS = 1e-5
 
@@ -328,15 +329,13 @@ def _resident(dim: int, m: int) -> bool:
 
 def _launch_front(t: tuple[torch.Tensor, ...], bufs: dict[str, torch.Tensor]) -> None:
     """Weight packing, LayerNorm + projections, triangle: everything before the output kernel."""
-    from triton.tools.tensor_descriptor import TensorDescriptor
-
     x, mask, ln_w, ln_b, lp, rp, lg, rg, og_w, _oln_w, _oln_b, to = t
     bs, n, _, dim = x.shape
     n2, nch = n * n, dim // 128
     m = bs * n2
     w_cat, lr, og, p = bufs["w_cat"], bufs["lr"], bufs["og"], bufs["p"]
     _pack_weights[(6, triton.cdiv(dim, 32))](lp, lg, rp, rg, og_w, to, w_cat, bufs["wo_t"], dim, BK=32, num_warps=4)
-    if _resident(dim, m):
+    if "xn" not in bufs:  # _buffers chose the resident projection
         _proj_rowres[(m // K1R_BLOCK_M,)](
             x, mask, ln_w, ln_b, TensorDescriptor.from_tensor(w_cat, [128, 128]), lr, og, n2, bs * 128 * n2,
             D=dim, H=128, NCH=nch, BM=K1R_BLOCK_M, EPS=LN_EPS, STAGES=K1R_NUM_STAGES, num_warps=K1R_NUM_WARPS)
