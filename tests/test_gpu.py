@@ -78,3 +78,47 @@ def test_side_stream_work_is_caught_at_run_time_without_the_screen(tmp_path: Pat
     with Engine(device="gpu", workdir=tmp_path / "w", cache_dir=tmp_path / "c", screening=False) as engine:
         res = engine.run_correctness(load_task("rmsnorm"), Candidate.from_path(cheat), ["b64"])
     assert res.status == "REJECTED" and "CUDA stream" in res.workloads[0].log
+
+
+def test_dispatch_seed_direct_launches_follow_new_values_and_unaligned_inputs() -> None:
+    """After a shape's first call the dispatch seed launches through the compiled kernels' own launchers:
+    new values written into the same tensors must change the result, and an input that is not 16-byte
+    aligned must take the JIT path and still be right."""
+    import importlib.util
+    import sys
+
+    import torch
+
+    from ksearch_agent.task import BUNDLED_TASKS_DIR
+
+    sys.path.insert(0, str(BUNDLED_TASKS_DIR / "trimul"))
+    import reference  # type: ignore[import-not-found]
+
+    spec = importlib.util.spec_from_file_location("dispatch_direct", BUNDLED_TASKS_DIR / "trimul" / "seeds" /
+                                                  "triton_dispatch.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    torch.manual_seed(0)
+    n, dim = 64, 128
+
+    def fresh() -> list[torch.Tensor]:
+        args = [torch.randn(1, n, n, dim), (torch.rand(1, n, n) > 0.5).float(), torch.randn(dim), torch.randn(dim)]
+        args += [torch.randn(128, dim) / 128 ** 0.5 for _ in range(5)]
+        args += [torch.randn(128), torch.randn(128), torch.randn(dim, 128) / dim ** 0.5]
+        return [a.cuda() for a in args]
+
+    def close(out: torch.Tensor, ref: torch.Tensor) -> bool:
+        return bool(((out - ref).abs() <= 0.02 + 0.02 * ref.abs()).all())
+
+    args = fresh()
+    first = mod.run(*args)
+    (plan,) = mod._PLANS.values()
+    assert plan.direct and plan.out.launcher is not None  # the first call kept the compiled launchers
+    assert close(first, reference.run(*args))
+    for a, b in zip(args, fresh(), strict=True):
+        a.copy_(b)  # same pointers, new values
+    assert close(mod.run(*args), reference.run(*args))
+    unaligned = torch.empty(args[0].numel() + 1, device="cuda")[1:].view(args[0].shape)
+    unaligned.copy_(args[0])
+    assert close(mod.run(unaligned, *args[1:]), reference.run(*args))

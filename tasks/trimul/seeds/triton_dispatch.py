@@ -37,10 +37,20 @@ Why this layout of the work (all figures measured per stage on an H100, see eval
   descriptors' host cost outweighs the gain).
 * ``_output`` -- LayerNorm over H, times the out gate, fp16 GEMM with ``to_out^T``, fp32 output.
 
+* Host side -- in GPUMode's protocol the GPU idles until the first launch and whenever the next
+  launch is late, so a call does little Python: everything that depends only on the shape (workspace
+  layout, kernels, grids, options) is worked out once per shape (``_Plan``), the intermediates share
+  one fp16 workspace allocation, later calls of a shape launch through the compiled kernels' own
+  launchers (``_Site``), and at wide dims the long LayerNorm pass is launched first.  That took the
+  host time of a call from about 150 to about 70 us on the H100 host.  Knobs are read when a shape's
+  plan is made.
+
 Row blocks never straddle a batch: the task guarantees N % 16 == 0, so N*N is a multiple of 256.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import triton
@@ -308,68 +318,96 @@ def _output(p_ptr, og_ptr, lnw_ptr, lnb_ptr, wo_ptr, out_ptr, N2, D: tl.constexp
         tl.store(orow + n0 + nn[None, :], tl.dot(a, wt))
 
 
-def _buffers(bs: int, n: int, dim: int, dev: torch.device) -> dict[str, torch.Tensor]:
-    """The intermediates of one call: packed weights, left/right, out gate, p (and x normalised at wide dims)."""
-    m = bs * n * n
-    bufs = {
-        "w_cat": torch.empty((dim, 5 * 128), device=dev, dtype=torch.float16),
-        "wo_t": torch.empty((128, dim), device=dev, dtype=torch.float16),
-        "lr": torch.empty((2, bs, 128, n, n), device=dev, dtype=torch.float16),  # left, right
-        "og": torch.empty((m, 128), device=dev, dtype=torch.float16),
-        "p": torch.empty((bs, 128, n, n), device=dev, dtype=torch.float16),
-    }
-    if not _resident(dim, m):
-        bufs["xn"] = torch.empty((m, dim), device=dev, dtype=torch.float16)
-    return bufs
+class _Site:
+    """One launch site for one shape: the kernel, its grid and compile-time options, fixed by the shape.
+
+    ``kernel[grid](...)`` binds and specialises every argument and looks the kernel up again on each
+    call: 15-30 us of host time per launch on the H100 host, and at N = 256 the launches of one call
+    cost more host time than the GPU spends on them.  So the first eligible call goes through the
+    JIT and keeps the compiled kernel's launcher and function handle; later eligible calls hand their
+    (fresh) arguments straight to that launcher.  Sound because everything the JIT specialises on is
+    the same for every eligible call of a shape: dtypes (fp32 inputs, fp16 intermediates), the
+    integer arguments (derived from the shape) and pointer alignment (``run`` checks every input on
+    every call; a call with an unaligned input is not eligible and goes through the JIT).
+    """
+
+    __slots__ = ("kernel", "grid", "meta", "launcher", "function", "metadata", "constexprs")
+
+    def __init__(self, kernel: Any, grid: tuple[int, ...], meta: dict[str, Any]) -> None:
+        self.kernel, self.meta = kernel, meta
+        self.grid = tuple(grid) + (1,) * (3 - len(grid))
+        self.launcher: Any = None
+        self.function: Any = None
+        self.metadata: Any = None
+        self.constexprs: tuple[Any, ...] = ()
+
+    def __call__(self, direct: bool, stream: int, *args: Any) -> None:
+        if direct and self.launcher is not None:
+            g = self.grid
+            self.launcher(g[0], g[1], g[2], stream, self.function, self.metadata, None, None, None, *args,
+                          *self.constexprs)
+            return
+        compiled = self.kernel[self.grid](*args, **self.meta)
+        if direct:
+            compiled[self.grid]  # makes sure the module is loaded, so the handles below exist
+            self.launcher, self.function, self.metadata = compiled.run, compiled.function, compiled.packed_metadata
+            self.constexprs = tuple(self.meta[p.name] for p in self.kernel.params[len(args):])
+
+
+class _Plan:
+    """Everything about a call that depends only on (shape, device): workspace layout, kernels, grids."""
+
+    def __init__(self, bs: int, n: int, dim: int, device: torch.device) -> None:
+        n2 = n * n
+        m = bs * n2
+        self.resident = _resident(dim, m)
+        # fp16 workspace, in this order: w_cat, wo_t, left, right, out gate, p[, x normalised].
+        # left and right are adjacent: the projections write right at left + bs*128*N*N.
+        self.sizes = [dim * 640, 128 * dim, bs * 128 * n2, bs * 128 * n2, m * 128, bs * 128 * n2]
+        if not self.resident:
+            self.sizes.append(m * dim)
+        self.elems = sum(self.sizes)
+        self.pack = _Site(_pack_weights, (6, triton.cdiv(dim, 32)), {"BK": 32, "num_warps": 4})
+        self.proj = _Site(_proj_rowres, (m // K1R_BLOCK_M,), {
+            "D": dim, "H": 128, "NCH": dim // 128, "BM": K1R_BLOCK_M, "EPS": LN_EPS, "STAGES": K1R_NUM_STAGES,
+            "num_warps": K1R_NUM_WARPS})
+        self.norm = _Site(_layernorm_rows, (m // LN_BLOCK_M,), {
+            "D": dim, "NCH": dim // 128, "BM": LN_BLOCK_M, "EPS": LN_EPS, "num_warps": LN_NUM_WARPS})
+        self.gemm = _Site(_proj_gemm, (m // K1G_BLOCK_M * 5,), {
+            "D": dim, "H": 128, "BM": K1G_BLOCK_M, "BK": K1G_BLOCK_K, "num_warps": K1G_NUM_WARPS,
+            "num_stages": K1G_NUM_STAGES})
+        if n <= K2_SMALL_N:
+            bm, bn, warps = K2_SMALL_BLOCK_M, K2_SMALL_BLOCK_N, K2_SMALL_NUM_WARPS
+        else:
+            bm, bn, warps = K2_BLOCK_M, K2_BLOCK_N, K2_NUM_WARPS
+        even = n % bm == 0 and n % bn == 0 and n % K2_BLOCK_K == 0
+        self.tri_tma = even and K2_TMA and n > K2_SMALL_N
+        self.tri_blocks = ([bs * 128 * n, n], [n, 1], [bm, K2_BLOCK_K], [bn, K2_BLOCK_K])
+        tri_meta = {"BM": bm, "BN": bn, "BK": K2_BLOCK_K, "num_warps": warps, "num_stages": K2_NUM_STAGES}
+        if self.tri_tma:
+            self.tri = _Site(_triangle_tma, ((n // bm) * (n // bn), bs * 128), tri_meta)
+        else:
+            self.tri = _Site(_triangle, (triton.cdiv(n, bm) * triton.cdiv(n, bn), bs * 128), {**tri_meta, "EVEN": even})
+        self.out = _Site(_output, (m // K3_BLOCK_M,), {
+            "D": dim, "H": 128, "BM": K3_BLOCK_M, "EPS": LN_EPS, "num_warps": K3_NUM_WARPS,
+            "num_stages": K3_NUM_STAGES})
+        # Direct launches need Triton's CUDA launcher; the interpreter launches through itself.
+        self.direct = device.type == "cuda" and isinstance(_output, triton.runtime.JITFunction)
+        self.device_index = device.index if device.index is not None else 0
+        self.stream = triton.runtime.driver.active.get_current_stream if self.direct else None
+
+
+_PLANS: dict[tuple[Any, ...], _Plan] = {}
 
 
 def _resident(dim: int, m: int) -> bool:
     return dim <= ROWRES_MAX_DIM and dim // 128 <= 3 and m % K1R_BLOCK_M == 0
 
 
-def _launch_front(t: tuple[torch.Tensor, ...], bufs: dict[str, torch.Tensor]) -> None:
-    """Weight packing, LayerNorm + projections, triangle: everything before the output kernel."""
-    x, mask, ln_w, ln_b, lp, rp, lg, rg, og_w, _oln_w, _oln_b, to = t
-    bs, n, _, dim = x.shape
-    n2, nch = n * n, dim // 128
-    m = bs * n2
-    w_cat, lr, og, p = bufs["w_cat"], bufs["lr"], bufs["og"], bufs["p"]
-    _pack_weights[(6, triton.cdiv(dim, 32))](lp, lg, rp, rg, og_w, to, w_cat, bufs["wo_t"], dim, BK=32, num_warps=4)
-    if "xn" not in bufs:  # _buffers chose the resident projection
-        _proj_rowres[(m // K1R_BLOCK_M,)](
-            x, mask, ln_w, ln_b, TensorDescriptor.from_tensor(w_cat, [128, 128]), lr, og, n2, bs * 128 * n2,
-            D=dim, H=128, NCH=nch, BM=K1R_BLOCK_M, EPS=LN_EPS, STAGES=K1R_NUM_STAGES, num_warps=K1R_NUM_WARPS)
-    else:
-        xn = bufs["xn"]
-        _layernorm_rows[(m // LN_BLOCK_M,)](x, ln_w, ln_b, xn, D=dim, NCH=nch, BM=LN_BLOCK_M, EPS=LN_EPS,
-                                           num_warps=LN_NUM_WARPS)
-        _proj_gemm[(m // K1G_BLOCK_M * 5,)](
-            xn, mask, w_cat, lr, og, n2, bs * 128 * n2, D=dim, H=128, BM=K1G_BLOCK_M, BK=K1G_BLOCK_K,
-            num_warps=K1G_NUM_WARPS, num_stages=K1G_NUM_STAGES)
-    if n <= K2_SMALL_N:
-        bm, bn, warps = K2_SMALL_BLOCK_M, K2_SMALL_BLOCK_N, K2_SMALL_NUM_WARPS
-    else:
-        bm, bn, warps = K2_BLOCK_M, K2_BLOCK_N, K2_NUM_WARPS
-    even = n % bm == 0 and n % bn == 0 and n % K2_BLOCK_K == 0
-    if even and K2_TMA and n > K2_SMALL_N:
-        rows = bs * 128 * n
-        _triangle_tma[((n // bm) * (n // bn), bs * 128)](
-            TensorDescriptor.from_tensor(lr[0].view(rows, n), [bm, K2_BLOCK_K]),
-            TensorDescriptor.from_tensor(lr[1].view(rows, n), [bn, K2_BLOCK_K]),
-            p, n, BM=bm, BN=bn, BK=K2_BLOCK_K, num_warps=warps, num_stages=K2_NUM_STAGES)
-    else:
-        _triangle[(triton.cdiv(n, bm) * triton.cdiv(n, bn), bs * 128)](
-            lr[0], lr[1], p, n, BM=bm, BN=bn, BK=K2_BLOCK_K, EVEN=even, num_warps=warps, num_stages=K2_NUM_STAGES)
-
-
-def _launch_output(t: tuple[torch.Tensor, ...], bufs: dict[str, torch.Tensor]) -> torch.Tensor:
-    """LayerNorm over H, out gate and the output projection into a freshly allocated fp32 tensor."""
-    x, oln_w, oln_b = t[0], t[9], t[10]
-    bs, n, _, dim = x.shape
-    out = torch.empty((bs, n, n, dim), device=x.device, dtype=torch.float32)
-    _output[(bs * n * n // K3_BLOCK_M,)](bufs["p"], bufs["og"], oln_w, oln_b, bufs["wo_t"], out, n * n, D=dim, H=128,
-                                         BM=K3_BLOCK_M, EPS=LN_EPS, num_warps=K3_NUM_WARPS, num_stages=K3_NUM_STAGES)
-    return out
+def _launch_hooks_set() -> bool:
+    """A profiler (e.g. proton) listening to Triton launches: launch through the JIT so it sees them."""
+    hook = getattr(getattr(getattr(triton, "knobs", None), "runtime", None), "launch_enter_hook", None)
+    return hook is not None and bool(getattr(hook, "calls", True))
 
 
 def run(
@@ -386,19 +424,52 @@ def run(
     to_out_norm_bias: torch.Tensor,
     to_out: torch.Tensor,
 ) -> torch.Tensor:
-    """TriMul forward: x [bs, N, N, dim] fp32, mask [bs, N, N] -> out [bs, N, N, dim] fp32."""
-    bs, n, n_check, dim = x.shape
-    hidden = left_proj.shape[0]
-    if n != n_check or hidden != 128 or dim % 128 or n % 16:
-        raise ValueError(f"expects x [bs, N, N, dim] with N % 16 == 0, dim % 128 == 0 and hidden 128; "
-                         f"got x {tuple(x.shape)}, hidden {hidden}")
-    t: tuple[torch.Tensor, ...] = (x, mask, norm_weight, norm_bias, left_proj, right_proj, left_gate, right_gate, out_gate,
+    """TriMul forward: x [bs, N, N, dim] fp32, mask [bs, N, N] -> out [bs, N, N, dim] fp32.
+
+    Written for little host work before the first launch: in GPUMode's protocol the GPU idles until
+    then.  At wide dims the LayerNorm pass (the longest kernel) goes first, so every later launch is
+    issued while the GPU is busy.
+    """
+    t = (x, mask, norm_weight, norm_bias, left_proj, right_proj, left_gate, right_gate, out_gate,
          to_out_norm_weight, to_out_norm_bias, to_out)
-    if not all(a.dtype == torch.float32 and a.is_contiguous() for a in t):
-        t = tuple(a.contiguous().float() for a in t)
-    bufs = _buffers(bs, n, dim, x.device)
-    _launch_front(t, bufs)
-    return _launch_output(t, bufs)
+    key = (x.shape, left_proj.shape, x.device)
+    plan = _PLANS.get(key)
+    if plan is None:
+        bs, n, n_check, dim = x.shape
+        if n != n_check or left_proj.shape[0] != 128 or dim % 128 or n % 16:
+            raise ValueError(f"expects x [bs, N, N, dim] with N % 16 == 0, dim % 128 == 0 and hidden 128; "
+                             f"got x {tuple(x.shape)}, hidden {left_proj.shape[0]}")
+        plan = _PLANS[key] = _Plan(bs, n, dim, x.device)
+    f32 = torch.float32
+    direct = plan.direct and all(a.dtype == f32 and a.is_contiguous() and a.data_ptr() % 16 == 0 for a in t)
+    if not direct:
+        if not all(a.dtype == f32 and a.is_contiguous() for a in t):
+            t = tuple(a.contiguous().float() for a in t)
+        direct = plan.direct and all(a.data_ptr() % 16 == 0 for a in t)
+    direct = direct and not _launch_hooks_set()
+    x, mask, ln_w, ln_b, lp, rp, lg, rg, og_w, oln_w, oln_b, to = t
+    bs, n, _, dim = x.shape
+    n2 = n * n
+    stream = plan.stream(plan.device_index) if plan.stream is not None else 0
+    ws = torch.empty(plan.elems, device=x.device, dtype=torch.float16)
+    w_cat, wo_t, left, right, og, p, *xn = ws.split(plan.sizes)
+    if plan.resident:
+        plan.pack(direct, stream, lp, lg, rp, rg, og_w, to, w_cat, wo_t, dim)
+        plan.proj(direct, stream, x, mask, ln_w, ln_b, TensorDescriptor(w_cat, [dim, 640], [640, 1], [128, 128]),
+                  left, og, n2, bs * 128 * n2)
+    else:
+        plan.norm(direct, stream, x, ln_w, ln_b, xn[0])
+        plan.pack(direct, stream, lp, lg, rp, rg, og_w, to, w_cat, wo_t, dim)
+        plan.gemm(direct, stream, xn[0], mask, w_cat, left, og, n2, bs * 128 * n2)
+    if plan.tri_tma:
+        shape, strides, lblock, rblock = plan.tri_blocks
+        plan.tri(direct, stream, TensorDescriptor(left, shape, strides, lblock),
+                 TensorDescriptor(right, shape, strides, rblock), p, n)
+    else:
+        plan.tri(direct, stream, left, right, p, n)
+    out = torch.empty((bs, n, n, dim), device=x.device, dtype=torch.float32)
+    plan.out(direct, stream, p, og, oln_w, oln_b, wo_t, out, n2)
+    return out
 
 
 def custom_kernel(data: tuple) -> torch.Tensor:
