@@ -430,7 +430,7 @@ def run(
     then.  At wide dims the LayerNorm pass (the longest kernel) goes first, so every later launch is
     issued while the GPU is busy.
     """
-    t = (x, mask, norm_weight, norm_bias, left_proj, right_proj, left_gate, right_gate, out_gate,
+    t: tuple[torch.Tensor, ...] = (x, mask, norm_weight, norm_bias, left_proj, right_proj, left_gate, right_gate, out_gate,
          to_out_norm_weight, to_out_norm_bias, to_out)
     key = (x.shape, left_proj.shape, x.device)
     plan = _PLANS.get(key)
