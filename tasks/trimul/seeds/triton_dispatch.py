@@ -63,6 +63,7 @@ ROWRES_MAX_DIM = 128  # largest dim handled by the register-resident projection 
 K1R_BLOCK_M = 64
 K1R_NUM_WARPS = 4
 K1R_NUM_STAGES = 1  # pipeline depth of the weight tiles over the five groups
+K1R_MAXNREG = 128  # register cap per thread (None: the compiler's choice); fewer registers, more blocks per SM
 LN_BLOCK_M = 16
 LN_NUM_WARPS = 4
 K1G_BLOCK_M = 128
@@ -82,6 +83,7 @@ K2_SMALL_NUM_WARPS = 4
 K3_BLOCK_M = 64
 K3_NUM_WARPS = 4
 K3_NUM_STAGES = 1
+K3_MAXNREG = None
 
 
 @triton.jit
@@ -159,9 +161,12 @@ def _store_gated(acc, mval, lr_ptr, g, b, rin, N2, LR_STRIDE, H: tl.constexpr, B
 
 
 @triton.jit
-def _proj_rowres(x_ptr, mask_ptr, lnw_ptr, lnb_ptr, w_desc, lr_ptr, og_ptr, N2, LR_STRIDE,
+def _proj_rowres(x_ptr, mask_ptr, lnw_ptr, lnb_ptr, w_desc, ws_ptr, LR_OFF, N2, LR_STRIDE,
                  D: tl.constexpr, H: tl.constexpr, NCH: tl.constexpr, BM: tl.constexpr, EPS: tl.constexpr,
                  STAGES: tl.constexpr):
+    # Offsets into the workspace rather than views of it, so this launch needs no split on the host.
+    lr_ptr = ws_ptr + LR_OFF
+    og_ptr = lr_ptr + 2 * LR_STRIDE  # the out gate follows left and right
     row0 = tl.program_id(0) * BM
     b = row0 // N2
     rin = row0 - b * N2 + tl.arange(0, BM)
@@ -377,7 +382,7 @@ class _Plan:
         self.pack = _Site(_pack_weights, (6, triton.cdiv(dim, 32)), {"BK": 32, "num_warps": 4})
         self.proj = _Site(_proj_rowres, (m // K1R_BLOCK_M,), {
             "D": dim, "H": 128, "NCH": dim // 128, "BM": K1R_BLOCK_M, "EPS": LN_EPS, "STAGES": K1R_NUM_STAGES,
-            "num_warps": K1R_NUM_WARPS})
+            "num_warps": K1R_NUM_WARPS, "maxnreg": K1R_MAXNREG})
         self.norm = _Site(_layernorm_rows, (m // LN_BLOCK_M,), {
             "D": dim, "NCH": dim // 128, "BM": LN_BLOCK_M, "EPS": LN_EPS, "num_warps": LN_NUM_WARPS})
         self.gemm = _Site(_proj_gemm, (m // K1G_BLOCK_M * 5,), {
@@ -397,7 +402,7 @@ class _Plan:
             self.tri = _Site(_triangle, (triton.cdiv(n, bm) * triton.cdiv(n, bn), bs * 128), {**tri_meta, "EVEN": even})
         self.out = _Site(_output, (m // K3_BLOCK_M,), {
             "D": dim, "H": 128, "BM": K3_BLOCK_M, "EPS": LN_EPS, "num_warps": K3_NUM_WARPS,
-            "num_stages": K3_NUM_STAGES})
+            "num_stages": K3_NUM_STAGES, "maxnreg": K3_MAXNREG})
         # Direct launches need Triton's CUDA launcher; the interpreter launches through itself.
         self.direct = device.type == "cuda" and isinstance(_output, triton.runtime.JITFunction)
         self.device_index = device.index if device.index is not None else 0
@@ -463,9 +468,9 @@ def run(
     ws = torch.empty(plan.elems, device=plan.device, dtype=torch.float16)
     if plan.resident:
         plan.pack(direct, stream, lp, lg, rp, rg, og_w, to, ws, dim)
+        plan.proj(direct, stream, x, mask, ln_w, ln_b, TensorDescriptor(ws, [dim, 640], [640, 1], [128, 128]),
+                  ws, dim * 768, n2, lr)
         w_cat, wo_t, left, right, og, p = ws.split(plan.sizes)
-        plan.proj(direct, stream, x, mask, ln_w, ln_b, TensorDescriptor(w_cat, [dim, 640], [640, 1], [128, 128]),
-                  left, og, n2, lr)
     else:
         plan.norm(direct, stream, x, ln_w, ln_b, ws)
         xn, w_cat, wo_t, left, right, og, p = ws.split(plan.sizes)
