@@ -98,3 +98,31 @@ def test_gpumode_submission_is_accepted_for_trimul_on_the_cpu_subset(cpu_engine:
     res = cpu_engine.run_correctness(load_task("trimul"), cand)
     assert res.status == "PASSED" and len(res.workloads) == 4  # the CPU subset and one unlisted shape
     assert all(w.max_abs_error is not None and w.max_abs_error < 0.02 for w in res.workloads)
+
+
+def test_gpumode_adapter_hands_out_fresh_dicts_each_call_and_follows_new_inputs() -> None:
+    """The adapter matches inputs to names only when the inputs change (GPUMode's harness builds ``data``
+    outside the timed call), yet every call gets its own dicts, so nothing a candidate stores in them
+    survives into the next call, and new inputs reach the candidate."""
+    import types
+
+    from ksearch_agent.worker.loader import entry_point
+
+    seen: list[tuple] = []
+
+    def custom_kernel(data: tuple) -> object:
+        seen.append(data)
+        return data[2]["to_out.weight"]
+
+    module = types.ModuleType("submission")
+    module.custom_kernel = custom_kernel  # type: ignore[attr-defined]
+    task = load_task("trimul")
+    spec = task.worker_spec()
+    call = entry_point(module, "gpumode", spec, {"dim": 128, "hidden_dim": 128, "seqlen": 16, "bs": 1})
+    first = [object() for _ in spec["input_names"]]
+    assert call(*first) is first[-1] and call(*first) is first[-1]
+    seen[0][2]["stash"] = "from call 1"
+    assert "stash" not in seen[1][2] and seen[0][2] is not seen[1][2] and seen[0][0] is seen[1][0] is first[0]
+    assert seen[1][3] == {"dim": 128, "hidden_dim": 128}
+    second = [object() for _ in spec["input_names"]]
+    assert call(*second) is second[-1] and seen[2][0] is second[0] and seen[2][1] is second[1]
