@@ -101,8 +101,8 @@ def test_gpumode_submission_is_accepted_for_trimul_on_the_cpu_subset(cpu_engine:
 
 
 def test_gpumode_adapter_hands_out_fresh_dicts_each_call_and_follows_new_inputs() -> None:
-    """The adapter matches inputs to names only when the inputs change (GPUMode's harness builds ``data``
-    outside the timed call), yet every call gets its own dicts, so nothing a candidate stores in them
+    """The adapter matches names to inputs once, outside the timed call (as GPUMode's harness builds
+    ``data`` beforehand), yet every call gets its own dicts, so nothing a candidate stores in them
     survives into the next call, and new inputs reach the candidate."""
     import types
 

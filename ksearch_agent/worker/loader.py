@@ -58,23 +58,18 @@ def entry_point(module: ModuleType, api: str, task: dict[str, Any], axes: dict[s
             raise AttributeError("the candidate does not define custom_kernel(data)")
         if adapter is None:
             raise AttributeError(f"task {task['name']!r} has no GPUMode adapter; define run(...) instead")
-        names: list[str] = task["input_names"]
-        last: list[Any] = [(), None]  # the inputs of the previous call and what was built from them
+        index = {name: i for i, name in enumerate(task["input_names"])}
+        # Name matching is done once here, not in the timed call: GPUMode's harness builds ``data``
+        # before timing custom_kernel(data).  Each call still gets new dicts, so nothing a candidate
+        # stores in them survives into the next call.
+        positional = [index[n] for n in adapter["positional"]]
+        weights = [(k, index[v]) for k, v in adapter["weights"].items()]
+        config = {k: axes[v] for k, v in adapter["config"].items()}
 
         def call(*inputs: Any) -> Any:
-            # GPUMode's harness builds ``data`` once and times only custom_kernel(data).  Matching the
-            # inputs to names is done again only when the inputs are other objects than last time (every
-            # correctness trial and every flushed call brings fresh ones); the candidate still gets new
-            # dicts on every call, so nothing it stores in them survives into the next call.
-            prev, parts = last
-            if parts is None or len(prev) != len(inputs) or any(a is not b for a, b in zip(prev, inputs, strict=True)):
-                by_name = dict(zip(names, inputs, strict=True))
-                parts = (tuple(by_name[n] for n in adapter["positional"]),
-                         {k: by_name[v] for k, v in adapter["weights"].items()},
-                         {k: axes[v] for k, v in adapter["config"].items()})
-                last[:] = [inputs, parts]
-            positional, weights, config = parts
-            return kernel((*positional, dict(weights), dict(config)))
+            if len(inputs) != len(index):
+                raise ValueError(f"expected {len(index)} inputs ({', '.join(index)}), got {len(inputs)}")
+            return kernel((*(inputs[i] for i in positional), {k: inputs[i] for k, i in weights}, dict(config)))
 
         return call
     raise ValueError(f"unknown entry-point convention {api!r}")
