@@ -24,7 +24,8 @@ Why this layout of the work (all figures measured per stage on an H100, see eval
     through registers first cost about 8% of the stage).
   - otherwise: ``_layernorm_rows`` writes the normalised rows in fp16 (a memory-bound pass), then
     ``_proj_gemm`` is a plain pipelined GEMM over them, one program per (row block, group), with
-    the group index fastest so the five programs that share a row block meet in L2.  At dim 384
+    the group index fastest so the five programs that share a row block meet in L2; its tiles leave
+    through TMA stores (the stage took 1.6-1.9% less time than with pointer stores at N >= 768).  At dim 384
     the register-resident variant is slower: its A operand spills and the five groups run back to
     back in one program.
 
@@ -231,13 +232,14 @@ def _layernorm_rows(x_ptr, lnw_ptr, lnb_ptr, xn_ptr, D: tl.constexpr, NCH: tl.co
 
 
 @triton.jit
-def _proj_gemm(xn_ptr, mask_ptr, w_ptr, lr_ptr, og_ptr, N2, LR_STRIDE,
+def _proj_gemm(xn_ptr, mask_ptr, w_ptr, lr_desc, og_desc, N2, BS,
                D: tl.constexpr, H: tl.constexpr, BM: tl.constexpr, BK: tl.constexpr):
+    # The tiles leave through TMA stores (lr_desc: left and right as one [2*bs*H, N*N] matrix, og_desc:
+    # the out gate [bs*N*N, H]): 2-4% faster than pointer stores at dim 384 on the H100.
     pid = tl.program_id(0)
     g = pid % 5
     row0 = (pid // 5) * BM
     b = row0 // N2
-    rin = row0 - b * N2 + tl.arange(0, BM)
     rows = (row0 + tl.arange(0, BM)).to(tl.int64)
     kk = tl.arange(0, BK)
     c = tl.arange(0, 128)
@@ -249,9 +251,11 @@ def _proj_gemm(xn_ptr, mask_ptr, w_ptr, lr_ptr, og_ptr, N2, LR_STRIDE,
         ap += BK
         bp += BK * 640
     if g < 4:
-        _store_gated(acc, tl.load(mask_ptr + rows), lr_ptr, g, b, rin, N2, LR_STRIDE, H, BM)
+        pr, gt = tl.split(tl.reshape(acc, [BM, 64, 2]))
+        val = (pr * tl.sigmoid(gt) * tl.load(mask_ptr + rows)[:, None]).to(tl.float16)
+        lr_desc.store([((g // 2) * BS + b) * H + (g % 2) * 64, row0 - b * N2], tl.trans(val))
     else:
-        tl.store(og_ptr + rows[:, None] * H + c[None, :], tl.sigmoid(acc).to(tl.float16))
+        og_desc.store([row0, 0], tl.sigmoid(acc).to(tl.float16))
 
 
 @triton.jit
@@ -385,6 +389,9 @@ class _Plan:
             "num_warps": K1R_NUM_WARPS, "maxnreg": K1R_MAXNREG})
         self.norm = _Site(_layernorm_rows, (m // LN_BLOCK_M,), {
             "D": dim, "NCH": dim // 128, "BM": LN_BLOCK_M, "EPS": LN_EPS, "num_warps": LN_NUM_WARPS})
+        # left and right are adjacent: one [2*bs*128, N*N] matrix for the GEMM's TMA stores.
+        self.lr_blocks = ([2 * bs * 128, n2], [n2, 1], [64, K1G_BLOCK_M])
+        self.og_blocks = ([m, 128], [128, 1], [K1G_BLOCK_M, 128])
         self.gemm = _Site(_proj_gemm, (m // K1G_BLOCK_M * 5,), {
             "D": dim, "H": 128, "BM": K1G_BLOCK_M, "BK": K1G_BLOCK_K, "num_warps": K1G_NUM_WARPS,
             "num_stages": K1G_NUM_STAGES})
@@ -467,15 +474,18 @@ def run(
     stream = plan.stream(plan.device_index) if plan.stream is not None else 0
     ws = torch.empty(plan.elems, device=plan.device, dtype=torch.float16)
     if plan.resident:
+        # The packer takes a few microseconds of GPU time: the projection's descriptor is made before it
+        # is launched, so the two launches follow each other closely and the GPU does not wait between.
+        w_desc = TensorDescriptor(ws, [dim, 640], [640, 1], [128, 128])
         plan.pack(direct, stream, lp, lg, rp, rg, og_w, to, ws, dim)
-        plan.proj(direct, stream, x, mask, ln_w, ln_b, TensorDescriptor(ws, [dim, 640], [640, 1], [128, 128]),
-                  ws, dim * 768, n2, lr)
+        plan.proj(direct, stream, x, mask, ln_w, ln_b, w_desc, ws, dim * 768, n2, lr)
         w_cat, wo_t, left, right, og, p = ws.split(plan.sizes)
     else:
         plan.norm(direct, stream, x, ln_w, ln_b, ws)
         xn, w_cat, wo_t, left, right, og, p = ws.split(plan.sizes)
         plan.pack(direct, stream, lp, lg, rp, rg, og_w, to, w_cat, dim)
-        plan.gemm(direct, stream, xn, mask, w_cat, left, og, n2, lr)
+        plan.gemm(direct, stream, xn, mask, w_cat, TensorDescriptor(left, *plan.lr_blocks),
+                  TensorDescriptor(og, *plan.og_blocks), n2, bs)
     if plan.tri_tma:
         shape, strides, lblock, rblock = plan.tri_blocks
         plan.tri(direct, stream, TensorDescriptor(left, shape, strides, lblock),
