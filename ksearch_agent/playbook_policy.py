@@ -55,7 +55,8 @@ class PlaybookPolicy:
     name = "playbook"
 
     def _book(self, task: Task) -> Playbook:
-        return _playbook(task.directory / "playbook.json", (task.directory / "playbook.json").stat().st_mtime, task)
+        path = task.directory / "playbook.json"
+        return _playbook(path, path.stat().st_mtime, task)
 
     # -- planner ------------------------------------------------------------------------------------
 
