@@ -41,10 +41,10 @@ def per_round(run_dir: str) -> list[dict[str, Any]]:
 def _from_run_dir(run_dir: Path, seconds: float, status: str) -> dict[str, Any]:
     store = store_for(run_dir)
     wm = WorldModel.model_validate(store.snapshots()[-1]["world_model"])
-    passed = [r for r in store.candidates() if r["status"] == "PASSED"]
-    best = max(passed, key=lambda r: r["geomean_speedup"] or 0.0) if passed else None
+    best = store.best_candidate()
     lineage = [{"id": n.id, "decision": n.decision} for n in wm.lineage(best["action_node"])[1:]] if best else []
     return {"seconds": seconds, "status": status, "run_dir": str(run_dir), "best": best, "lineage": lineage,
+            "confirmation": store.get_meta("confirmed_best"),
             "world_model": wm.snapshot(), "outline": wm.outline(), "candidates": per_round(str(run_dir))}
 
 

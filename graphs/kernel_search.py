@@ -1,4 +1,5 @@
-"""The K-Search graph: planner → coder (⇄ coder_tools) → evaluate (⇄ repair) → world_model_update → planner.
+"""The K-Search graph: planner → coder (⇄ coder_tools) → evaluate (⇄ repair) → world_model_update → planner,
+and at the end planner → confirm_best (the top candidates re-timed side by side) → END.
 
 ``build_kernel_search_graph()`` returns a compiled graph with input/output schemas, usable on its own,
 as a subgraph (it inherits the parent's checkpointer when compiled without one) or from LangGraph Studio.
@@ -8,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from langgraph.graph import START, StateGraph
+from langgraph.graph import END, START, StateGraph
 from langgraph.types import RetryPolicy
 
 from ksearch_agent.context import SearchContext
 from ksearch_agent.llm.chat import is_retryable
 from ksearch_agent.nodes.coder import coder
 from ksearch_agent.nodes.coder_tools import coder_tools
+from ksearch_agent.nodes.confirm_best import confirm_best
 from ksearch_agent.nodes.evaluate import evaluate
 from ksearch_agent.nodes.planner import planner
 from ksearch_agent.nodes.repair import repair
@@ -33,7 +35,9 @@ def build_kernel_search_graph(checkpointer: Any = None, *, name: str = "kernel_s
     g.add_node("evaluate", evaluate)
     g.add_node("repair", repair, retry_policy=LLM_RETRY)
     g.add_node("world_model_update", world_model_update, retry_policy=LLM_RETRY)
+    g.add_node("confirm_best", confirm_best)
     g.add_edge(START, "planner")
+    g.add_edge("confirm_best", END)
     # An explicit default: enough supersteps for the default context; run() passes one sized to its own.
     return g.compile(checkpointer=checkpointer, name=name).with_config(
         {"recursion_limit": recursion_limit(SearchContext())})
@@ -42,4 +46,4 @@ def build_kernel_search_graph(checkpointer: Any = None, *, name: str = "kernel_s
 def recursion_limit(ctx: SearchContext) -> int:
     """Enough supersteps for max_rounds cycles of coder, tool calls, repairs and updates, with margin."""
     per_cycle = 2 + 2 * (ctx.max_tool_calls + 1) + 2 * (ctx.max_repairs + 1) + 2
-    return max(ctx.recursion_limit, 10 + ctx.max_rounds * per_cycle)
+    return max(ctx.recursion_limit, 12 + ctx.max_rounds * per_cycle)

@@ -153,6 +153,14 @@ def _search_finished(final: dict[str, object]) -> None:
         console.print(f"best candidate {best.get('candidate_id')} (action {best.get('node_id')}, round "
                       f"{best.get('round')}): " + (f"{speed:.3f}x the reference" if isinstance(speed, float)
                                                    else "passes; speed not measured on this machine"))
+        confirmation = best.get("confirmation") or {}
+        for duel in confirmation.get("duels") or []:
+            ratio = duel.get("ratio")
+            console.print(f"  side by side: {duel['challenger']} vs {duel['champion']}: "
+                          + ("challenger not timed" if ratio is None else f"challenger {ratio:.3f}x as fast")
+                          + f" → {duel['winner']}")
+        if confirmation.get("error"):
+            console.print(f"  {confirmation['error']}")
         console.print(f"sources: {best.get('files_dir')}")
     else:
         console.print("no passing candidate")
@@ -192,6 +200,8 @@ def run_cmd(
     json_mode: Annotated[bool, typer.Option(help="request JSON answers (response_format) for JSON steps")] = True,
     seed_from_playbook: Annotated[bool, typer.Option(
         "--seed-from-playbook", help="start an LLM run from the playbook's best seed kernel")] = False,
+    confirm_top: Annotated[int, typer.Option(
+        min=0, help="at the end, re-time this many top candidates side by side on the GPU to name the best (< 2: off)")] = 3,
 ) -> None:
     """Search for a fast kernel for TASK; the run directory keeps everything (resume with `ksearch resume`)."""
 
@@ -210,7 +220,7 @@ def run_cmd(
     ctx = SearchContext(policy="llm" if policy == "auto" else policy, max_rounds=rounds, language=language, budget_usd=budget_usd,  # type: ignore[arg-type]
                         max_tokens=max_tokens, max_wall_s=max_wall_s, max_repairs=max_repairs, runs_root=runs_root,
                         device=device, api_key_env=api_key_env, json_mode=json_mode,  # type: ignore[arg-type]
-                        price_table=str(price_table) if price_table else None)
+                        price_table=str(price_table) if price_table else None, confirm_top=confirm_top)
     if model:
         ctx.model = model
     if base_url:
@@ -282,9 +292,8 @@ def show_cmd(run: Annotated[str, typer.Argument(help="run directory or run id un
         table.add_row(r["id"], str(r["round"]), str(r["action_node"]), r["origin"], str(r["attempt"]),
                       str(r["status"]), "—" if sp is None else f"{sp:.3f}x")
     console.print(table)
-    passed = [r for r in rows if r["status"] == "PASSED"]
-    if passed:
-        best = max(passed, key=lambda r: r["geomean_speedup"] or 0.0)
+    best = store.best_candidate()
+    if best is not None:
         report = store.get_evaluation(best["id"])
         if report is not None:
             console.print(f"[bold]best kernel[/bold] {best['id']}: {run_dir / 'candidates' / best['id']}")
@@ -315,11 +324,10 @@ def export_cmd(
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     store = store_for(run_dir)
-    passed = [r for r in store.candidates() if r["status"] == "PASSED"]
-    if not passed:
+    best = store.best_candidate()
+    if best is None:
         err_console.print("[red]error:[/red] this run has no passing candidate to export")
         raise typer.Exit(1)
-    best = max(passed, key=lambda r: r["geomean_speedup"] or 0.0)
     cand = store.load_candidate(best["id"])
     source = cand.files[cand.entry]
     if gpumode and "def custom_kernel(" not in source:

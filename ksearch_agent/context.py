@@ -34,5 +34,9 @@ class SearchContext:
     runs_root: str = "runs"
     device: Literal["auto", "gpu", "cpu"] = "auto"
     trials: int = 2
+    confirm_top: int = field(default=3, metadata={
+        "description": "at the end, re-time this many top candidates side by side to name the best (< 2: off)"})
+    confirm_margin: float = field(default=0.10, metadata={
+        "description": "only candidates whose speedup is within this fraction of the best's are re-timed"})
     llm_timeout_s: float = 600.0
     recursion_limit: int = 400

@@ -36,7 +36,9 @@ class LiveView:
             self.status = f"{ev.get('status')}" + (f" {speed:.3f}x" if speed else "")
         elif kind == "attempt_failed":
             self.status = "no usable code"
-        elif kind == "new_best":
+        elif kind == "confirming":
+            self.status = f"re-timing {len(ev.get('contenders') or [])} top candidates side by side"
+        elif kind in ("new_best", "best_confirmed"):
             self.best, self.best_id = ev.get("geomean_speedup"), str(ev.get("candidate_id"))
         elif kind == "world_model_updated":
             self.tokens = ev.get("tokens") or self.tokens

@@ -6,6 +6,7 @@ Kept apart from the nodes so each rule is testable on its own and the nodes stay
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, Literal
 
 from ksearch_agent.context import SearchContext
@@ -86,6 +87,13 @@ def next_after_attempt(state: SearchState, ctx: SearchContext) -> Literal["repai
     if last["geomean_speedup"] is not None and parent is not None and last["geomean_speedup"] <= parent:
         return "repair"
     return "world_model_update"
+
+
+def best_from_row(row: dict[str, Any], run_dir: str) -> dict[str, Any]:
+    """The state's ``best`` entry for a candidate row of the run store."""
+    return {"candidate_id": row["id"], "node_id": row["action_node"], "round": row["round"],
+            "geomean_speedup": row["geomean_speedup"], "geomean_latency_ms": row["geomean_latency_ms"],
+            "language": row["language"], "files_dir": str(Path(run_dir) / "candidates" / row["id"])}
 
 
 def lineage(wm: WorldModel, node_id: str | None) -> list[dict[str, Any]]:

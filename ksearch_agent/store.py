@@ -90,6 +90,16 @@ class RunStore:
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
+    def best_candidate(self) -> dict[str, Any] | None:
+        """The run's best passing candidate row: the winner of the side-by-side confirmation when one was
+        recorded (``confirmed_best`` meta) and it still names a passing candidate, else the top score."""
+        passed = [r for r in self.candidates() if r["status"] == "PASSED"]
+        confirmed = (self.get_meta("confirmed_best") or {}).get("candidate_id")
+        for r in passed:
+            if r["id"] == confirmed:
+                return r
+        return max(passed, key=lambda r: r["geomean_speedup"] or 0.0) if passed else None
+
     # evaluations
     def save_evaluation(self, report: EvalReport) -> None:
         prof = report.profile

@@ -17,7 +17,7 @@ from ksearch_agent.llm.usage import UsageLedger
 from ksearch_agent.llm_policy import PolicyError
 from ksearch_agent.nodes.common import emit, policy_for, store_of, task_of
 from ksearch_agent.resources import store_for
-from ksearch_agent.search_logic import lineage, stop_reason
+from ksearch_agent.search_logic import best_from_row, stop_reason
 from ksearch_agent.state import SearchState
 from ksearch_agent.task import BUNDLED_TASKS_DIR, TaskFileError
 from ksearch_agent.world_model import InsertNode, WorldModel
@@ -31,12 +31,8 @@ def _continue(run_dir: str) -> dict[str, Any]:
     snaps = store.snapshots()
     if not snaps:
         raise ValueError(f"run {run_dir} has no world-model snapshot to continue from")
-    passed = [r for r in store.candidates() if r["status"] == "PASSED"]
-    top = max(passed, key=lambda r: r["geomean_speedup"] or 0.0) if passed else None
-    best = None if top is None else {
-        "candidate_id": top["id"], "node_id": top["action_node"], "round": top["round"],
-        "geomean_speedup": top["geomean_speedup"], "geomean_latency_ms": top["geomean_latency_ms"],
-        "language": top["language"], "files_dir": str(Path(run_dir) / "candidates" / top["id"])}
+    top = store.best_candidate()
+    best = None if top is None else best_from_row(top, run_dir)
     return {"run_id": Path(run_dir).name, "run_dir": str(Path(run_dir).resolve()), "task_name": store.get_meta("task"),
             "task_ref": store.get_meta("task_ref") or store.get_meta("task"),
             "started_at": time.time(), "round": max(s["round"] for s in snaps), "attempts": [], "best": best,
@@ -61,23 +57,15 @@ def _setup(state: SearchState, ctx: SearchContext) -> dict[str, Any]:
     return update
 
 
-def _finish(state: SearchState, status: str, extra: dict[str, Any]) -> Command[Literal["coder", "__end__"]]:
-    """End the search; ``extra`` (setup keys, usage) goes in first so the final fields win."""
+def _finish(state: SearchState, status: str, extra: dict[str, Any]) -> Command[Literal["coder", "confirm_best", "__end__"]]:
+    """End the search through ``confirm_best``; ``extra`` (setup keys, usage) goes in first so the final
+    fields win."""
     wm = WorldModel.model_validate(state["world_model"]) if state.get("world_model") else WorldModel.new()
-    best = state.get("best")
-    summary = None
-    if best:
-        report = store_of(state).get_evaluation(best["candidate_id"])
-        if report is not None:
-            summary = {"status": report.status, "correctness": report.correctness.model_dump(),
-                       "profile": report.profile.model_dump() if report.profile else None}
-    emit(state, "finished", status=status, best=best)
-    return Command(goto="__end__", update={**extra, "best": best, "status": status, "eval_summary": summary,
-                                     "world_model": wm.snapshot(),
-                                     "lineage": lineage(wm, best.get("node_id")) if best else []})
+    return Command(goto="confirm_best", update={**extra, "best": state.get("best"), "status": status,
+                                                "world_model": wm.snapshot()})
 
 
-def planner(state: SearchState, runtime: Runtime[SearchContext]) -> Command[Literal["coder", "__end__"]]:
+def planner(state: SearchState, runtime: Runtime[SearchContext]) -> Command[Literal["coder", "confirm_best", "__end__"]]:
     ctx = runtime.context or SearchContext()
     if not state.get("run_dir"):
         try:
