@@ -10,6 +10,7 @@ import math
 import sys
 
 TARGET_GPUMODE_MS = 0.88  # issue 4: 0.80x the best published kernel on this H100 (GPUMode protocol)
+TARGET_FLUSHED_MS = 0.93  # the same target in the flushed protocol
 
 
 def main(path: str) -> None:
@@ -31,6 +32,15 @@ def main(path: str) -> None:
             out += ["", f"`ksearch export {{run}} trimul_best_submission.py --gpumode`: exit {r['export']['exit']}; "
                         f"`ksearch eval trimul trimul_best_submission.py --json`: exit {ev.get('exit')}, status "
                         f"{doc.get('status')}, geomean speedup {doc.get('geomean_speedup')}."]
+        conf = t.get("confirmation") or {}
+        if conf.get("duels"):
+            out += ["", f"Before the run ended, the contenders {', '.join(conf['contenders'])} (top scores, within 10% of "
+                        "the best) were re-timed side by side, two at a time (flushed protocol, call by call):", "",
+                    "| challenger | champion | challenger's speed vs champion | winner |", "|---|---|---|---|"]
+            for d in conf["duels"]:
+                ratio = "not timed" if d["ratio"] is None else f"{d['ratio']:.3f}x"
+                out.append(f"| {d['challenger']} | {d['champion']} | {ratio} | {d['winner']} |")
+            out += ["", f"Named best: {conf['candidate_id']}."]
         out += ["", "Lineage of the best: " + " → ".join(f"{n['id']} ({n['decision'][:60]})" for n in t["lineage"]), "",
                 "Final world model:", "", "```", t["outline"], "```", ""]
     sides = [(key, label, r[key]) for key, label in (("trimul_best_vs_seed", "seed"), ("trimul_best_vs_previous", "previous"))
@@ -53,13 +63,14 @@ def main(path: str) -> None:
             out += ["", f"geomean: best {p['geomean_latency_ms']:.3f} ms, {label} "
                         f"{'—' if base_geo is None else f'{base_geo:.3f}'} ms{ratio}, reference "
                         f"{p['geomean_reference_ms']:.3f} ms.", ""]
-    gms = [side["gpumode"]["geomean_latency_ms"] for _, _, side in sides if side.get("gpumode")]
-    if gms:
-        worst = max(gms)
-        verdict = "met" if worst <= TARGET_GPUMODE_MS else f"not met ({worst / TARGET_GPUMODE_MS:.2f}x the target time)"
-        out += [f"Issue target (≤ 0.80x the best published kernel, about {TARGET_GPUMODE_MS} ms geomean in the GPUMode "
-                f"protocol): the best kernel measured {', '.join(f'{g:.3f}' for g in gms)} ms in this run's GPUMode "
-                f"profiles; judged on the slower, {verdict}.", ""]
+    for proto, target in (("gpumode", TARGET_GPUMODE_MS), ("flushed", TARGET_FLUSHED_MS)):
+        gms = [side[proto]["geomean_latency_ms"] for _, _, side in sides if side.get(proto)]
+        if gms:
+            worst = max(gms)
+            verdict = "met" if worst <= target else f"not met ({worst / target:.3f}x the target time)"
+            out += [f"Issue target, {proto} protocol (≤ 0.80x the best published kernel, about {target} ms geomean): "
+                    f"the best kernel measured {', '.join(f'{g:.3f}' for g in gms)} ms in this run's {proto} "
+                    f"profiles; judged on the slower, {verdict}.", ""]
     print("\n".join(out))
 
 
