@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from device_info import gpu_and_date
 
 from ksearch_agent.candidate import Candidate
 from ksearch_agent.engine import Engine
@@ -32,10 +33,7 @@ def expectation(path: Path) -> tuple[str, str | None]:
 
 def main(out: Path, repo: Path) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
-    rec: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-                           "gpu": subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
-                                                 capture_output=True, text=True).stdout.strip(),
-                           "command": "python evals/cheats_gpu_check.py $OUT ."}
+    rec: dict[str, Any] = {**gpu_and_date(), "command": "python evals/cheats_gpu_check.py $OUT ."}
     good = Candidate.from_path(BUNDLED_TASKS_DIR / "rmsnorm" / "seeds" / "triton_rowwise.py")
     rms = load_task("rmsnorm")
     cache = Path(tempfile.mkdtemp())

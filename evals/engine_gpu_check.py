@@ -30,6 +30,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from device_info import gpu_and_date  # noqa: E402
+
 from ksearch_agent.candidate import Candidate  # noqa: E402
 from ksearch_agent.engine import Engine  # noqa: E402
 from ksearch_agent.nvrtc import compile_cuda  # noqa: E402
@@ -62,9 +64,7 @@ def main(out: Path) -> dict[str, Any]:
         record.update(cuda_bindings=cuda.bindings.__version__, cuda_core=cuda.core.__version__)
     except (ImportError, AttributeError):
         pass
-    smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
-                         capture_output=True, text=True)
-    record["gpu"] = smi.stdout.strip()
+    record["gpu"] = gpu_and_date()["gpu"]
 
     trimul, rms, soft = load_task("trimul"), load_task("rmsnorm"), load_task("softmax")
     cache = Path(tempfile.mkdtemp(prefix="ksearch-cache-"))

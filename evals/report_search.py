@@ -6,8 +6,9 @@ Usage: ``python evals/report_search.py evals/results/search_gpu.json > evals/res
 from __future__ import annotations
 
 import json
-import math
 import sys
+
+from ksearch_agent.results import geomean
 
 TARGET_GPUMODE_MS = 0.88  # issue 4: 0.80x the best published kernel on this H100 (GPUMode protocol)
 TARGET_FLUSHED_MS = 0.93  # the same target in the flushed protocol
@@ -43,9 +44,9 @@ def main(path: str) -> None:
             out += ["", f"Named best: {conf['candidate_id']}."]
         out += ["", "Lineage of the best: " + " → ".join(f"{n['id']} ({n['decision'][:60]})" for n in t["lineage"]), "",
                 "Final world model:", "", "```", t["outline"], "```", ""]
-    sides = [(key, label, r[key]) for key, label in (("trimul_best_vs_seed", "seed"), ("trimul_best_vs_previous", "previous"))
+    sides = [(label, r[key]) for key, label in (("trimul_best_vs_seed", "seed"), ("trimul_best_vs_previous", "previous"))
              if r.get(key)]
-    for _key, label, side in sides:
+    for label, side in sides:
         title = ("the bundled three-kernel seed (triton_simple.py)" if label == "seed"
                  else f"the previous best ({side.get('previous', '?')})")
         out += [f"## Best TriMul kernel vs {title} and the PyTorch reference, side by side", ""]
@@ -58,13 +59,13 @@ def main(path: str) -> None:
                 out.append(f"| {w['workload']} | {w['latency_ms']:.4f} | {w.get('baseline_latency_ms') or 0:.4f} | "
                            f"{w['reference_latency_ms']:.4f} | {w['speedup']:.2f} |")
             base = [w.get("baseline_latency_ms") for w in p["workloads"]]
-            base_geo = math.exp(sum(math.log(v) for v in base) / len(base)) if all(base) else None
+            base_geo = geomean(base) if all(base) else None
             ratio = "" if base_geo is None else f" ({base_geo / p['geomean_latency_ms']:.3f}x the {label})"
             out += ["", f"geomean: best {p['geomean_latency_ms']:.3f} ms, {label} "
                         f"{'—' if base_geo is None else f'{base_geo:.3f}'} ms{ratio}, reference "
                         f"{p['geomean_reference_ms']:.3f} ms.", ""]
     for proto, target in (("gpumode", TARGET_GPUMODE_MS), ("flushed", TARGET_FLUSHED_MS)):
-        gms = [side[proto]["geomean_latency_ms"] for _, _, side in sides if side.get(proto)]
+        gms = [side[proto]["geomean_latency_ms"] for _, side in sides if side.get(proto)]
         if gms:
             worst = max(gms)
             verdict = "met" if worst <= target else f"not met ({worst / target:.3f}x the target time)"

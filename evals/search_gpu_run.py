@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from device_info import gpu_and_date
+
 from ksearch_agent.candidate import Candidate
 from ksearch_agent.context import SearchContext
 from ksearch_agent.engine import Engine
@@ -50,14 +52,12 @@ def _from_run_dir(run_dir: Path, seconds: float, status: str) -> dict[str, Any]:
 
 def main(out: Path, rounds: int, previous: Path | None = None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
-    record: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    record: dict[str, Any] = {**gpu_and_date(),
                               "command": f"ksearch run trimul --rounds {rounds} --device gpu (via python evals/search_gpu_run.py $OUT {rounds})"}
     import torch
     import triton
 
     record.update(torch=torch.__version__, triton=triton.__version__)
-    record["gpu"] = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
-                                   capture_output=True, text=True).stdout.strip()
     runs_root = Path(tempfile.mkdtemp(prefix="ksearch-runs-"))
     cache = Path(tempfile.mkdtemp(prefix="ksearch-cache-"))
     env = {**os.environ, "KSEARCH_CACHE_DIR": str(cache)}

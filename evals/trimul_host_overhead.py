@@ -19,8 +19,6 @@ prints a table and writes ``OUTDIR/trimul_host_overhead.json``.
 from __future__ import annotations
 
 import json
-import math
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -28,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from device_info import gpu_and_date
 
 from ksearch_agent.candidate import detect_api
+from ksearch_agent.results import geomean
 from ksearch_agent.task import load_task
 from ksearch_agent.worker.inputs import make_inputs
 from ksearch_agent.worker.session import load_entry
@@ -90,18 +90,16 @@ def measure(kernel: Path, reps: int = 30) -> dict[str, Any]:
         rows[wl.id] = row
         del graph, call
         torch.cuda.empty_cache()
-    geo = {k: math.exp(sum(math.log(r[k]) for r in rows.values()) / len(rows))
-           for k in ("gpumode_ms", "gpu_only_ms", "graph_ms")}
+    geo = {k: geomean([r[k] for r in rows.values()]) for k in ("gpumode_ms", "gpu_only_ms", "graph_ms")}
     return {"kernel": str(kernel), "workloads": rows, "geomean": geo}
 
 
 def main(out: Path, kernels: list[Path]) -> dict[str, Any]:
     import triton
 
+    info = gpu_and_date()
     record: dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "torch": torch.__version__, "triton": triton.__version__,
-        "gpu": subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
-                              capture_output=True, text=True).stdout.strip(),
+        "date": info["date"], "torch": torch.__version__, "triton": triton.__version__, "gpu": info["gpu"],
         "command": "python evals/trimul_host_overhead.py OUTDIR " + " ".join(k.name for k in kernels),
         "kernels": [measure(k) for k in kernels]}
     out.mkdir(parents=True, exist_ok=True)
