@@ -82,9 +82,10 @@ def test_side_stream_work_is_caught_at_run_time_without_the_screen(tmp_path: Pat
 
 @pytest.mark.parametrize("dim", [128, 384])
 def test_dispatch_seed_direct_launches_follow_new_values_and_unaligned_inputs(dim: int) -> None:
-    """After a shape's first call the dispatch seed launches through the compiled kernels' own launchers:
-    new values written into the same tensors must change the result, and an input that is not 16-byte
-    aligned must take the JIT path and still be right."""
+    """After a shape's first call the dispatch seed launches through the compiled kernels' own launchers
+    with a workspace it keeps: new values written into the same tensors must change the result; an input
+    that is not 16-byte aligned must take the JIT path and still be right; a call on another stream
+    rebinds with its own workspace; shapes that push the plan out of the bound set come back right."""
     import importlib.util
     import sys
 
@@ -103,7 +104,7 @@ def test_dispatch_seed_direct_launches_follow_new_values_and_unaligned_inputs(di
     torch.manual_seed(0)
     n = 64
 
-    def fresh() -> list[torch.Tensor]:
+    def fresh(n: int = n) -> list[torch.Tensor]:
         args = [torch.randn(1, n, n, dim), (torch.rand(1, n, n) > 0.5).float(), torch.randn(dim), torch.randn(dim)]
         args += [torch.randn(128, dim) / 128 ** 0.5 for _ in range(5)]
         args += [torch.randn(128), torch.randn(128), torch.randn(dim, 128) / dim ** 0.5]
@@ -116,7 +117,7 @@ def test_dispatch_seed_direct_launches_follow_new_values_and_unaligned_inputs(di
     first = mod.run(*args)
     (plan,) = mod._PLANS.values()
     projection = plan.proj if plan.resident else plan.gemm  # dim 128: resident projection; 384: LN pass + GEMM
-    assert plan.direct and plan.out.launcher is not None and projection.launcher is not None  # launchers kept
+    assert plan.direct and plan.ws is not None and plan.out.launch is not None and projection.launch is not None
     assert close(first, reference.run(*args))
     for a, b in zip(args, fresh(), strict=True):
         a.copy_(b)  # same pointers, new values
@@ -124,3 +125,13 @@ def test_dispatch_seed_direct_launches_follow_new_values_and_unaligned_inputs(di
     unaligned = torch.empty(args[0].numel() + 1, device="cuda")[1:].view(args[0].shape)
     unaligned.copy_(args[0])
     assert close(mod.run(unaligned, *args[1:]), reference.run(*args))
+    kept = plan.ws
+    side = torch.cuda.Stream()
+    with torch.cuda.stream(side):
+        on_side = mod.run(*args)
+    side.synchronize()
+    assert close(on_side, reference.run(*args)) and plan.ws is not None and plan.ws is not kept
+    for m in (32, 48, 64):  # three shapes: the first plan leaves the bound set and comes back
+        other = fresh(m)
+        assert close(mod.run(*other), reference.run(*other))
+    assert close(mod.run(*args), reference.run(*args)) and len(mod._BOUND) <= mod._MAX_BOUND

@@ -50,11 +50,15 @@ Why this layout of the work (all figures measured per stage on an H100, see eval
 
 * Host side -- in GPUMode's protocol the GPU idles until the first launch and whenever the next
   launch is late, so a call does little Python: everything that depends only on the shape (workspace
-  layout, kernels, grids, options) is worked out once per shape (``_Plan``), the intermediates share
-  one fp16 workspace allocation, later calls of a shape launch through the compiled kernels' own
-  launchers (``_Site``), and at wide dims the long LayerNorm pass is launched first.  That took the
-  host time of a call from about 150 to about 70 us on the H100 host.  Knobs are read when a shape's
-  plan is made.
+  layout, kernels, grids, options) is worked out once per shape (``_Plan``), and at wide dims the long
+  LayerNorm pass is launched first.  After a shape's first call the plan keeps its fp16 workspace and
+  each kernel's C launch function with the arguments that do not change (workspace addresses, tensor
+  maps over the workspace, sizes), so a call passes only the inputs' and the output's addresses
+  (``_Site``).  Measured end to end on the H100, interleaved with the earlier per-call workspace and
+  Triton launcher: host time of a call 94-135 us -> 46-62 us, GPUMode geomean 0.891 -> 0.829 ms
+  (0.797x at N = 256, dim 128), the kernels' own time unchanged.  Programmatic dependent launch (each
+  kernel waiting on the previous one in ``griddepcontrol.wait``) made the kernels' own time 2.6%
+  slower and was dropped.  Knobs are read when a shape's plan is made.
 
 Row blocks never straddle a batch: the task guarantees N % 16 == 0, so N*N is a multiple of 256.
 """
@@ -70,6 +74,7 @@ from triton.tools.tensor_descriptor import TensorDescriptor
 
 LN_EPS = 1e-5
 
+RAW_LAUNCH = True  # after a shape's first call, launch through the compiled kernels' C launchers (_Site)
 FAST_SIGMOID = True  # gates through the hardware tanh.approx (2-3% per call on the H100, every benchmark shape)
 PACK_BLOCK_K = 32  # weight rows per program of the packer (grid: 6 x dim / PACK_BLOCK_K)
 ROWRES_MAX_DIM = 128  # largest dim handled by the register-resident projection kernel (<= 384)
@@ -258,7 +263,7 @@ def _layernorm_rows(x_ptr, lnw_ptr, lnb_ptr, xn_ptr, D: tl.constexpr, NCH: tl.co
 
 
 @triton.jit
-def _proj_gemm(xn_ptr, mask_ptr, w_ptr, lr_desc, og_desc, N2, BS,
+def _proj_gemm(mask_ptr, xn_ptr, w_ptr, lr_desc, og_desc, N2, BS,
                D: tl.constexpr, H: tl.constexpr, BM: tl.constexpr, BK: tl.constexpr, FAST: tl.constexpr):
     # The tiles leave through TMA stores: lr_desc views left and right as one [2*bs*H, N*N] matrix,
     # og_desc the out gate as [bs*N*N, H].
@@ -333,7 +338,7 @@ def _triangle_tma(l_desc, r_desc, p_ptr, N, BM: tl.constexpr, BN: tl.constexpr, 
 
 
 @triton.jit
-def _output(p_ptr, og_ptr, lnw_ptr, lnb_ptr, wo_ptr, out_ptr, N2, D: tl.constexpr, H: tl.constexpr,
+def _output(lnw_ptr, lnb_ptr, out_ptr, p_ptr, og_ptr, wo_ptr, N2, D: tl.constexpr, H: tl.constexpr,
             BM: tl.constexpr, EPS: tl.constexpr):
     row0 = tl.program_id(0) * BM
     b = row0 // N2
@@ -358,40 +363,82 @@ class _Site:
     """One launch site for one shape: the kernel, its grid and compile-time options, fixed by the shape.
 
     ``kernel[grid](...)`` binds and specialises every argument and looks the kernel up again on each
-    call: 15-30 us of host time per launch on the H100 host, and at N = 256 the launches of one call
-    cost more host time than the GPU spends on them.  So the first eligible call goes through the
-    JIT and keeps the compiled kernel's launcher and function handle; later eligible calls hand their
-    (fresh) arguments straight to that launcher.  Sound because everything the JIT specialises on is
-    the same for every eligible call of a shape: dtypes (fp32 inputs, fp16 intermediates), the
-    integer arguments (derived from the shape) and pointer alignment (``run`` checks every input on
-    every call; a call with an unaligned input is not eligible and goes through the JIT).
+    call (15-30 us of host time per launch on the H100 host), Triton's launcher then turns every tensor
+    descriptor into a CUDA tensor map and asks the driver about every tensor pointer.  At N = 256 the
+    launches of one call cost more host time than the GPU spends on them, and in GPUMode's protocol the
+    GPU waits for them.  So a shape's first eligible call goes through the JIT (``jit``) and ``bind``
+    keeps the compiled kernel's C launch function and, for the arguments that stay the same from call to
+    call (workspace pointers, tensor maps over the workspace, sizes, compile-time options), their
+    launch-ready form; a bound site's ``__call__`` takes only the arguments that change (the inputs' and
+    the output's addresses, as integers) and launches.  Sound because everything the JIT specialises
+    on is the same for every eligible call of a shape: dtypes (fp32 inputs, fp16 workspace), the
+    integers (derived from the shape) and pointer alignment (``run`` checks every input on every call;
+    a call with an unaligned input is not eligible and goes through the JIT).
     """
 
-    __slots__ = ("kernel", "grid", "meta", "launcher", "function", "metadata", "constexprs")
+    __slots__ = ("kernel", "grid", "meta", "launch", "head", "tail")
 
     def __init__(self, kernel: Any, grid: tuple[int, ...], meta: dict[str, Any]) -> None:
         self.kernel, self.meta = kernel, meta
         self.grid = tuple(grid) + (1,) * (3 - len(grid))
-        self.launcher: Any = None
-        self.function: Any = None
-        self.metadata: Any = None
-        self.constexprs: tuple[Any, ...] = ()
+        self.launch: Any = None
+        self.head: tuple[Any, ...] = ()
+        self.tail: tuple[Any, ...] = ()
 
-    def __call__(self, direct: bool, stream: int, *args: Any) -> None:
-        if direct and self.launcher is not None:
-            g = self.grid
-            self.launcher(g[0], g[1], g[2], stream, self.function, self.metadata, None, None, None, *args,
-                          *self.constexprs)
-            return
-        compiled = self.kernel[self.grid](*args, **self.meta)
-        if direct:
-            compiled[self.grid]  # makes sure the module is loaded, so the handles below exist
-            self.launcher, self.function, self.metadata = compiled.run, compiled.function, compiled.packed_metadata
-            self.constexprs = tuple(self.meta[p.name] for p in self.kernel.params[len(args):])
+    def jit(self, *args: Any) -> Any:
+        """Launch through Triton's JIT; returns the compiled kernel."""
+        return self.kernel[self.grid](*args, **self.meta)
+
+    def bind(self, compiled: Any, args: tuple[Any, ...], changing: int) -> bool:
+        """Keep ``compiled``'s raw launch with ``args[changing:]`` fixed; False where this Triton's launcher
+        is not the one this was written against (the site then keeps launching through the JIT)."""
+        compiled[self.grid]  # loads the module, so the launcher and function handle exist
+        launcher = compiled.run
+        launch = getattr(launcher, "launch", None)
+        code = getattr(launch, "__code__", None)
+        if code is not None:  # Triton's Python wrapper that expands tensor descriptors on every launch
+            if "launcher" not in code.co_freevars or launch.__closure__ is None:
+                return False
+            launch = launch.__closure__[code.co_freevars.index("launcher")].cell_contents
+        if (launch is None or hasattr(launch, "__code__") or getattr(launcher, "global_scratch_size", 1)
+                or getattr(launcher, "profile_scratch_size", 1)):
+            return False
+        expand = _descriptor_expander()
+        if expand is None:
+            return False
+        metas = list(getattr(compiled.metadata, "tensordesc_meta", None) or [])
+        tail: list[Any] = []
+        for a in args[changing:]:
+            if isinstance(a, TensorDescriptor):
+                tail.extend(expand(a, metas.pop(0) if metas else None))
+            else:
+                tail.append(a)
+        tail.extend(self.meta[p.name] for p in self.kernel.params[len(args):])
+        self.tail = tuple(v.data_ptr() if isinstance(v, torch.Tensor) else v for v in tail)
+        self.head = (compiled.function, launcher.launch_cooperative_grid, launcher.launch_pdl, None, None,
+                     compiled.packed_metadata, None, None, None)
+        self.launch = launch
+        return True
+
+    def __call__(self, stream: int, *changing: int) -> None:
+        g = self.grid
+        self.launch(g[0], g[1], g[2], stream, *self.head, *changing, *self.tail)
+
+
+def _descriptor_expander() -> Any:
+    """Triton's own expansion of a host tensor descriptor into launch arguments (tensor map, sizes,
+    strides), or None where this Triton has none.  Looked up after a launch, which loads the module."""
+    driver = getattr(getattr(getattr(triton, "backends", None), "nvidia", None), "driver", None)
+    return getattr(driver, "make_tensordesc_arg", None)
 
 
 class _Plan:
-    """Everything about a call that depends only on (shape, device): workspace layout, kernels, grids."""
+    """Everything about a call that depends only on (shape, device): workspace layout, kernels, grids.
+
+    Once bound (after the shape's first eligible call) the plan owns its fp16 workspace, so tensor maps
+    over it are made once; it is rebound, with a fresh workspace, when a call comes on another stream.
+    At most ``_MAX_BOUND`` plans hold a workspace at a time.
+    """
 
     def __init__(self, bs: int, n: int, dim: int, device: torch.device) -> None:
         n2 = n * n
@@ -401,8 +448,7 @@ class _Plan:
         compiled = device.type == "cuda" and isinstance(_output, triton.runtime.JITFunction)
         fast = compiled and FAST_SIGMOID
         # One fp16 workspace: [x normalised (wide dims only) |] w_cat | to_out^T | left | right | out gate | p.
-        # The first kernel writes at its start, so it can be launched before the workspace is split;
-        # the packer writes to_out^T right after w_cat; left and right are adjacent, so the
+        # The packer writes to_out^T right after w_cat; left and right are adjacent, so the
         # projections write right at left + bs*128*N*N.
         lr = bs * 128 * n2
         self.sizes = [dim * 640, 128 * dim, lr, lr, m * 128, lr]
@@ -412,7 +458,8 @@ class _Plan:
         self.shape = (bs, n, dim, n2, lr)
         self.out_shape = (bs, n, n, dim)
         self.device = device
-        self.pack = _Site(_pack_weights, (6, triton.cdiv(dim, PACK_BLOCK_K)), {"BK": PACK_BLOCK_K, "num_warps": 4})
+        self.pack = _Site(_pack_weights, (6, triton.cdiv(dim, PACK_BLOCK_K)),
+                          {"BK": PACK_BLOCK_K, "num_warps": 4})
         self.proj = _Site(_proj_rowres, (m // K1R_BLOCK_M,), {
             "D": dim, "H": 128, "NCH": dim // 128, "BM": K1R_BLOCK_M, "EPS": LN_EPS, "STAGES": K1R_NUM_STAGES,
             "FAST": fast, "num_warps": K1R_NUM_WARPS, "maxnreg": K1R_MAXNREG})
@@ -440,12 +487,75 @@ class _Plan:
             "D": dim, "H": 128, "BM": K3_BLOCK_M, "EPS": LN_EPS, "num_warps": K3_NUM_WARPS,
             "num_stages": K3_NUM_STAGES, "maxnreg": K3_MAXNREG})
         # Direct launches need Triton's CUDA launcher; the interpreter launches through itself.
-        self.direct = compiled
+        self.direct = compiled and RAW_LAUNCH
         self.device_index = device.index if device.index is not None else 0
-        self.stream = triton.runtime.driver.active.get_current_stream if self.direct else None
+        self.stream = triton.runtime.driver.active.get_current_stream if compiled else None
+        self.ws: torch.Tensor | None = None  # the bound workspace
+        self.bound_stream: int | None = None
+
+    def launch_jit(self, t: tuple[torch.Tensor, ...], ws: torch.Tensor) -> tuple[Any, ...]:
+        """One call through the JIT with workspace ``ws``; returns (output, [(site, compiled, args, changing)])."""
+        x, mask, ln_w, ln_b, lp, rp, lg, rg, og_w, oln_w, oln_b, to = t
+        bs, n, dim, n2, lr = self.shape
+        done = []
+        if self.resident:
+            a = (lp, lg, rp, rg, og_w, to, ws, dim)
+            done.append((self.pack, self.pack.jit(*a), a, 6))
+            a = (x, mask, ln_w, ln_b, TensorDescriptor(ws, [dim, 640], [640, 1], [128, 128]), ws, dim * 768, n2, lr)
+            done.append((self.proj, self.proj.jit(*a), a, 4))
+            w_cat, wo_t, left, right, og, p = ws.split(self.sizes)
+        else:
+            a = (x, ln_w, ln_b, ws)
+            done.append((self.norm, self.norm.jit(*a), a, 3))
+            xn, w_cat, wo_t, left, right, og, p = ws.split(self.sizes)
+            a = (lp, lg, rp, rg, og_w, to, w_cat, dim)
+            done.append((self.pack, self.pack.jit(*a), a, 6))
+            a = (mask, xn, w_cat, TensorDescriptor(left, *self.lr_blocks), TensorDescriptor(og, *self.og_blocks), n2, bs)
+            done.append((self.gemm, self.gemm.jit(*a), a, 1))
+        if self.tri_tma:
+            shape, strides, lblock, rblock = self.tri_blocks
+            a = (TensorDescriptor(left, shape, strides, lblock), TensorDescriptor(right, shape, strides, rblock), p, n)
+        else:
+            a = (left, right, p, n)
+        done.append((self.tri, self.tri.jit(*a), a, 0))
+        out = torch.empty(self.out_shape, device=self.device, dtype=torch.float32)
+        a = (oln_w, oln_b, out, p, og, wo_t, n2)
+        done.append((self.out, self.out.jit(*a), a, 3))
+        return out, done
+
+    def launch_bound(self, stream: int, ptrs: list[int]) -> torch.Tensor:
+        """One call through the bound sites: only the inputs' and the output's addresses are passed."""
+        x, mask, ln_w, ln_b, lp, rp, lg, rg, og_w, oln_w, oln_b, to = ptrs
+        if self.resident:
+            self.pack(stream, lp, lg, rp, rg, og_w, to)
+            self.proj(stream, x, mask, ln_w, ln_b)
+        else:
+            self.norm(stream, x, ln_w, ln_b)
+            self.pack(stream, lp, lg, rp, rg, og_w, to)
+            self.gemm(stream, mask)
+        self.tri(stream)
+        out = torch.empty(self.out_shape, device=self.device, dtype=torch.float32)
+        self.out(stream, oln_w, oln_b, out.data_ptr())
+        return out
+
+    def bind(self, stream: int, ws: torch.Tensor, done: list[tuple[Any, ...]]) -> None:
+        """Adopt ``ws`` as this plan's workspace and bind every site to it (for calls on ``stream``)."""
+        if not all(site.bind(compiled, args, changing) for site, compiled, args, changing in done):
+            return
+        self.ws, self.bound_stream = ws, stream
+        if self in _BOUND:
+            _BOUND.remove(self)
+        _BOUND.append(self)
+        while len(_BOUND) > _MAX_BOUND:
+            _BOUND.pop(0).unbind()
+
+    def unbind(self) -> None:
+        self.ws, self.bound_stream = None, None
 
 
 _PLANS: dict[tuple[Any, ...], _Plan] = {}
+_BOUND: list[_Plan] = []
+_MAX_BOUND = 2  # plans holding a workspace at once (about 1.9 GB each at N = 1024, dim 384)
 
 
 def _resident(dim: int, m: int) -> bool:
@@ -459,6 +569,21 @@ def _launch_hooks_set() -> bool:
     """A profiler (e.g. proton) listening to Triton launches: launch through the JIT so it sees them."""
     hook = getattr(_RUNTIME_KNOBS, "launch_enter_hook", None)
     return hook is not None and bool(getattr(hook, "calls", True))
+
+
+def _direct_pointers(t: tuple[torch.Tensor, ...], device_index: int) -> list[int] | None:
+    """The inputs' addresses when every input is fp32, contiguous, on the plan's GPU and 16-byte aligned
+    (what the bound kernels were specialised for); otherwise None."""
+    f32 = torch.float32
+    ptrs = []
+    for a in t:
+        if a.dtype != f32 or not a.is_contiguous() or a.get_device() != device_index:
+            return None
+        p = a.data_ptr()
+        if p % 16:
+            return None
+        ptrs.append(p)
+    return ptrs
 
 
 def run(
@@ -481,8 +606,8 @@ def run(
     then.  At wide dims the LayerNorm pass (the longest kernel) goes first, so every later launch is
     issued while the GPU is busy.
     """
-    t: tuple[torch.Tensor, ...] = (x, mask, norm_weight, norm_bias, left_proj, right_proj, left_gate, right_gate, out_gate,
-         to_out_norm_weight, to_out_norm_bias, to_out)
+    t: tuple[torch.Tensor, ...] = (x, mask, norm_weight, norm_bias, left_proj, right_proj, left_gate, right_gate,
+                                   out_gate, to_out_norm_weight, to_out_norm_bias, to_out)
     key = (x.shape, left_proj.shape, x.device)
     plan = _PLANS.get(key)
     if plan is None:
@@ -491,36 +616,16 @@ def run(
             raise ValueError(f"expects x [bs, N, N, dim] with N % 16 == 0, dim % 128 == 0 and hidden 128; "
                              f"got x {tuple(x.shape)}, hidden {left_proj.shape[0]}")
         plan = _PLANS[key] = _Plan(bs, n, dim, x.device)
-    f32 = torch.float32
-    direct = plan.direct and all(a.dtype == f32 and a.is_contiguous() and a.data_ptr() % 16 == 0 for a in t)
-    if not direct:
-        if not all(a.dtype == f32 and a.is_contiguous() for a in t):
-            t = tuple(a.contiguous().float() for a in t)
-        direct = plan.direct and all(a.data_ptr() % 16 == 0 for a in t)
-    direct = direct and not _launch_hooks_set()
-    x, mask, ln_w, ln_b, lp, rp, lg, rg, og_w, oln_w, oln_b, to = t
-    bs, n, dim, n2, lr = plan.shape
+    ptrs = _direct_pointers(t, plan.device_index) if plan.direct else None
     stream = plan.stream(plan.device_index) if plan.stream is not None else 0
+    if ptrs is not None and plan.bound_stream == stream and not _launch_hooks_set():
+        return plan.launch_bound(stream, ptrs)
+    if ptrs is None and not all(a.dtype == torch.float32 and a.is_contiguous() for a in t):
+        t = tuple(a.contiguous().float() for a in t)
     ws = torch.empty(plan.elems, device=plan.device, dtype=torch.float16)
-    if plan.resident:
-        plan.pack(direct, stream, lp, lg, rp, rg, og_w, to, ws, dim)
-        plan.proj(direct, stream, x, mask, ln_w, ln_b, TensorDescriptor(ws, [dim, 640], [640, 1], [128, 128]),
-                  ws, dim * 768, n2, lr)
-        w_cat, wo_t, left, right, og, p = ws.split(plan.sizes)
-    else:
-        plan.norm(direct, stream, x, ln_w, ln_b, ws)
-        xn, w_cat, wo_t, left, right, og, p = ws.split(plan.sizes)
-        plan.pack(direct, stream, lp, lg, rp, rg, og_w, to, w_cat, dim)
-        plan.gemm(direct, stream, xn, mask, w_cat, TensorDescriptor(left, *plan.lr_blocks),
-                  TensorDescriptor(og, *plan.og_blocks), n2, bs)
-    if plan.tri_tma:
-        shape, strides, lblock, rblock = plan.tri_blocks
-        plan.tri(direct, stream, TensorDescriptor(left, shape, strides, lblock),
-                 TensorDescriptor(right, shape, strides, rblock), p, n)
-    else:
-        plan.tri(direct, stream, left, right, p, n)
-    out = torch.empty(plan.out_shape, device=plan.device, dtype=torch.float32)
-    plan.out(direct, stream, p, og, oln_w, oln_b, wo_t, out, n2)
+    out, done = plan.launch_jit(t, ws)
+    if ptrs is not None and not _launch_hooks_set():
+        plan.bind(stream, ws, done)
     return out
 
 
