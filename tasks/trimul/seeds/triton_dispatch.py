@@ -458,8 +458,7 @@ class _Plan:
         self.shape = (bs, n, dim, n2, lr)
         self.out_shape = (bs, n, n, dim)
         self.device = device
-        self.pack = _Site(_pack_weights, (6, triton.cdiv(dim, PACK_BLOCK_K)),
-                          {"BK": PACK_BLOCK_K, "num_warps": 4})
+        self.pack = _Site(_pack_weights, (6, triton.cdiv(dim, PACK_BLOCK_K)), {"BK": PACK_BLOCK_K, "num_warps": 4})
         self.proj = _Site(_proj_rowres, (m // K1R_BLOCK_M,), {
             "D": dim, "H": 128, "NCH": dim // 128, "BM": K1R_BLOCK_M, "EPS": LN_EPS, "STAGES": K1R_NUM_STAGES,
             "FAST": fast, "num_warps": K1R_NUM_WARPS, "maxnreg": K1R_MAXNREG})
