@@ -85,7 +85,8 @@ def test_dispatch_seed_direct_launches_follow_new_values_and_unaligned_inputs(di
     """After a shape's first call the dispatch seed launches through the compiled kernels' own launchers
     with a workspace it keeps: new values written into the same tensors must change the result; an input
     that is not 16-byte aligned must take the JIT path and still be right; a call on another stream
-    rebinds with its own workspace; shapes that push the plan out of the bound set come back right."""
+    rebinds with its own workspace; a rebind that fails leaves nothing bound; shapes that push the plan
+    out of the bound set come back right."""
     import importlib.util
     import sys
 
@@ -131,6 +132,15 @@ def test_dispatch_seed_direct_launches_follow_new_values_and_unaligned_inputs(di
         on_side = mod.run(*args)
     side.synchronize()
     assert close(on_side, reference.run(*args)) and plan.ws is not None and plan.ws is not kept
+    expander = mod.__dict__["_descriptor_expander"]
+    mod.__dict__["_descriptor_expander"] = lambda: None  # a Triton whose launcher layout the seed does not know
+    third = torch.cuda.Stream()
+    with torch.cuda.stream(third):
+        unknown = mod.run(*args)  # the rebind for this stream fails: nothing stays bound
+    third.synchronize()
+    assert close(unknown, reference.run(*args)) and plan.ws is None and plan not in mod._BOUND
+    assert close(mod.run(*args), reference.run(*args)) and plan.ws is None  # every call through the JIT
+    mod.__dict__["_descriptor_expander"] = expander
     for m in (32, 48, 64):  # three shapes: the first plan leaves the bound set and comes back
         other = fresh(m)
         assert close(mod.run(*other), reference.run(*other))

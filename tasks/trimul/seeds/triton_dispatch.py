@@ -538,8 +538,12 @@ class _Plan:
         return out
 
     def bind(self, stream: int, ws: torch.Tensor, done: list[tuple[Any, ...]]) -> None:
-        """Adopt ``ws`` as this plan's workspace and bind every site to it (for calls on ``stream``)."""
+        """Adopt ``ws`` as this plan's workspace and bind every site to it (for calls on ``stream``); if any
+        site cannot be bound, the plan is left unbound (no mix of sites bound to different workspaces)."""
         if not all(site.bind(compiled, args, changing) for site, compiled, args, changing in done):
+            self.unbind()
+            if self in _BOUND:
+                _BOUND.remove(self)
             return
         self.ws, self.bound_stream = ws, stream
         if self in _BOUND:
