@@ -90,8 +90,11 @@ def resume_search(run: str | Path, *, on_event: EventSink | None = None, **overr
         if snapshot.metadata is None:
             raise RunNotResumable(f"{run_dir} holds no checkpoint of run {run_id!r}: it stopped before its first step "
                                   "was saved; start it again with `ksearch run`")
-        if not snapshot.next:
+        if not snapshot.next and not snapshot.tasks:
             return dict(snapshot.values)  # already finished: nothing to do
+        # Otherwise continue. A kill between a step's last task saving its writes and the step's checkpoint
+        # leaves ``next`` empty with that task listed as done: streaming from the checkpoint applies the
+        # saved writes and goes on to the next node, so the finished task is not run again.
         return _drive(graph, None, config, ctx, on_event)
     finally:
         conn.close()

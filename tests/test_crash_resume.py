@@ -57,3 +57,36 @@ def test_resume_of_a_run_with_no_checkpoint_names_the_problem(tmp_path: Path) ->
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2
     assert "holds no checkpoint" in out.stderr and "ksearch run" in out.stderr
+
+
+def test_resume_after_a_kill_between_a_nodes_saved_writes_and_its_checkpoint_goes_on(tmp_path: Path) -> None:
+    """The process dies right after the round-2 coder's writes are saved and before the step's checkpoint
+    (the window where LangGraph reports no next node): resume applies those writes and finishes the run."""
+    script = tmp_path / "dies_after_writes.py"
+    script.write_text(
+        "import os, sys\n"
+        "from langgraph.checkpoint.sqlite import SqliteSaver\n"
+        "from ksearch_agent.cli import app\n"
+        "seen = []\n"
+        "original = SqliteSaver.put_writes\n"
+        "def put_writes(self, config, writes, task_id, task_path=''):\n"
+        "    original(self, config, writes, task_id, task_path)\n"
+        "    if any(channel == 'branch:to:evaluate' for channel, _ in writes):\n"
+        "        seen.append(task_id)\n"
+        "        if len(seen) == 2:\n"
+        "            os._exit(9)\n"
+        "SqliteSaver.put_writes = put_writes\n"
+        "sys.argv = ['ksearch'] + sys.argv[1:]\n"
+        "app()\n")
+    env = {**os.environ, "KSEARCH_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("KSEARCH_MODEL", None)
+    died = subprocess.run([sys.executable, str(script), "run", "rmsnorm", "--policy", "playbook", "--rounds", "3",
+                           "--device", "cpu", "--runs-root", str(tmp_path / "runs")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert died.returncode == 9, died.stdout + died.stderr
+    (db,) = (tmp_path / "runs").glob("*/run.sqlite")
+    assert len(_evaluations(db)) == 1  # round 1 evaluated; round 2's candidate written, not yet evaluated
+    out = subprocess.run([sys.executable, "-m", "ksearch_agent.cli", "resume", str(db.parent)], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert len(_evaluations(db)) == 3 and "status: max_rounds" in out.stdout, out.stdout
