@@ -62,5 +62,4 @@ def confirm_best(state: SearchState, runtime: Runtime[SearchContext]) -> dict[st
             summary = {"status": report.status, "correctness": report.correctness.model_dump(),
                        "profile": report.profile.model_dump() if report.profile else None}
     emit(state, "finished", status=state.get("status", ""), best=best)
-    return {"best": best, "eval_summary": summary, "world_model": wm.snapshot(),
-            "lineage": lineage(wm, best.get("node_id")) if best else []}
+    return {"best": best, "eval_summary": summary, "lineage": lineage(wm, best.get("node_id")) if best else []}

@@ -540,20 +540,19 @@ class _Plan:
     def bind(self, stream: int, ws: torch.Tensor, done: list[tuple[Any, ...]]) -> None:
         """Adopt ``ws`` as this plan's workspace and bind every site to it (for calls on ``stream``); if any
         site cannot be bound, the plan is left unbound (no mix of sites bound to different workspaces)."""
+        self.unbind()
         if not all(site.bind(compiled, args, changing) for site, compiled, args, changing in done):
-            self.unbind()
-            if self in _BOUND:
-                _BOUND.remove(self)
             return
         self.ws, self.bound_stream = ws, stream
-        if self in _BOUND:
-            _BOUND.remove(self)
         _BOUND.append(self)
         while len(_BOUND) > _MAX_BOUND:
-            _BOUND.pop(0).unbind()
+            _BOUND[0].unbind()
 
     def unbind(self) -> None:
+        """Drop the workspace and leave the bound set; calls go through the JIT until the plan is bound again."""
         self.ws, self.bound_stream = None, None
+        if self in _BOUND:
+            _BOUND.remove(self)
 
 
 _PLANS: dict[tuple[Any, ...], _Plan] = {}
@@ -619,15 +618,15 @@ def run(
             raise ValueError(f"expects x [bs, N, N, dim] with N % 16 == 0, dim % 128 == 0 and hidden 128; "
                              f"got x {tuple(x.shape)}, hidden {left_proj.shape[0]}")
         plan = _PLANS[key] = _Plan(bs, n, dim, x.device)
-    ptrs = _direct_pointers(t, plan.device_index) if plan.direct else None
+    ptrs = _direct_pointers(t, plan.device_index) if plan.direct and not _launch_hooks_set() else None
     stream = plan.stream(plan.device_index) if plan.stream is not None else 0
-    if ptrs is not None and plan.bound_stream == stream and not _launch_hooks_set():
+    if ptrs is not None and plan.bound_stream == stream:
         return plan.launch_bound(stream, ptrs)
     if ptrs is None and not all(a.dtype == torch.float32 and a.is_contiguous() for a in t):
         t = tuple(a.contiguous().float() for a in t)
     ws = torch.empty(plan.elems, device=plan.device, dtype=torch.float16)
     out, done = plan.launch_jit(t, ws)
-    if ptrs is not None and not _launch_hooks_set():
+    if ptrs is not None:
         plan.bind(stream, ws, done)
     return out
 
