@@ -166,8 +166,20 @@ def _search_finished(final: dict[str, object]) -> None:
         console.print("no passing candidate")
 
 
-def _drive_with_live_view(view: Any, start: Any) -> None:
-    """Run ``start(on_event)`` under a rich live view, print the summary, exit 0 when a kernel passed."""
+def _write_report_after_run(run_dir: Path) -> None:
+    """Write the run's HTML report and print its path; a failure is reported, never fatal (the run is done)."""
+    from ksearch_agent.report import write_run_report
+
+    try:
+        console.print(f"report: {write_run_report(run_dir)}")
+    except Exception as exc:  # noqa: BLE001 - the search's result matters more than its page
+        err_console.print(f"[yellow]could not write the report:[/yellow] {type(exc).__name__}: {exc} "
+                          f"(try `ksearch report {run_dir}`)")
+
+
+def _drive_with_live_view(view: Any, start: Any, run_dir: Path) -> None:
+    """Run ``start(on_event)`` under a rich live view, print the summary, write the report, exit 0 when a
+    kernel passed."""
     from rich.live import Live
 
     with Live(view.render(), console=err_console, refresh_per_second=4) as live:
@@ -177,6 +189,7 @@ def _drive_with_live_view(view: Any, start: Any) -> None:
 
         final = start(on_event)
     _search_finished(final)
+    _write_report_after_run(run_dir)
     raise typer.Exit(0 if final.get("best") else 1)
 
 
@@ -252,7 +265,7 @@ def run_cmd(
                       + (f", model {ctx.model}" if ctx.policy == "llm" else "") + ")")
     task_ref = t.name if t.directory.parent.name == "tasks" else str(t.directory)
     _drive_with_live_view(view, lambda on_event: run_search(task_ref, ctx, seed_code=seed_code, run_id=run_id,
-                                                            on_event=on_event))
+                                                            on_event=on_event), Path(runs_root).resolve() / run_id)
 
 
 @app.command("resume")
@@ -264,24 +277,35 @@ def resume_cmd(run: Annotated[str, typer.Argument(help="run directory or run id 
 
     try:
         run_dir = resolve_run_dir(run)
-        _drive_with_live_view(LiveView(run_dir.name), lambda on_event: resume_search(run_dir, on_event=on_event))
+        _drive_with_live_view(LiveView(run_dir.name), lambda on_event: resume_search(run_dir, on_event=on_event),
+                              run_dir)
     except (FileNotFoundError, RunNotResumable) as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
 
 
 @app.command("show")
-def show_cmd(run: Annotated[str, typer.Argument(help="run directory or run id under runs/")]) -> None:
-    """Best kernel, its eval table, every candidate, and the world model as an indented outline."""
+def show_cmd(run: Annotated[str, typer.Argument(help="run directory or run id under runs/")],
+             as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False) -> None:
+    """Status, policy, tokens and cost, duels and lineage; the best kernel and its eval table, every
+    candidate, and the world model as an indented outline."""
+    from ksearch_agent.report.summary import run_summary, show_document
+    from ksearch_agent.report.text import summary_lines
     from ksearch_agent.resources import store_for
     from ksearch_agent.runner import resolve_run_dir
     from ksearch_agent.world_model import WorldModel
 
     try:
         run_dir = resolve_run_dir(run)
+        if as_json:
+            sys.stdout.write(json.dumps(show_document(run_dir), indent=1) + "\n")
+            return
+        summary = run_summary(run_dir)
     except FileNotFoundError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
+    for line in summary_lines(summary):
+        console.print(line, markup=False, highlight=False)
     store = store_for(run_dir)
     rows = store.candidates()
     table = Table(title=f"candidates of {run_dir.name} (task {store.get_meta('task')})")
@@ -306,6 +330,61 @@ def show_cmd(run: Annotated[str, typer.Argument(help="run directory or run id un
     if snaps:
         console.print(f"[bold]world model[/bold] ({snaps[-1]['note']}, round {snaps[-1]['round']}):")
         console.print(WorldModel.model_validate(snaps[-1]["world_model"]).outline(), markup=False, highlight=False)
+
+
+@app.command("runs")
+def runs_cmd(
+    directory: Annotated[Path, typer.Argument(help="a directory of runs (or one run directory)")] = Path("runs"),
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
+) -> None:
+    """Table of the run directories under DIRECTORY: task, policy, status, best speedup, candidates, date."""
+    import dataclasses
+
+    from ksearch_agent.report.summary import list_runs
+    from ksearch_agent.report.text import RUNS_COLUMNS, runs_row
+
+    if not directory.is_dir():
+        err_console.print(f"[red]error:[/red] no directory {directory}")
+        raise typer.Exit(2)
+    summaries, problems = list_runs(directory)
+    for problem in problems:
+        err_console.print(f"[yellow]unreadable run:[/yellow] {problem}")
+    if as_json:
+        sys.stdout.write(json.dumps([dataclasses.asdict(s) for s in summaries], indent=1) + "\n")
+        return
+    table = Table(title=f"runs in {directory}")
+    for col in RUNS_COLUMNS:
+        table.add_column(col, justify="right" if col in ("best", "candidates") else "left",
+                         no_wrap=col == "run", min_width=max((len(s.run_id) for s in summaries), default=3)
+                         if col == "run" else None)
+    for s in summaries:
+        table.add_row(*runs_row(s))
+    console.print(table)
+    if not summaries:
+        console.print(f"no run directories in {directory}")
+
+
+@app.command("report")
+def report_cmd(
+    runs: Annotated[list[str], typer.Argument(help="run directory or run id under runs/ (several with --compare)")],
+    out: Annotated[Path | None, typer.Option(help="HTML file to write (default RUN/report.html; "
+                                                  "with --compare, ksearch-compare.html)")] = None,
+    compare: Annotated[bool, typer.Option("--compare", help="overlay the best-speedup curves of several runs")] = False,
+) -> None:
+    """Write a self-contained HTML page of a run: plots, the world-model tree per round, every attempt."""
+    from ksearch_agent.report import write_compare_report, write_run_report
+    from ksearch_agent.runner import resolve_run_dir
+
+    if not compare and len(runs) != 1:
+        raise typer.BadParameter("give one run, or several with --compare", param_hint="RUNS")
+    try:
+        dirs = [resolve_run_dir(r) for r in runs]
+        path = (write_compare_report(dirs, out or Path("ksearch-compare.html")) if compare
+                else write_run_report(dirs[0], out))
+    except FileNotFoundError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    console.print(f"report: {path}")
 
 
 @app.command("export")
