@@ -1,9 +1,14 @@
 """The evaluation engine: compile, run_correctness and profile through isolated workers.
 
-The calling process never initialises CUDA. It owns up to three long-lived workers — ``gpu`` (one
-GPU), ``cpu`` (Triton interpreter) and ``compile`` (no device) — each replaced when it hangs, crashes
-or hits a CUDA fault. Whatever happens inside a worker comes back as a status; nothing raises out
-of :meth:`Engine.run_correctness` or :meth:`Engine.profile` because of candidate code.
+The calling process never initialises CUDA and never runs candidate code. A long-lived *judge* per
+device (``gpu``: one GPU; ``cpu``: Triton's interpreter) makes the inputs, runs the reference, compares
+and writes the records; every candidate runs in a fresh *contestant* process the judge starts for it
+(see :mod:`ksearch_agent.worker.correctness_job`). Compiling runs candidate code too (Triton launches are
+traced), so each compile gets a fresh worker, with a spare kept starting. Whatever happens inside a
+worker comes back as a status; nothing raises out of :meth:`Engine.run_correctness` or
+:meth:`Engine.profile` because of candidate code. The engine is safe to call from many threads at
+once: each device's judge serves one request at a time, and every record must carry its request's nonce
+and name one of its workloads, exactly once.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
@@ -35,7 +41,7 @@ from ksearch_agent.results import (
     worst_status,
 )
 from ksearch_agent.screening import screen
-from ksearch_agent.task import Task, Workload
+from ksearch_agent.task import Task, TaskFileError, Workload
 from ksearch_agent.worker_process import WorkerDied, WorkerError, WorkerProcess, WorkerTimeout
 
 log = structlog.get_logger("ksearch.engine")
@@ -65,6 +71,43 @@ def gpu_present() -> bool:
     return out.returncode == 0 and "GPU" in out.stdout
 
 
+class ReferenceMismatch(TaskFileError):
+    """The task's reference failed to load or disagrees with its own definition: the task is broken,
+    and no candidate is blamed for it."""
+
+    def __init__(self, task: Task, message: str) -> None:
+        super().__init__(task.reference_path, "run", message)
+
+
+class _Spare:
+    """Fresh single-use workers of one mode, with the next one always starting in the background."""
+
+    def __init__(self, mode: str, workdir: Path, gpu_index: int | None) -> None:
+        self.mode, self.workdir, self.gpu_index = mode, workdir, gpu_index
+        self._next: WorkerProcess | None = None
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def _new(self) -> WorkerProcess:
+        self._count += 1
+        w = WorkerProcess(self.mode, self.workdir, gpu_index=self.gpu_index,
+                          log_name=f"worker-{self.mode}-{self._count % 4}.log")
+        w.spawn()
+        return w
+
+    def take(self) -> WorkerProcess:
+        with self._lock:
+            w = self._next if self._next is not None and self._next.alive else self._new()
+            self._next = self._new()
+        return w
+
+    def close(self) -> None:
+        with self._lock:
+            if self._next is not None:
+                self._next.stop()
+                self._next = None
+
+
 def _version(dist: str) -> str:
     try:
         return metadata.version(dist)
@@ -88,6 +131,9 @@ class Engine:
         self.profile_timeout = profile_timeout
         self.compile_timeout = compile_timeout
         self._workers: dict[str, WorkerProcess] = {}
+        self._spares: dict[str, _Spare] = {}
+        self._lock = threading.RLock()  # guards the tables above and the mode decision
+        self._busy: dict[str, threading.Lock] = {}  # one request at a time per judge
         self._mode: str | None = None
         self.screening = screening
         self.unlisted_shapes = unlisted_shapes
@@ -100,9 +146,13 @@ class Engine:
         self.close()
 
     def close(self) -> None:
-        for worker in self._workers.values():
-            worker.stop()
-        self._workers.clear()
+        with self._lock:
+            for worker in self._workers.values():
+                worker.stop()
+            self._workers.clear()
+            for spare in self._spares.values():
+                spare.close()
+            self._spares.clear()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -111,6 +161,10 @@ class Engine:
     @property
     def mode(self) -> str:
         """``gpu`` or ``cpu``: where correctness runs (and whether profiling is possible)."""
+        with self._lock:
+            return self._decide_mode()
+
+    def _decide_mode(self) -> str:
         if self._mode is None:
             if self.requested_device == "cpu":
                 self._mode = "cpu"
@@ -128,18 +182,46 @@ class Engine:
         return self._mode
 
     def worker(self, mode: str) -> WorkerProcess:
-        w = self._workers.get(mode)
-        if w is None:
-            w = WorkerProcess(mode, self.workdir / "workers", gpu_index=self.gpu_index)
-            self._workers[mode] = w
-        if not w.alive:
-            w.start()
-        return w
+        """The judge of ``mode`` (``gpu`` or ``cpu``), started if needed."""
+        with self._lock:
+            w = self._workers.get(mode)
+            if w is None:
+                w = WorkerProcess(mode, self.workdir / "workers", gpu_index=self.gpu_index)
+                self._workers[mode] = w
+                self._busy[mode] = threading.Lock()
+            if not w.alive:
+                w.start()
+            return w
+
+    def _fresh(self, mode: str) -> WorkerProcess:
+        """A single-use worker (compile, reference checks): it may run untrusted code."""
+        with self._lock:
+            spare = self._spares.get(mode)
+            if spare is None:
+                spare = self._spares[mode] = _Spare(mode, self.workdir / "workers", self.gpu_index)
+        return spare.take()
+
+    def _exchange(self, mode: str, request: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
+        """Send ``request`` to the judge of ``mode`` and return its messages up to ``done``. Messages that
+        do not carry the request's nonce end the exchange as a broken channel."""
+        nonce = secrets.token_hex(12)
+        request = {**request, "nonce": nonce}
+        worker = self.worker(mode)
+        with self._busy[mode]:
+            worker = self.worker(mode)
+            messages: list[dict[str, Any]] = []
+            for msg in worker.request(request, timeout_per_message=timeout):
+                if msg.get("nonce") != nonce:
+                    worker.stop()
+                    raise WorkerDied(f"{mode} judge sent a message that does not belong to this request",
+                                     worker.log_tail())
+                messages.append(msg)
+            return messages
 
     @property
     def device_name(self) -> str:
         if self.mode == "gpu":
-            return str(self.worker("gpu").hello.get("device_name", "gpu"))
+            return str(self.worker("gpu").ready().get("device_name", "gpu"))
         return "cpu (Triton interpreter)"
 
     def _candidate_path(self, candidate: Candidate) -> Path:
@@ -171,9 +253,10 @@ class Engine:
                        "cuda_files": [str(entry.parent / n) for n in candidate.cuda_files],
                        "task": task.worker_spec(), "workload": task.resolve(small)}
             t0 = time.perf_counter()
+            worker = self._fresh("compile")  # tracing launches runs the candidate's code
             try:
                 raw: dict[str, Any] = {}
-                for msg in self.worker("compile").request(request, timeout_per_message=self.compile_timeout):
+                for msg in worker.request(request, timeout_per_message=self.compile_timeout):
                     if msg.get("type") == "done":
                         raw = msg.get("result") or {"ok": False, "status": "RUNTIME_ERROR",
                                                     "errors": [msg.get("error", "no result")]}
@@ -181,6 +264,12 @@ class Engine:
                 raw = {"ok": False, "status": "TIMEOUT", "errors": [f"{exc}; compile timeout {self.compile_timeout}s"]}
             except WorkerError as exc:
                 raw = {"ok": False, "status": "RUNTIME_ERROR", "errors": [f"{exc}\n{exc.log_tail}"]}
+            finally:
+                worker.stop()
+            allowed = set(CompileResult.model_fields) - {"language", "arch", "cached"}
+            raw = {k: v for k, v in raw.items() if k in allowed}
+            if raw.get("status") not in ("OK", "COMPILE_ERROR", "RUNTIME_ERROR", "TIMEOUT"):
+                raw = {"ok": False, "status": "RUNTIME_ERROR", "errors": ["the compile worker sent no usable result"]}
             raw.setdefault("seconds", time.perf_counter() - t0)
             result = CompileResult(language=candidate.language, arch=arch, **raw)
             if result.status in ("OK", "COMPILE_ERROR"):
@@ -221,12 +310,11 @@ class Engine:
                     return CorrectnessResult(status="COMPILE_ERROR", checked="interpreter", device=self.device_name,
                                              workloads=failed, note="sm_90a compile failed",
                                              seconds=time.perf_counter() - t0)
-            request = {"op": "correctness", "task": task.worker_spec(),
-                       "candidate": {"path": str(self._candidate_path(candidate)), "api": candidate.api},
-                       "workloads": [task.resolve(w) for w in workloads], "trials": trials,
-                       "secret": secrets.randbits(62)}
             limit = timeout or self.correctness_timeout or (120.0 if mode == "gpu" else 600.0)
-            rows = self._collect(mode, request, workloads, limit)
+            request = {"op": "correctness", "task": task.worker_spec(), "candidate": self._spec(candidate),
+                       "workloads": [task.resolve(w) for w in workloads], "trials": trials,
+                       "secret": secrets.randbits(62), "timeout": limit}
+            rows = self._collect(task, mode, request, workloads, limit)
             results = [WorkloadCorrectness(**{k: v for k, v in r.items() if k in WorkloadCorrectness.model_fields})
                        for r in rows]
             note = ""
@@ -254,29 +342,62 @@ class Engine:
                                  rejections=reasons, note="rejected by the static screen before running",
                                  seconds=time.perf_counter() - t0)
 
-    def _collect(self, mode: str, request: dict[str, Any], workloads: list[Workload],
-                 timeout: float) -> list[dict[str, Any]]:
-        """Run a per-workload request; a hang or crash becomes that workload's status, never an exception."""
+    def _spec(self, candidate: Candidate) -> dict[str, Any]:
+        """What the judge passes to a contestant: where the files are, how to call them, and a Triton
+        cache of the candidate's own (one candidate cannot plant binaries in another's cache by key)."""
+        return {"path": str(self._candidate_path(candidate)), "api": candidate.api, "language": candidate.language,
+                "triton_cache_dir": str(self.workdir / "triton-cache" / candidate.id)}
+
+    def _collect(self, task: Task, mode: str, request: dict[str, Any], workloads: list[Workload],
+                 timeout: float, *, done: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run a per-workload request; a hang or crash becomes that workload's status, never an exception.
+
+        Exactly one record per requested workload, in the judge's words: a record for a workload not
+        asked for, a second record for one, or a workload left without a record is an incomplete result
+        (RUNTIME_ERROR), never PASSED. A broken reference raises :class:`ReferenceMismatch`.
+        """
+        wanted = {w.id for w in workloads}
         rows: list[dict[str, Any]] = []
+        seen: set[str] = set()
         error: str | None = None
+        # The judge's own waits on its contestant are bounded by ``timeout``; starting a contestant and
+        # the reference's work come on top.
+        limit = timeout + 240.0
         try:
-            worker = self.worker(mode)
-            for msg in worker.request(request, timeout_per_message=timeout):
-                if msg.get("type") == "workload":
-                    rows.append(msg["result"])
-                    log.info("workload", workload=msg["result"].get("workload"), status=msg["result"].get("status"))
-                elif msg.get("type") == "done" and msg.get("error"):
-                    error = str(msg["error"])
+            for msg in self._exchange(mode, request, limit):
+                if msg.get("type") == "workload" and isinstance(msg.get("result"), dict):
+                    row = msg["result"]
+                    wid = row.get("workload")
+                    if wid not in wanted or wid in seen:
+                        error = f"[incomplete] the judge sent an unexpected record for workload {str(wid)[:60]!r}"
+                        continue
+                    seen.add(str(wid))
+                    rows.append(row)
+                    log.info("workload", workload=wid, status=row.get("status"))
+                elif msg.get("type") == "done":
+                    if msg.get("reference_problem"):
+                        raise ReferenceMismatch(task, str(msg["reference_problem"]))
+                    if msg.get("error"):
+                        error = str(msg["error"])
+                    if done is not None:
+                        done.update(msg)
         except WorkerTimeout as exc:
             self._fill_missing(rows, workloads, "TIMEOUT",
-                               f"no result within {timeout:.0f}s; the worker was killed and replaced. "
+                               f"no result within {limit:.0f}s; the judge was killed and replaced. "
                                f"Last output:\n{exc.log_tail[-1500:]}")
         except WorkerError as exc:
             kind = "crashed" if isinstance(exc, WorkerDied) else "failed"
             self._fill_missing(rows, workloads, "RUNTIME_ERROR",
-                               f"the worker {kind} ({exc}) and was replaced. Last output:\n{exc.log_tail[-1500:]}")
+                               f"the judge {kind} ({exc}) and was replaced. Last output:\n{exc.log_tail[-1500:]}")
         if error is not None:
             self._fill_missing(rows, workloads, "RUNTIME_ERROR", error)
+            if error.startswith("[incomplete]"):
+                for row in rows:
+                    if row.get("status") == "PASSED":
+                        row.update(status="RUNTIME_ERROR", log=error)
+        self._fill_missing(rows, workloads, "RUNTIME_ERROR", "[incomplete] the judge sent no record for this workload")
+        order = {w.id: i for i, w in enumerate(workloads)}
+        rows.sort(key=lambda r: order.get(str(r.get("workload")), len(order)))
         return rows
 
     @staticmethod
@@ -303,31 +424,19 @@ class Engine:
                 return ProfileResult(measured=False, protocol=protocol, device=self.device_name,
                                      note="rejected by the static screen: " + "; ".join(map(str, findings)))
             workloads = task.select(workload_ids, role="benchmark" if not workload_ids else None)
+            limit = timeout or self.profile_timeout
             request: dict[str, Any] = {
-                "op": "profile", "task": task.worker_spec(),
-                "candidate": {"path": str(self._candidate_path(candidate)), "api": candidate.api},
+                "op": "profile", "task": task.worker_spec(), "candidate": self._spec(candidate),
                 "workloads": [task.resolve(w) for w in workloads], "secret": secrets.randbits(62),
                 "protocol": protocol, "budget_ms": budget_ms, "reference_mode": reference_mode,
-                "ceilings_file": str(self.cache_dir / "ceilings.json")}
+                "ceilings_file": str(self.cache_dir / "ceilings.json"), "timeout": limit}
             if baseline is not None:
-                request["baseline"] = {"path": str(self._candidate_path(baseline)), "api": baseline.api}
+                request["baseline"] = self._spec(baseline)
             done_msg: dict[str, Any] = {}
-            rows: list[dict[str, Any]] = []
-            try:
-                for msg in self.worker("gpu").request(request, timeout_per_message=timeout or self.profile_timeout):
-                    if msg.get("type") == "workload":
-                        rows.append(msg["result"])
-                        r = msg["result"]
-                        log.info("timed", workload=r.get("workload"), status=r.get("status"),
-                                 latency_ms=r.get("latency_ms"), speedup=r.get("speedup"))
-                    elif msg.get("type") == "done":
-                        done_msg = msg
-            except WorkerTimeout as exc:
-                self._fill_missing(rows, workloads, "TIMEOUT", f"profiling exceeded its time limit: {exc}")
-            except WorkerError as exc:
-                self._fill_missing(rows, workloads, "RUNTIME_ERROR", f"the worker crashed ({exc}):\n{exc.log_tail[-1500:]}")
-            if done_msg.get("error"):
-                self._fill_missing(rows, workloads, "RUNTIME_ERROR", str(done_msg["error"]))
+            rows = self._collect(task, "gpu", request, workloads, limit, done=done_msg)
+            for r in rows:
+                log.info("timed", workload=r.get("workload"), status=r.get("status"),
+                         latency_ms=r.get("latency_ms"), speedup=r.get("speedup"))
             result = ProfileResult(
                 measured=any(r.get("latency_ms") for r in rows), protocol=protocol, device=self.device_name,
                 workloads=[WorkloadTiming(**{k: v for k, v in r.items() if k not in ("stats", "reference_stats")})
@@ -339,7 +448,7 @@ class Engine:
                 from ksearch_agent.ncu import collect
 
                 result.counters = collect({k: request[k] for k in ("task", "candidate", "workloads")},
-                                          self.workdir / "ncu", timeout=timeout or self.profile_timeout)
+                                          self.workdir / "ncu", timeout=limit)
             implausible = [w.workload for w in result.workloads if w.plausible is False]
             if implausible:
                 result.note = f"implausible: faster than the roofline floor on {implausible}"
@@ -352,12 +461,15 @@ class Engine:
         workloads = task.select(cpu=True) or task.workloads[:1]
         request = {"op": "check_reference", "task": task.worker_spec(), "secret": secrets.randbits(62),
                    "workloads": [task.resolve(w) for w in workloads]}
+        worker = self._fresh("compile")  # a reference under review is untrusted code: a single-use process
         try:
-            for msg in self.worker("cpu").request(request, timeout_per_message=timeout):
+            for msg in worker.request(request, timeout_per_message=timeout):
                 if msg.get("type") == "done":
                     return list(msg.get("problems") or ([msg["error"]] if msg.get("error") else []))
         except WorkerError as exc:
             return [f"the reference crashed or hung: {exc}"]
+        finally:
+            worker.stop()
         return ["no answer from the worker"]
 
     # -- both --------------------------------------------------------------------------------------
@@ -369,8 +481,12 @@ class Engine:
         t0 = time.perf_counter()
         correctness = self.run_correctness(task, candidate, workload_ids, trials=trials)
         profile = None
+        status = correctness.status
         if correctness.status == "PASSED":
             profile = self.profile(task, candidate, workload_ids, baseline=baseline, protocol=protocol, ncu=ncu)
+            if profile.measured or profile.workloads:
+                # A candidate that was right when checked but wrong, refused or crashing while timed fails.
+                status = worst_status(["PASSED", *(w.status for w in profile.workloads)])
         return EvalReport(task=task.name, candidate_id=candidate.id, language=candidate.language,
-                          status=correctness.status, correctness=correctness, profile=profile,
+                          status=status, correctness=correctness, profile=profile,
                           seconds=time.perf_counter() - t0)

@@ -1,66 +1,125 @@
-"""run_correctness inside the worker: every workload, several trials, fresh unpredictable seeds.
+"""run_correctness in the judge: every workload, several trials, fresh unpredictable seeds.
 
-Per trial: inputs from a seed derived from the caller's secret; the reference runs on a snapshot
-of the inputs; free device memory is poisoned; the candidate runs on the originals; outputs are
-checked for type, shape, dtype and values; the inputs must be bit-identical to the snapshot after
-the call.
+The judge never imports candidate code. Per trial it makes the inputs from a seed derived from the
+request's secret, runs the reference on its own copies and checks the reference's outputs against the
+definition, writes the inputs into the slab it lends the contestant, poisons the slab's output regions,
+and asks the contestant (a fresh process for this candidate) for one call. It then copies the outputs
+the contestant wrote into its own memory, checks type, shape, dtype and values, and checks that the
+inputs in the slab are bit-identical to its private copy. A contestant that crashes, hangs, exits or
+answers garbage produces a status, never a record of its own.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from ksearch_agent.worker.compare import check_output
-from ksearch_agent.worker.inputs import derive_seed, make_inputs
-from ksearch_agent.worker.session import (
-    as_tuple,
-    context_is_healthy,
-    failure_from,
-    load_entry,
-    poison_free_memory,
-    synchronize,
-)
+from ksearch_agent.worker.contestants import Contestant, ContestantError, kill_strays
+from ksearch_agent.worker.inputs import DTYPES, derive_seed, make_inputs
+from ksearch_agent.worker.process import WorkerDied, WorkerError, WorkerTimeout
+from ksearch_agent.worker.session import as_tuple, load_entry, synchronize
+from ksearch_agent.worker.slab import Region, Slab, plan_layout
 
 _RANK = {"PASSED": 0, "INCORRECT_NUMERICAL": 1, "INCORRECT_DTYPE": 2, "INCORRECT_SHAPE": 3, "RUNTIME_ERROR": 4,
          "COMPILE_ERROR": 5, "TIMEOUT": 6, "REJECTED": 7}
+CANDIDATE_ERRORS = ("RUNTIME_ERROR", "COMPILE_ERROR")
 
 
-def _trial(worker: Any, cand: Any, ref: Any, task: dict[str, Any], wl: dict[str, Any], seed: int) -> dict[str, Any]:
-    device: torch.device = worker.device
-    inputs = make_inputs(wl["inputs"], seed, device)
-    snapshot = [t.clone() for t in inputs]
-    with torch.no_grad():
-        expected = [t.detach() for t in as_tuple(ref(*snapshot))]
-    synchronize(device)
-    out_bytes = sum(t.numel() * t.element_size() for t in expected)
-    poison_free_memory(device, 2 * out_bytes + (64 << 20))
-    t0 = time.perf_counter()
-    before = worker.watch.snapshot()
-    try:
-        with torch.no_grad():
-            got = as_tuple(cand(*inputs))
-        synchronize(device)
-    except BaseException as exc:  # noqa: BLE001 - candidate code may raise anything
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        worker.watch.check(before)  # a forked child stops here
-        fail = failure_from(exc, "running the candidate")
-        if device.type == "cuda" and not context_is_healthy(device):
-            fail.fatal = True
-        return {"status": fail.status, "log": fail.log, "fatal": fail.fatal}
-    seconds = time.perf_counter() - t0
-    if (problem := worker.watch.check(before)) is not None:
-        return {"status": "REJECTED", "log": f"the candidate {problem}"}
+class ReferenceProblem(Exception):
+    """The task's reference disagrees with its own definition: no candidate can be blamed."""
+
+
+class ContestantGone(Exception):
+    """The contestant died, hung or broke protocol: this workload gets ``status``, the rest are not run."""
+
+    def __init__(self, status: str, log: str) -> None:
+        super().__init__(log)
+        self.status, self.log = status, log
+
+
+@dataclass
+class Layout:
+    """Where one workload's inputs and outputs live in the slab."""
+
+    inputs: list[Region]
+    outputs: list[Region]
+    nbytes: int
+    out_start: int = 0
+    out_end: int = 0
+    json: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, wl: dict[str, Any]) -> Layout:
+        regions, total = plan_layout(wl["inputs"] + wl["outputs"])
+        n = len(wl["inputs"])
+        ins, outs = regions[:n], regions[n:]
+        start = outs[0].offset if outs else total
+        end = max((r.offset + r.nbytes for r in outs), default=total)
+        return cls(ins, outs, total, start, end,
+                   {"inputs": [r.as_json() for r in ins], "outputs": [r.as_json() for r in outs]})
+
+
+def slab_bytes(workloads: list[dict[str, Any]]) -> int:
+    return max((Layout.of(wl).nbytes for wl in workloads), default=256)
+
+
+def check_reference_outputs(expected: tuple[Any, ...], wl: dict[str, Any]) -> None:
+    specs = wl["outputs"]
+    if len(expected) != len(specs):
+        raise ReferenceProblem(f"workload {wl['id']}: the reference returned {len(expected)} outputs, its "
+                               f"definition declares {len(specs)}")
+    for spec, out in zip(specs, expected, strict=True):
+        if not isinstance(out, torch.Tensor):
+            raise ReferenceProblem(f"workload {wl['id']}: reference output {spec['name']!r} is a "
+                                   f"{type(out).__name__}, not a tensor")
+        if list(out.shape) != list(spec["shape"]) or out.dtype != DTYPES[spec["dtype"]]:
+            raise ReferenceProblem(f"workload {wl['id']}: reference output {spec['name']!r} is {list(out.shape)} "
+                                   f"{str(out.dtype).removeprefix('torch.')}, its definition says {spec['shape']} "
+                                   f"{spec['dtype']}")
+
+
+def gone(exc: WorkerError, what: str, timeout: float) -> ContestantGone:
+    if isinstance(exc, WorkerTimeout):
+        return ContestantGone("TIMEOUT", f"no result within {timeout:.0f}s; the contestant was killed. "
+                                         f"Last output:\n{exc.log_tail[-1500:]}")
+    if isinstance(exc, ContestantError):
+        return ContestantGone("RUNTIME_ERROR", f"[incomplete] {exc}")
+    kind = "crashed" if isinstance(exc, WorkerDied) else "failed"
+    return ContestantGone("RUNTIME_ERROR", f"the contestant {kind} while {what} ({exc}). "
+                                           f"Last output:\n{exc.log_tail[-1500:]}")
+
+
+def judge_outputs(meta: Any, views: list[torch.Tensor], expected: tuple[torch.Tensor, ...],
+                  task: dict[str, Any]) -> dict[str, Any]:
+    """Status of the outputs the contestant reports and wrote, compared in the judge's own memory."""
     names = task["output_names"]
-    if len(got) != len(expected):
-        return {"status": "INCORRECT_SHAPE", "seconds": seconds,
-                "log": f"returned {len(got)} outputs, expected {len(expected)} ({', '.join(names)})"}
-    result: dict[str, Any] = {"status": "PASSED", "seconds": seconds, "max_abs_error": 0.0, "max_rel_error": 0.0}
-    for name, o, r in zip(names, got, expected, strict=True):
-        res = check_output(name, o, r, task["tolerance"])
+    if not isinstance(meta, list) or not all(isinstance(m, dict) for m in meta):
+        return {"status": "RUNTIME_ERROR", "log": "[incomplete] the contestant sent no output description"}
+    if len(meta) != len(expected):
+        return {"status": "INCORRECT_SHAPE",
+                "log": f"returned {len(meta)} outputs, expected {len(expected)} ({', '.join(names)})"}
+    result: dict[str, Any] = {"status": "PASSED", "max_abs_error": 0.0, "max_rel_error": 0.0}
+    for name, m, view, ref in zip(names, meta, views, expected, strict=True):
+        if m.get("type") != "torch.Tensor":
+            res = {"status": "REJECTED", "log": f"[output-type] output {name!r} is a {str(m.get('type'))[:80]}, "
+                                                "not a plain torch.Tensor"}
+        elif m.get("device") != ref.device.type:
+            res = {"status": "RUNTIME_ERROR", "log": f"output {name!r} is on {m.get('device')}, expected "
+                                                     f"{ref.device.type}"}
+        elif list(m.get("shape") or []) != list(ref.shape):
+            res = {"status": "INCORRECT_SHAPE", "log": f"output {name!r} has shape {m.get('shape')}, "
+                                                       f"expected {list(ref.shape)}"}
+        elif m.get("dtype") != str(ref.dtype).removeprefix("torch."):
+            res = {"status": "INCORRECT_DTYPE", "log": f"output {name!r} has dtype {m.get('dtype')}, "
+                                                       f"expected {str(ref.dtype).removeprefix('torch.')}"}
+        elif not m.get("copied"):
+            res = {"status": "RUNTIME_ERROR", "log": f"[incomplete] output {name!r} was not handed back"}
+        else:
+            res = check_output(name, view.clone(), ref, task["tolerance"])
         for key in ("max_abs_error", "max_rel_error"):
             if key in res:
                 result[key] = max(result[key], res[key])
@@ -68,69 +127,181 @@ def _trial(worker: Any, cand: Any, ref: Any, task: dict[str, Any], wl: dict[str,
             result["worst_index"] = res["worst_index"]
         if _RANK[res["status"]] > _RANK[result["status"]]:
             result["status"], result["log"] = res["status"], res.get("log", "")
-    changed = [n for n, a, b in zip(task["input_names"], inputs, snapshot, strict=True) if not torch.equal(a, b)]
-    if changed:
-        result["status"] = "REJECTED"
-        result["log"] = f"the candidate modified its input(s) {changed}; inputs must stay unchanged"
     return result
 
 
-def check_workload(worker: Any, cand: Any, ref: Any, task: dict[str, Any], wl: dict[str, Any],
-                   trials: int, secret: int) -> dict[str, Any]:
+class Trial:
+    """Makes one trial's inputs and expected outputs in the judge, and lends the inputs to the slab."""
+
+    def __init__(self, judge: Any, ref: Any, wl: dict[str, Any], layout: Layout, slab: Slab, seed: int) -> None:
+        self.device: torch.device = judge.device
+        self.inputs = make_inputs(wl["inputs"], seed, self.device)
+        with torch.no_grad():
+            self.expected = tuple(t.detach() for t in as_tuple(ref(*[t.clone() for t in self.inputs])))
+        check_reference_outputs(self.expected, wl)
+        self.in_views = [slab.view(r) for r in layout.inputs]
+        self.out_views = [slab.view(r) for r in layout.outputs]
+        for view, t in zip(self.in_views, self.inputs, strict=True):
+            view.copy_(t)
+        slab.raw[layout.out_start: layout.out_end].fill_(0xFF)  # NaN: an output never written cannot pass
+        synchronize(self.device)
+
+    def modified_inputs(self, names: list[str]) -> list[str]:
+        synchronize(self.device)
+        return [n for n, a, b in zip(names, self.in_views, self.inputs, strict=True) if not torch.equal(a, b)]
+
+
+def _call(contestant: Contestant, trial: Trial, wl: dict[str, Any], layout: Layout, slab: Slab,
+          task: dict[str, Any], shuffle_seed: int | None, deadline: float) -> dict[str, Any]:
+    out_bytes = sum(t.numel() * t.element_size() for t in trial.expected)
+    timeout = max(deadline - time.monotonic(), 1.0)
+    try:
+        reply = contestant.ask({"op": "call", "slab": slab.handle(), **layout.json, "axes": wl["axes"],
+                                "shuffle_seed": shuffle_seed, "poison_bytes": 2 * out_bytes + (64 << 20)},
+                               "called", timeout)
+    except WorkerError as exc:
+        raise gone(exc, "running the candidate", timeout) from None
+    err = reply.get("error")
+    if err is not None:
+        status = err.get("status") if isinstance(err, dict) else None
+        log = str(err.get("log", "")) if isinstance(err, dict) else str(err)
+        if status not in CANDIDATE_ERRORS:
+            status = "RUNTIME_ERROR"
+        fatal = bool(err.get("fatal")) if isinstance(err, dict) else False
+        if fatal:
+            raise ContestantGone(status, log[-3000:])
+        return {"status": status, "log": log[-3000:]}
+    problems = reply.get("problems") or []
+    if problems:
+        return {"status": "REJECTED", "log": "the candidate: " + "; ".join(str(p) for p in problems)[:3000]}
+    result = judge_outputs(reply.get("outputs"), trial.out_views, trial.expected, task)
+    seconds = reply.get("seconds")
+    if isinstance(seconds, int | float):
+        result["seconds"] = float(seconds)
+    changed = trial.modified_inputs(task["input_names"])
+    if changed:
+        result["status"] = "REJECTED"
+        result["log"] = f"[inputs-modified] the candidate modified its input(s) {changed}; inputs must stay unchanged"
+    return result
+
+
+def check_workload(judge: Any, contestant: Contestant, ref: Any, task: dict[str, Any], wl: dict[str, Any],
+                   slab: Slab, trials: int, secret: int, timeout: float) -> dict[str, Any]:
     merged: dict[str, Any] = {"workload": wl["id"], "status": "PASSED", "trials": 0, "max_abs_error": 0.0,
                               "max_rel_error": 0.0}
+    layout = Layout.of(wl)
     # Fresh seeds per trial, then trial 0's inputs once more: a result that changes on a re-run of the
-    # same inputs (state carried between calls) fails like any wrong result.
+    # same inputs (state carried between calls) fails like any wrong result. On the CPU one trial runs
+    # the interpreter's programs in a shuffled order, as a GPU might.
     seeds = [derive_seed(secret, wl["id"], t) for t in range(trials)]
     if trials >= 2:
         seeds.append(seeds[0])
-    for trial, seed in enumerate(seeds):
-        res = _trial(worker, cand, ref, task, wl, seed)
-        merged["trials"] = trial + 1
+    shuffled = min(1, trials - 1) if judge.device.type == "cpu" else -1
+    deadline = time.monotonic() + timeout
+    for trial_no, seed in enumerate(seeds):
+        trial = Trial(judge, ref.bind(wl["axes"]), wl, layout, slab, seed)
+        shuffle_seed = derive_seed(secret, wl["id"], "shuffle") if trial_no == shuffled else None
+        res = _call(contestant, trial, wl, layout, slab, task, shuffle_seed, deadline)
+        merged["trials"] = trial_no + 1
         for key in ("max_abs_error", "max_rel_error"):
             merged[key] = max(merged[key], res.get(key, 0.0))
         if "seconds" in res:
             merged["candidate_seconds"] = max(merged.get("candidate_seconds", 0.0), res["seconds"])
         if res["status"] != "PASSED":
-            which = "re-run of trial 1" if trial == trials else f"trial {trial + 1}/{trials}"
+            which = "re-run of trial 1" if trial_no == trials else f"trial {trial_no + 1}/{trials}"
+            if trial_no == shuffled:
+                which += " (programs in shuffled order)"
             merged.update(status=res["status"], log=f"{which}: {res.get('log', '')}",
                           worst_index=res.get("worst_index"))
-            if res.get("fatal"):
-                merged["fatal"] = True
             break
     return merged
 
 
-def run_correctness(worker: Any, req: dict[str, Any]) -> None:
+def load_contestant(judge: Any, req: dict[str, Any], candidate: dict[str, Any], timeout: float,
+                    axes: dict[str, int], contestant: Contestant | None = None
+                    ) -> tuple[Contestant | None, dict[str, Any] | None]:
+    """A fresh contestant (or ``contestant``, which has run no candidate code) with the candidate imported,
+    or the failure every workload gets (the contestant is then finished)."""
+    if contestant is None:
+        try:
+            contestant = judge.pool.take()
+        except WorkerError as exc:
+            return None, {"status": "RUNTIME_ERROR", "log": f"the contestant process failed to start: {exc}\n"
+                                                             f"{exc.log_tail[-1500:]}"}
+    try:
+        reply = contestant.ask({"op": "load", "candidate": candidate, "task": req["task"],
+                                "language": candidate.get("language", "python"), "axes": axes,
+                                "triton_cache_dir": candidate.get("triton_cache_dir")}, "loaded", timeout)
+    except WorkerError as exc:
+        contestant.finish()
+        g = gone(exc, "importing the candidate", timeout)
+        return None, {"status": g.status, "log": g.log}
+    failure = reply.get("failure")
+    if isinstance(failure, dict):
+        status = failure.get("status") if failure.get("status") in CANDIDATE_ERRORS else "RUNTIME_ERROR"
+        contestant.finish()
+        return None, {"status": status, "log": str(failure.get("log", ""))[-3000:]}
+    problems = reply.get("problems") or []
+    if problems:
+        contestant.finish()
+        return None, {"status": "REJECTED", "log": "the candidate: " + "; ".join(map(str, problems))[:3000]}
+    return contestant, None
+
+
+def end_contestants(judge: Any, *contestants: Contestant | None) -> None:
+    for c in contestants:
+        if c is not None:
+            c.finish()
+    keep = {p for p in (judge.pool.spare_pid(),) if p is not None}
+    kill_strays(keep)
+
+
+def run_correctness(judge: Any, req: dict[str, Any]) -> None:
     task, workloads = req["task"], req["workloads"]
     if not workloads:
-        worker.emit({"type": "done"})
+        judge.emit({"type": "done"})
         return
-    first_axes = workloads[0]["axes"]
-    ref = load_entry(task["reference"], "run", task, "reference", first_axes)
+    timeout = float(req.get("timeout", 120.0))
+    ref = load_entry(task["reference"], "run", task, "reference", workloads[0]["axes"])
     if ref.failure is not None:
-        worker.emit({"type": "done", "error": f"the task's reference failed to load: {ref.failure.log}"})
+        judge.emit({"type": "done", "reference_problem": f"the task's reference failed to load: {ref.failure.log}"})
         return
-    cand = load_entry(req["candidate"]["path"], req["candidate"]["api"], task, "candidate", first_axes)
-    for wl in workloads:
-        if cand.failure is not None:
-            worker.emit({"type": "workload", "result": cand.failure.as_result(wl["id"])})
-            continue
-        res = check_workload(worker, cand.bind(wl["axes"]), ref.bind(wl["axes"]), task, wl,
-                             int(req.get("trials", 2)), int(req["secret"]))
-        worker.emit({"type": "workload", "result": res})
-        if res.get("fatal"):
-            worker.fatal = True
-            worker.emit({"type": "done", "fatal": True})
+    contestant, failure = load_contestant(judge, req, req["candidate"], timeout, workloads[0]["axes"])
+    slab: Slab | None = None
+    try:
+        if failure is not None:
+            for wl in workloads:
+                judge.emit({"type": "workload", "result": {"workload": wl["id"], **failure}})
+            judge.emit({"type": "done"})
             return
-    worker.emit({"type": "done"})
+        assert contestant is not None
+        slab = Slab.create(slab_bytes(workloads), judge.device)
+        stopped: dict[str, Any] | None = None
+        for wl in workloads:
+            if stopped is not None:
+                judge.emit({"type": "workload", "result": {
+                    "workload": wl["id"], "status": stopped["status"],
+                    "log": f"not run: evaluation stopped at workload {stopped['workload']} ({stopped['status']})"}})
+                continue
+            try:
+                res = check_workload(judge, contestant, ref, task, wl, slab, int(req.get("trials", 2)),
+                                     int(req["secret"]), timeout)
+            except ContestantGone as exc:
+                res = {"workload": wl["id"], "status": exc.status, "log": exc.log}
+                stopped = res
+            judge.emit({"type": "workload", "result": res})
+        judge.emit({"type": "done"})
+    except ReferenceProblem as exc:
+        judge.emit({"type": "done", "reference_problem": str(exc)})
+    finally:
+        end_contestants(judge, contestant)
+        if slab is not None:
+            slab.close()
 
 
-def run_check_reference(worker: Any, req: dict[str, Any]) -> None:
+def run_check_reference(judge: Any, req: dict[str, Any]) -> None:
     """Run a (possibly LLM-written) reference on small random inputs and check its outputs against the
     definition's shapes and dtypes; used to validate new task definitions before any search."""
-    from ksearch_agent.worker.inputs import DTYPES
-
     task, problems = req["task"], []
     for wl in req["workloads"]:
         ref = load_entry(task["reference"], "run", task, "reference", wl["axes"])
@@ -138,22 +309,18 @@ def run_check_reference(worker: Any, req: dict[str, Any]) -> None:
             problems.append(f"the reference does not load: {ref.failure.log[-1500:]}")
             break
         try:
-            inputs = make_inputs(wl["inputs"], derive_seed(int(req["secret"]), wl["id"], "ref"), worker.device)
+            inputs = make_inputs(wl["inputs"], derive_seed(int(req["secret"]), wl["id"], "ref"), judge.device)
             with torch.no_grad():
                 outs = as_tuple(ref.bind(wl["axes"])(*inputs))
         except Exception as exc:  # noqa: BLE001 - LLM-written code may raise anything
             problems.append(f"workload {wl['id']}: the reference raised {type(exc).__name__}: {exc}"[:1500])
             continue
-        if len(outs) != len(wl["outputs"]):
-            problems.append(f"workload {wl['id']}: the reference returned {len(outs)} outputs, the definition "
-                            f"declares {len(wl['outputs'])}")
+        try:
+            check_reference_outputs(outs, wl)
+        except ReferenceProblem as exc:
+            problems.append(str(exc))
             continue
         for spec, out in zip(wl["outputs"], outs, strict=True):
-            if not isinstance(out, torch.Tensor):
-                problems.append(f"workload {wl['id']}: output {spec['name']!r} is not a tensor")
-            elif list(out.shape) != spec["shape"] or out.dtype != DTYPES[spec["dtype"]]:
-                problems.append(f"workload {wl['id']}: output {spec['name']!r} is {list(out.shape)} "
-                                f"{str(out.dtype)[6:]}, the definition says {spec['shape']} {spec['dtype']}")
-            elif not bool(torch.isfinite(out.float()).all()):
+            if not bool(torch.isfinite(out.float()).all()):
                 problems.append(f"workload {wl['id']}: output {spec['name']!r} has NaN or inf values")
-    worker.emit({"type": "done", "problems": problems})
+    judge.emit({"type": "done", "problems": problems})

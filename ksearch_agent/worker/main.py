@@ -1,42 +1,45 @@
 """Entry point of an isolated worker process: ``python -m ksearch_agent.worker.main RFD WFD MODE``.
 
-MODE is ``gpu`` (owns one GPU), ``cpu`` (Triton interpreter on CPU workloads) or ``compile`` (no
-device at all: traces Triton launches and compiles for sm_90a, or runs NVRTC). The worker answers
-requests until its input pipe closes. A CUDA fault poisons the context, so after reporting it the
-worker exits and the caller starts a fresh one.
+MODE ``gpu`` or ``cpu`` makes it a *judge*: it owns the device (one GPU, or the CPU with Triton's
+interpreter), makes inputs from the request's secret, runs the reference, compares and writes the
+records, and never imports candidate code: each candidate runs in a fresh contestant process it starts
+(:mod:`ksearch_agent.worker.contestant`), keeping one spare starting ahead of need. MODE ``compile``
+(no device at all: traces Triton launches and compiles for sm_90a, or runs NVRTC) does run candidate
+code, so the caller uses a fresh one per request. A worker answers requests until its input pipe
+closes; every message it sends carries the request's nonce.
 """
 
 from __future__ import annotations
 
 import os
-import resource
-import signal
 import sys
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 from ksearch_agent.worker import protocol
-
-LOG_FILE_LIMIT = 64 * 1024 * 1024
-
-
-def _limit_resources() -> None:
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    cap = LOG_FILE_LIMIT if hard == resource.RLIM_INFINITY else min(LOG_FILE_LIMIT, hard)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (cap, hard))
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the cap fails instead of killing us
+from ksearch_agent.worker.limits import limit_resources
 
 
 class Worker:
     def __init__(self, mode: str, wfd: int) -> None:
         self.mode, self.wfd = mode, wfd
         self.fatal = False
-        if mode == "cpu":
-            from ksearch_agent.worker.interpreter import patch_bf16_dot
+        self.nonce: Any = None
+        self.protection: dict[str, Any] = {}
+        self.pool: Any = None
+        if mode in ("gpu", "cpu"):
+            from ksearch_agent.worker.contestants import ContestantPool
 
-            self.bf16_dot_patched = patch_bf16_dot()
+            try:
+                from ksearch_agent.worker.sandbox import protect_judge
+
+                self.protection = dict(protect_judge())
+            except ImportError:
+                self.protection = {}
+            self.pool = ContestantPool(mode, Path.cwd())
+            self.pool.prestart()  # starts while this process builds its own context
         import torch
 
         self.torch = torch
@@ -46,16 +49,13 @@ class Worker:
                 raise RuntimeError("gpu worker started but torch sees no CUDA device")
             torch.cuda.set_device(self.device)
             torch.empty(1, device=self.device)  # create the context now, not inside a timed call
-        from ksearch_agent.worker.watch import Watch
-
-        self.watch = Watch()
         self.timer: Any = None
         self.ref_times: dict[str, dict[str, Any]] = {}
 
     def hello(self) -> dict[str, Any]:
         torch = self.torch
         info: dict[str, Any] = {"type": "hello", "mode": self.mode, "pid": os.getpid(), "torch": torch.__version__,
-                                "python": sys.version.split()[0]}
+                                "python": sys.version.split()[0], "judge_protection": self.protection}
         try:
             import triton
 
@@ -73,11 +73,14 @@ class Worker:
         return info
 
     def emit(self, message: dict[str, Any]) -> None:
-        protocol.send(self.wfd, message)
+        protocol.send(self.wfd, {**message, "nonce": self.nonce})
 
     def handle(self, request: dict[str, Any]) -> None:
         op = request.get("op")
-        if op == "ping":
+        self.nonce = request.get("nonce")
+        if op in ("correctness", "profile") and self.pool is None:
+            self.emit({"type": "done", "error": f"{op} needs a judge (gpu or cpu worker), not {self.mode!r}"})
+        elif op == "ping":
             self.emit({"type": "done", "pong": True})
         elif op == "correctness":
             from ksearch_agent.worker.correctness_job import run_correctness
@@ -101,7 +104,7 @@ class Worker:
 
 def main(argv: list[str]) -> int:
     rfd, wfd, mode = int(argv[1]), int(argv[2]), argv[3]
-    _limit_resources()
+    limit_resources()
     try:
         worker = Worker(mode, wfd)
         protocol.send(wfd, worker.hello())

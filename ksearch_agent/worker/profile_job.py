@@ -1,41 +1,145 @@
-"""profile_h100 inside the GPU worker: candidate, reference and optional baseline timed side by side.
+"""profile_h100 in the judge: candidate, reference and optional baseline timed side by side.
 
-By default the reference (and a baseline) are timed in alternation with the candidate, call by call,
-so clock and thermal drift cannot tilt the speedup. With ``reference_mode="cached"`` the reference is
-timed once per worker lifetime per (task, workload, protocol) — cheaper for a long search.
+The reference runs and is timed in the judge. The candidate (and a baseline, which is candidate code too)
+each run in a contestant of their own, timed there, since that is where the launches are: before every
+timed call the judge writes fresh inputs into the contestant's slab and flushes the L2 itself; the
+contestant brackets the call with events and a device-wide synchronize. The judge does not take those
+times on trust:
+
+- before the candidate is imported it times empty calls through the same path, which gives the
+  contestant's honest fixed cost, both on the GPU and on its own wall clock;
+- it measures the wall time of every timed call and refuses a report that claims more time than the
+  wall clock saw, or much less than the wall clock leaves after the fixed cost;
+- after a call, unseen by the contestant beforehand, it may overwrite the slab's inputs and ask for that
+  call's outputs, and checks them against the reference on that call's inputs ("right first, garbage
+  later" fails);
+- a time below the roofline floor (flushed protocol) is refused.
+
+By default the reference is timed in alternation with the contestants, call by call, so clock and thermal
+drift cannot tilt the speedup; ``reference_mode="cached"`` times it once per judge lifetime per (task,
+workload, protocol).
 """
 
 from __future__ import annotations
 
+import gc
 import itertools
+import random
+import statistics
+import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
+from ksearch_agent.worker.contestants import Contestant
+from ksearch_agent.worker.correctness_job import (
+    CANDIDATE_ERRORS,
+    ContestantGone,
+    Layout,
+    end_contestants,
+    gone,
+    judge_outputs,
+    load_contestant,
+    slab_bytes,
+)
 from ksearch_agent.worker.inputs import derive_seed, make_inputs
-from ksearch_agent.worker.session import context_is_healthy, failure_from, load_entry
-from ksearch_agent.worker.timing import Timer, cached_ceilings
+from ksearch_agent.worker.process import WorkerError
+from ksearch_agent.worker.session import as_tuple, load_entry
+from ksearch_agent.worker.slab import Slab
+from ksearch_agent.worker.timing import Timer, _quantile, cached_ceilings
+
+CHECK_PROBABILITY = 0.1
+MAX_CHECKS = 8
+NULL_CALLS = 30
 
 
-def _time_all(worker: Any, fns: dict[str, Any], wl: dict[str, Any], req: dict[str, Any]) -> dict[str, Any]:
-    """Statistics per callable; flushed-protocol callables are interleaved call by call, each call on
-    freshly generated inputs (seeds derived from the request's secret and a call counter)."""
-    if req.get("protocol", "flushed") == "gpumode":
-        same = make_inputs(wl["inputs"], derive_seed(int(req["secret"]), wl["id"], "profile"), worker.device)
-        out = {name: worker.timer.gpumode(fn, same) for name, fn in fns.items()}
-        for stats in out.values():
-            stats["latency_ms"] = stats["mean_ms"]
-        return out
-    counter = itertools.count()
+class CallFailed(Exception):
+    def __init__(self, status: str, log: str) -> None:
+        super().__init__(log)
+        self.status, self.log = status, log
 
-    def fresh() -> list[torch.Tensor]:
-        return make_inputs(wl["inputs"], derive_seed(int(req["secret"]), wl["id"], "call", next(counter)),
-                           worker.device)
 
-    out = worker.timer.interleaved(fns, fresh, budget_ms=float(req.get("budget_ms", 500.0)))
-    for stats in out.values():
-        stats["latency_ms"] = stats["median_ms"]
-    return out
+class Player:
+    """A contestant as the judge times it: its slab, its honest fixed costs and its record per workload."""
+
+    def __init__(self, name: str, contestant: Contestant, slab: Slab, timeout: float) -> None:
+        self.name, self.contestant, self.slab, self.timeout = name, contestant, slab, timeout
+        self.null_ms = 0.0
+        self.null_wall_ms = 0.0
+        self.walls: list[float] = []
+        self.checked = 0
+        self.dead: ContestantGone | None = None
+
+    def _ask(self, message: dict[str, Any], expect: str) -> dict[str, Any]:
+        try:
+            return self.contestant.ask(message, expect, self.timeout)
+        except WorkerError as exc:
+            self.dead = gone(exc, f"being timed ({message.get('op')})", self.timeout)
+            raise CallFailed(self.dead.status, self.dead.log) from None
+
+    def calibrate(self) -> None:
+        """Empty calls before any candidate code is imported: what the path costs when nothing runs."""
+        reported, walls = [], []
+        for _ in range(NULL_CALLS):
+            t0 = time.perf_counter()
+            reply = self._ask({"op": "time", "null": True, "protocol": "flushed"}, "timed")
+            walls.append((time.perf_counter() - t0) * 1e3)
+            reported.append(float(reply.get("ms", 0.0)))
+        self.null_ms = statistics.median(reported[5:])
+        self.null_wall_ms = statistics.median(walls[5:])
+
+    def time_once(self, wl: dict[str, Any], layout: Layout, protocol: str) -> float:
+        t0 = time.perf_counter()
+        reply = self._ask({"op": "time", "slab": self.slab.handle(), **layout.json, "axes": wl["axes"],
+                           "protocol": protocol}, "timed")
+        wall = (time.perf_counter() - t0) * 1e3
+        err = reply.get("error")
+        if err is not None:
+            status = err.get("status") if isinstance(err, dict) else None
+            log = str(err.get("log", "")) if isinstance(err, dict) else str(err)
+            raise CallFailed(status if status in CANDIDATE_ERRORS else "RUNTIME_ERROR", log[-3000:])
+        problems = reply.get("problems") or []
+        if problems:
+            raise CallFailed("REJECTED", "the candidate: " + "; ".join(map(str, problems))[:3000])
+        ms = reply.get("ms")
+        if not isinstance(ms, int | float) or not ms == ms or ms < 0 or ms == float("inf"):
+            raise CallFailed("REJECTED", f"[timing] the contestant reported {str(ms)[:40]!r} as a call time")
+        if float(ms) > wall + 0.05:
+            raise CallFailed("REJECTED", f"[timing] a call reported {ms:.3f} ms, more than the {wall:.3f} ms the "
+                                         "judge's wall clock saw")
+        self.walls.append(wall)
+        return float(ms)
+
+    def check_output(self, wl: dict[str, Any], layout: Layout, inputs: list[torch.Tensor], ref_fn: Any,
+                     task: dict[str, Any], call_no: int) -> None:
+        """Hide the call's inputs, then ask for its outputs and compare them with the reference's."""
+        in_views = [self.slab.view(r) for r in layout.inputs]
+        for v in in_views:
+            v.view(torch.uint8).fill_(0xFF) if v.dtype != torch.bool else v.fill_(False)
+        out_views = [self.slab.view(r) for r in layout.outputs]
+        self.slab.raw[layout.out_start: layout.out_end].fill_(0xFF)
+        torch.cuda.synchronize()
+        reply = self._ask({"op": "export", "slab": self.slab.handle(), **layout.json}, "exported")
+        if reply.get("error") is not None:
+            raise CallFailed("RUNTIME_ERROR", f"[incomplete] timed call {call_no}: {str(reply['error'])[:500]}")
+        with torch.no_grad():
+            expected = tuple(t.detach() for t in as_tuple(ref_fn(*[t.clone() for t in inputs])))
+        res = judge_outputs(reply.get("outputs"), out_views, expected, task)
+        self.checked += 1
+        if res["status"] != "PASSED":
+            raise CallFailed(res["status"], f"[timed-output] timed call {call_no} (checked after it ran, on its "
+                                            f"own fresh inputs): {res.get('log', '')}")
+
+    def timing_problem(self, reported: list[float]) -> str | None:
+        if not reported or not self.walls:
+            return None
+        real_from_wall = statistics.median(self.walls) - self.null_wall_ms
+        real_reported = statistics.median(reported)
+        if real_reported < 0.5 * real_from_wall - 0.05:
+            return (f"[timing] the contestant's timer reported a median of {real_reported:.3f} ms per call, less than "
+                    f"half of the {real_from_wall:.3f} ms the judge's wall clock saw beyond the path's fixed cost")
+        return None
 
 
 def _roofline(wl: dict[str, Any], latency_ms: float, ceilings: dict[str, Any], unit: str) -> dict[str, Any]:
@@ -51,72 +155,251 @@ def _roofline(wl: dict[str, Any], latency_ms: float, ceilings: dict[str, Any], u
     }
 
 
-def run_profile(worker: Any, req: dict[str, Any]) -> None:
-    if worker.mode != "gpu":
-        worker.emit({"type": "done", "error": "profiling needs a GPU worker; speed was not measured"})
+class WorkloadTimer:
+    """Times the reference (in the judge) and the players (contestants) on one workload."""
+
+    def __init__(self, judge: Any, req: dict[str, Any], wl: dict[str, Any], ref_fn: Any,
+                 players: dict[str, Player]) -> None:
+        self.judge, self.req, self.wl, self.ref_fn = judge, req, wl, ref_fn
+        self.players = players
+        self.timer: Timer = judge.timer
+        self.layout = Layout.of(wl)
+        self.protocol = req.get("protocol", "flushed")
+        self.secret = int(req["secret"])
+        self.counter = itertools.count()
+        self.rng = random.Random(derive_seed(self.secret, wl["id"], "checks"))
+        self.failures: dict[str, CallFailed] = {}
+        self.reported: dict[str, list[float]] = {name: [] for name in players}
+        self.same: list[torch.Tensor] | None = None
+
+    def fresh(self) -> list[torch.Tensor]:
+        if self.protocol == "gpumode":
+            if self.same is None:
+                self.same = make_inputs(self.wl["inputs"], derive_seed(self.secret, self.wl["id"], "profile"),
+                                        self.judge.device)
+            return self.same
+        return make_inputs(self.wl["inputs"], derive_seed(self.secret, self.wl["id"], "call", next(self.counter)),
+                           self.judge.device)
+
+    def reference_call(self) -> float:
+        if self.protocol == "gpumode":
+            inputs = self.fresh()
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            torch.cuda.synchronize()
+            start.record()
+            out = self.ref_fn(*inputs)
+            end.record()
+            torch.cuda.synchronize()
+            del out
+            return float(start.elapsed_time(end))
+        return self.timer._one_flushed(self.ref_fn, self.fresh)
+
+    def player_call(self, player: Player, checked: bool) -> float:
+        inputs = self.fresh()
+        for view, t in zip((player.slab.view(r) for r in self.layout.inputs), inputs, strict=True):
+            view.copy_(t)
+        if self.protocol != "gpumode":
+            self.timer.flush_buffer.zero_()
+        torch.cuda.synchronize()
+        ms = player.time_once(self.wl, self.layout, self.protocol)
+        self.reported[player.name].append(ms)
+        if checked and player.checked < MAX_CHECKS and (self.rng.random() < CHECK_PROBABILITY or player.checked == 0):
+            player.check_output(self.wl, self.layout, inputs, self.ref_fn, self.req["task"],
+                                len(self.reported[player.name]))
+        return ms
+
+    def _one(self, name: str, checked: bool) -> float:
+        if name == "reference":
+            return self.reference_call()
+        return self.player_call(self.players[name], checked)
+
+    def run(self, names: list[str], budget_ms: float) -> dict[str, list[float]]:
+        """Samples per name, interleaved call by call; a player that fails drops out, the rest go on."""
+        samples: dict[str, list[float]] = {n: [] for n in names}
+        live = list(names)
+
+        def attempt(name: str, checked: bool) -> float | None:
+            try:
+                return self._one(name, checked)
+            except CallFailed as exc:
+                self.failures[name] = exc
+                live.remove(name)
+                return None
+
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            with torch.no_grad():
+                probes: dict[str, float] = {}
+                for name in list(live):
+                    spent, calls, last = 0.0, 0, 0.0
+                    while name in live and (calls < 3 or spent < 150.0) and calls < 1000:
+                        got = attempt(name, checked=False)
+                        if got is None:
+                            break
+                        last, spent, calls = got, spent + got, calls + 1
+                    if name in live:
+                        probes[name] = last
+                if self.protocol == "gpumode":
+                    self._gpumode(live, samples, attempt)
+                else:
+                    iters = int(max(10, min(200, budget_ms / max(max(probes.values(), default=1.0), 1e-3))))
+                    for _ in range(iters):
+                        for name in list(live):
+                            got = attempt(name, checked=True)
+                            if got is not None:
+                                samples[name].append(got)
+                        if not live:
+                            break
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        return {n: s for n, s in samples.items() if n in live and s}
+
+    def _gpumode(self, live: list[str], samples: dict[str, list[float]],
+                 attempt: Callable[[str, bool], float | None]) -> None:
+        """GPUMode's rule per callable: up to 100 calls, stop when the relative standard error < 0.1% or 10 s."""
+        for name in list(live):
+            t_start = time.perf_counter()
+            for i in range(100):
+                got = attempt(name, True)
+                if got is None:
+                    break
+                samples[name].append(got)
+                vals = samples[name]
+                if i > 1:
+                    mean = statistics.fmean(vals)
+                    stderr = statistics.stdev(vals) / len(vals) ** 0.5
+                    if stderr / max(mean, 1e-9) < 0.001 or time.perf_counter() - t_start > 10.0:
+                        break
+
+
+def _stats(net: list[float], overhead: float, protocol: str) -> dict[str, Any]:
+    if protocol == "gpumode":
+        return {"protocol": "gpumode", "mean_ms": statistics.fmean(net), "median_ms": statistics.median(net),
+                "iters": len(net), "iqr_ms": _quantile(net, 0.75) - _quantile(net, 0.25),
+                "latency_ms": statistics.fmean(net)}
+    stats = Timer._stats([max(s - overhead, 0.0) for s in net], overhead)
+    stats["latency_ms"] = stats["median_ms"]
+    return stats
+
+
+def _take_player(judge: Any, req: dict[str, Any], name: str, spec: dict[str, Any], workloads: list[dict[str, Any]],
+                 timeout: float) -> tuple[Player | None, dict[str, Any] | None]:
+    try:
+        contestant = judge.pool.take()
+    except WorkerError as exc:
+        return None, {"status": "RUNTIME_ERROR", "log": f"the contestant process failed to start: {exc}"}
+    slab = Slab.create(slab_bytes(workloads), judge.device)
+    player = Player(name, contestant, slab, timeout)
+    try:
+        player.calibrate()
+    except CallFailed as exc:
+        contestant.finish()
+        slab.close()
+        return None, {"status": "RUNTIME_ERROR", "log": f"the contestant failed before the candidate was imported: "
+                                                         f"{exc.log}"}
+    loaded, failure = load_contestant(judge, req, spec, timeout, workloads[0]["axes"], contestant=contestant)
+    if failure is not None:
+        slab.close()
+        return None, failure
+    return player, None
+
+
+def run_profile(judge: Any, req: dict[str, Any]) -> None:
+    if judge.mode != "gpu":
+        judge.emit({"type": "done", "error": "profiling needs a GPU worker; speed was not measured"})
         return
     task, workloads = req["task"], req["workloads"]
-    if worker.timer is None:
-        worker.timer = Timer(worker.device)
-    ceilings = cached_ceilings(worker.device, req.get("ceilings_file"))
-    axes0 = workloads[0]["axes"] if workloads else {}
-    ref = load_entry(task["reference"], "run", task, "reference", axes0)
-    cand = load_entry(req["candidate"]["path"], req["candidate"]["api"], task, "candidate", axes0)
-    base = None
+    if not workloads:
+        judge.emit({"type": "done"})
+        return
+    if judge.timer is None:
+        judge.timer = Timer(judge.device)
+    timeout = float(req.get("timeout", 300.0))
+    ceilings = cached_ceilings(judge.device, req.get("ceilings_file"))
+    ref = load_entry(task["reference"], "run", task, "reference", workloads[0]["axes"])
+    if ref.failure is not None:
+        judge.emit({"type": "done", "reference_problem": f"the task's reference failed to load: {ref.failure.log}"})
+        return
+    players: dict[str, Player] = {}
+    failed: dict[str, dict[str, Any]] = {}
+    specs = {"candidate": req["candidate"]}
     if req.get("baseline"):
-        base = load_entry(req["baseline"]["path"], req["baseline"]["api"], task, "baseline", axes0)
+        specs["baseline"] = req["baseline"]
     protocol = req.get("protocol", "flushed")
-    for wl in workloads:
-        result: dict[str, Any] = {"workload": wl["id"], "protocol": protocol}
-        key = f"{task['name']}|{wl['id']}|{protocol}"
-        fns: dict[str, Any] = {}
-        if cand.failure is None:
-            fns["candidate"] = cand.bind(wl["axes"])
-        else:
-            result.update(status=cand.failure.status, log=cand.failure.log)
-        if ref.failure is None and (req.get("reference_mode", "interleaved") == "interleaved"
-                                    or key not in worker.ref_times):
-            fns["reference"] = ref.bind(wl["axes"])
-        if base is not None and base.failure is None:
-            fns["baseline"] = base.bind(wl["axes"])
-        stats: dict[str, Any] = {}
-        before = worker.watch.snapshot()
-        try:
-            stats = _time_all(worker, fns, wl, req)
-            if (problem := worker.watch.check(before)) is not None and "candidate" in fns:
-                stats = {k: v for k, v in stats.items() if k != "candidate"}
-                result.update(status="REJECTED", log=f"the candidate {problem}")
-        except BaseException as exc:  # noqa: BLE001 - candidate code may raise anything
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            fail = failure_from(exc, "timing the candidate")
-            result.update(status=fail.status, log=fail.log)
-            fns.pop("candidate", None)
-            if not context_is_healthy(worker.device):
-                worker.fatal = True
-            elif fns:  # the reference (and baseline) still get their numbers
-                try:
-                    stats = _time_all(worker, fns, wl, req)
-                except Exception as exc2:  # noqa: BLE001
-                    result["log"] += f"\nreference timing failed too: {exc2}"
-        if "reference" in stats:
-            worker.ref_times[key] = stats["reference"]
-        if key in worker.ref_times:
-            result["reference_latency_ms"] = worker.ref_times[key]["latency_ms"]
-            result["reference_stats"] = worker.ref_times[key]
-        if "candidate" in stats and result.get("status") != "REJECTED":
-            c = stats["candidate"]
-            result.update(status="PASSED", latency_ms=c["latency_ms"], iqr_ms=c["iqr_ms"], stats=c)
-            result.update(_roofline(wl, c["latency_ms"], ceilings, task["compute_unit"]))
-            if result.get("reference_latency_ms") and c["latency_ms"] > 0:
-                result["speedup"] = result["reference_latency_ms"] / c["latency_ms"]
-        if "baseline" in stats:
-            result["baseline_latency_ms"] = stats["baseline"]["latency_ms"]
-            if result.get("latency_ms"):
-                result["speedup_vs_baseline"] = stats["baseline"]["latency_ms"] / result["latency_ms"]
-        worker.emit({"type": "workload", "result": result})
-        if worker.fatal:
-            worker.emit({"type": "done", "fatal": True})
-            return
-    worker.emit({"type": "done", "ceilings": ceilings, "sync_overhead_ms": worker.timer.sync_overhead_ms(),
-                 "device_name": torch.cuda.get_device_name(worker.device)})
+    try:
+        for name, spec in specs.items():
+            player, failure = _take_player(judge, req, name, spec, workloads, timeout)
+            if player is not None:
+                players[name] = player
+            elif failure is not None:
+                failed[name] = failure
+        for wl in workloads:
+            result = _profile_workload(judge, req, task, wl, ref, players, failed, ceilings, protocol)
+            judge.emit({"type": "workload", "result": result})
+        judge.emit({"type": "done", "ceilings": ceilings, "sync_overhead_ms": judge.timer.sync_overhead_ms(),
+                    "device_name": torch.cuda.get_device_name(judge.device),
+                    "contestant_overhead_ms": {n: p.null_ms for n, p in players.items()},
+                    "contestant_wall_overhead_ms": {n: p.null_wall_ms for n, p in players.items()}})
+    finally:
+        end_contestants(judge, *(p.contestant for p in players.values()))
+        for p in players.values():
+            p.slab.close()
+
+
+def _profile_workload(judge: Any, req: dict[str, Any], task: dict[str, Any], wl: dict[str, Any], ref: Any,
+                      players: dict[str, Player], failed: dict[str, dict[str, Any]], ceilings: dict[str, Any],
+                      protocol: str) -> dict[str, Any]:
+    result: dict[str, Any] = {"workload": wl["id"], "protocol": protocol}
+    key = f"{task['name']}|{wl['id']}|{protocol}"
+    live = {n: p for n, p in players.items() if p.dead is None}
+    for name, p in players.items():
+        if p.dead is not None:
+            failed[name] = {"status": p.dead.status, "log": f"not run: the contestant was lost earlier ({p.dead.status})"}
+    names = list(live)
+    if req.get("reference_mode", "interleaved") == "interleaved" or key not in judge.ref_times:
+        names.insert(1 if "candidate" in live else 0, "reference")
+    wt = WorkloadTimer(judge, req, wl, ref.bind(wl["axes"]), live)
+    samples = wt.run(names, float(req.get("budget_ms", 500.0)))
+    for name, exc in wt.failures.items():
+        failed[name] = {"status": exc.status, "log": exc.log}
+    if "candidate" in failed:
+        result.update(status=failed["candidate"]["status"], log=failed["candidate"]["log"])
+        if players.get("candidate") is None or players["candidate"].dead is None:
+            failed.pop("candidate", None)  # a failure on this workload only
+    stats: dict[str, dict[str, Any]] = {}
+    for name, vals in samples.items():
+        overhead = judge.timer.sync_overhead_ms() if name == "reference" else live[name].null_ms
+        stats[name] = _stats(vals, overhead, protocol)
+    for name in live:
+        if name in stats and (problem := live[name].timing_problem(samples[name])) is not None:
+            stats.pop(name)
+            if name == "candidate":
+                result.update(status="REJECTED", log=problem)
+    if "reference" in stats:
+        judge.ref_times[key] = stats["reference"]
+    if key in judge.ref_times:
+        result["reference_latency_ms"] = judge.ref_times[key]["latency_ms"]
+        result["reference_stats"] = judge.ref_times[key]
+    if "candidate" in stats and "status" not in result:
+        c = stats["candidate"]
+        result.update(status="PASSED", latency_ms=c["latency_ms"], iqr_ms=c["iqr_ms"], stats=c,
+                      wall_ms=statistics.median(live["candidate"].walls[-len(samples["candidate"]):]),
+                      checked_calls=live["candidate"].checked)
+        result.update(_roofline(wl, c["latency_ms"], ceilings, task["compute_unit"]))
+        if protocol == "flushed" and result["plausible"] is False:
+            result.update(status="REJECTED", log=f"[timing] {c['latency_ms']:.4f} ms is below the roofline floor "
+                                                 f"({result['floor_ms']:.4f} ms) of this device")
+        if result.get("reference_latency_ms") and c["latency_ms"] > 0:
+            result["speedup"] = result["reference_latency_ms"] / c["latency_ms"]
+    elif "status" not in result:
+        why = failed.get("candidate", {"status": "RUNTIME_ERROR", "log": "the candidate was not timed"})
+        result.update(status=why["status"], log=why["log"])
+    if "baseline" in stats:
+        result["baseline_latency_ms"] = stats["baseline"]["latency_ms"]
+        if result.get("latency_ms"):
+            result["speedup_vs_baseline"] = stats["baseline"]["latency_ms"] / result["latency_ms"]
+    elif "baseline" in failed:
+        result["baseline_log"] = failed["baseline"]["log"][:1000]
+    return result

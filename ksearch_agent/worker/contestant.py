@@ -1,0 +1,345 @@
+"""The untrusted side of an evaluation: ``python -m ksearch_agent.worker.contestant RFD WFD MODE``.
+
+One fresh process per candidate evaluation, started by the judge ahead of need (a warm spare) and
+killed with its whole process group afterwards. It sets up its harness first — devices, the op and
+launch counters, the thread/process watch, its sandbox, the timing functions — and only then imports
+the candidate. It never sees the reference, the expected output, the seed or the judge's result
+channel: inputs arrive in a slab the judge lends it, outputs go back into that slab, and everything it
+reports is data the judge checks. Anything in this process is the candidate's to change once it is
+imported, so nothing here is trusted; the judge relies only on what it can verify from outside.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from ksearch_agent.worker import protocol
+from ksearch_agent.worker.limits import limit_resources
+
+
+def _dtype_name(dtype: Any) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+class Harness:
+    """Everything the contestant sets up before the candidate is imported, and the requests it serves."""
+
+    def __init__(self, mode: str, wfd: int) -> None:
+        self.mode, self.wfd = mode, wfd
+        import torch
+
+        self.torch = torch
+        self.notes: list[str] = []
+        if mode == "cpu":
+            from ksearch_agent.worker import interpreter
+
+            interpreter.patch_bf16_dot()
+            poison = getattr(interpreter, "poison_cpu_allocations", None)
+            if poison is not None:
+                poison(True)
+            self._shuffle = getattr(interpreter, "shuffle_program_order", None)
+        else:
+            self._shuffle = None
+        self.device = torch.device("cuda", 0) if mode == "gpu" else torch.device("cpu")
+        if mode == "gpu":
+            if not torch.cuda.is_available():
+                raise RuntimeError("gpu contestant started but torch sees no CUDA device")
+            torch.cuda.set_device(self.device)
+            torch.empty(1, device=self.device)  # the context exists before anything is timed or counted
+        import triton  # noqa: F401 - imported before the candidate so the launch hooks can be installed
+
+        from ksearch_agent.worker import watch as watch_mod
+
+        try:  # TEMP until monitor lands
+            from ksearch_agent.worker.monitor import CallMonitor, call_problems
+        except ImportError:
+            import contextlib
+
+            class CallMonitor:  # type: ignore[no-redef]
+                def watch(self, ops: bool = True) -> Any:
+                    return contextlib.nullcontext(None)
+
+            def call_problems(record: Any, language: str) -> list[str]:  # type: ignore[misc]
+                return []
+
+        settle = getattr(watch_mod, "settle_runtime_threads", None)
+        if settle is not None:
+            settle()
+        subreaper = getattr(watch_mod, "make_subreaper", None)
+        self.subreaper = bool(subreaper()) if subreaper is not None else False
+        self.watch = watch_mod.Watch()
+        self.monitor = CallMonitor()
+        self.call_problems = call_problems
+        # Taken before the candidate exists; it can still patch the originals, which is why the judge
+        # checks every reported time against its own wall clock and the roofline.
+        self._sync: Callable[[], None] = (torch.cuda.synchronize if mode == "gpu" else (lambda: None))
+        self._event = torch.cuda.Event if mode == "gpu" else None
+        self._perf = time.perf_counter
+        try:  # TEMP until sandbox lands
+            from ksearch_agent.worker.sandbox import restrict_self
+
+            self.sandbox = restrict_self()
+        except ImportError:
+            self.sandbox = {}
+        self.slabs: dict[str, Any] = {}
+        self.loaded: Any = None
+        self.language = "python"
+        self.bound: dict[str, Callable[..., Any]] = {}
+        self.last_out: tuple[Any, ...] | None = None
+        self.baseline = self.watch.snapshot()
+
+    # -- plumbing -------------------------------------------------------------------------------------
+
+    def emit(self, message: dict[str, Any]) -> None:
+        protocol.send(self.wfd, message)
+
+    def hello(self) -> dict[str, Any]:
+        torch = self.torch
+        info: dict[str, Any] = {"type": "hello", "role": "contestant", "mode": self.mode, "pid": os.getpid(),
+                                "sandbox": self.sandbox, "subreaper": self.subreaper}
+        if self.mode == "gpu":
+            info["device_name"] = torch.cuda.get_device_name(self.device)
+        return info
+
+    def _problems(self, before: dict[str, Any]) -> list[str]:
+        found = self.watch.check(before)
+        if found is None:
+            return []
+        return [found] if isinstance(found, str) else list(found)
+
+    def _slab(self, handle: dict[str, Any]) -> Any:
+        from ksearch_agent.worker.slab import Slab
+
+        key = handle.get("handle") or handle.get("path")
+        if key not in self.slabs:
+            self.slabs[str(key)] = Slab.open(handle, self.device)
+        return self.slabs[str(key)]
+
+    def _views(self, req: dict[str, Any], which: str) -> list[Any]:
+        from ksearch_agent.worker.slab import Region
+
+        slab = self._slab(req["slab"])
+        return [slab.view(Region.from_json(r)) for r in req[which]]
+
+    def _entry(self, axes: dict[str, int]) -> Callable[..., Any]:
+        key = repr(sorted(axes.items()))
+        if key not in self.bound:
+            self.bound[key] = self.loaded.bind(axes)
+        return self.bound[key]
+
+    # -- requests -------------------------------------------------------------------------------------
+
+    def handle(self, req: dict[str, Any]) -> dict[str, Any]:
+        op = req.get("op")
+        nonce = req.get("nonce")
+        if op == "load":
+            reply = self.load(req)
+        elif op == "call":
+            reply = self.call(req)
+        elif op == "time":
+            reply = self.time_call(req)
+        elif op == "export":
+            reply = self.export(req)
+        elif op == "drop":
+            self.last_out = None
+            reply = {"type": "dropped"}
+        else:
+            reply = {"type": "error", "error": f"unknown op {op!r}"}
+        reply["nonce"] = nonce
+        return reply
+
+    def load(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Import the candidate (its import-time code runs here, watched like a call)."""
+        from ksearch_agent.worker.session import load_entry
+
+        if self.loaded is not None:
+            return {"type": "loaded", "failure": {"status": "RUNTIME_ERROR",
+                                                  "log": "this contestant already holds a candidate"}}
+        cache = req.get("triton_cache_dir")
+        if cache:
+            os.environ["TRITON_CACHE_DIR"] = str(cache)
+            try:
+                import triton
+
+                triton.knobs.cache.dir = str(cache)
+            except (AttributeError, ImportError):
+                pass
+        self.language = str(req.get("language", "python"))
+        before = self.watch.snapshot()
+        loaded = load_entry(req["candidate"]["path"], req["candidate"]["api"], req["task"], "candidate",
+                            req.get("axes") or {})
+        problems = self._problems(before)
+        if loaded.failure is not None:
+            return {"type": "loaded", "failure": {"status": loaded.failure.status, "log": loaded.failure.log},
+                    "problems": problems}
+        self.loaded = loaded
+        return {"type": "loaded", "problems": [f"{p} (at import)" for p in problems], "seconds": loaded.seconds}
+
+    def _run_call(self, fn: Callable[..., Any], args: list[Any], count: bool) -> tuple[Any, list[str]]:
+        before = self.watch.snapshot()
+        with self.torch.no_grad(), self.monitor.watch(ops=count) as record:
+            out = fn(*args)
+        self._sync()
+        problems = self._problems(before)
+        if count:
+            problems += list(self.call_problems(record, self.language))
+        return out, problems
+
+    def _describe(self, out: Any, regions: list[Any]) -> list[dict[str, Any]]:
+        torch = self.torch
+        outs = tuple(out) if isinstance(out, tuple | list) else (out,)
+        described = []
+        for o in outs:
+            if type(o) is not torch.Tensor:
+                described.append({"type": f"{type(o).__module__}.{type(o).__qualname__}"})
+            else:
+                described.append({"type": "torch.Tensor", "shape": list(o.shape), "dtype": _dtype_name(o.dtype),
+                                  "device": o.device.type})
+        return described
+
+    def _copy_out(self, out: Any, req: dict[str, Any]) -> list[dict[str, Any]]:
+        """Describe the outputs and copy those that fit their region into the slab."""
+        torch = self.torch
+        outs = tuple(out) if isinstance(out, tuple | list) else (out,)
+        meta = self._describe(outs, req["outputs"])
+        views = self._views(req, "outputs")
+        for o, m, v in zip(outs, meta, views, strict=False):
+            if (m["type"] == "torch.Tensor" and m["shape"] == list(v.shape) and m["dtype"] == _dtype_name(v.dtype)
+                    and m["device"] == v.device.type):
+                v.copy_(o)
+                m["copied"] = True
+        self._sync()
+        del torch
+        return meta
+
+    def call(self, req: dict[str, Any]) -> dict[str, Any]:
+        """One correctness call: inputs from the slab, outputs described and copied back."""
+        from ksearch_agent.worker.session import context_is_healthy, failure_from, poison_free_memory
+
+        if self.loaded is None:
+            return {"type": "called", "error": {"status": "RUNTIME_ERROR", "log": "no candidate loaded"}}
+        fn = self._entry(req["axes"])
+        args = self._views(req, "inputs")
+        poison_free_memory(self.device, int(req.get("poison_bytes", 64 << 20)))
+        if self._shuffle is not None:
+            self._shuffle(req.get("shuffle_seed"))
+        t0 = self._perf()
+        try:
+            out, problems = self._run_call(fn, args, count=True)
+        except BaseException as exc:  # noqa: BLE001 - candidate code may raise anything
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            fail = failure_from(exc, "running the candidate")
+            fatal = fail.fatal or (self.device.type == "cuda" and not context_is_healthy(self.device))
+            return {"type": "called", "error": {"status": fail.status, "log": fail.log, "fatal": fatal}}
+        finally:
+            if self._shuffle is not None:
+                self._shuffle(None)
+        seconds = self._perf() - t0
+        meta = self._copy_out(out, req)
+        return {"type": "called", "seconds": seconds, "outputs": meta, "problems": problems}
+
+    def time_call(self, req: dict[str, Any]) -> dict[str, Any]:
+        """One timed call on the inputs the judge just wrote (and, flushed, after its L2 flush).
+
+        Events bracket the call and a device-wide synchronize comes before the end event, so work left on
+        other streams is counted; GPUMode's order (end event, then synchronize) is kept for that protocol.
+        With ``null`` the callable is empty: the judge times those before any candidate is imported.
+        """
+        if self._event is None:
+            return {"type": "timed", "error": {"status": "RUNTIME_ERROR", "log": "timing needs a GPU"}}
+        null = bool(req.get("null"))
+        if not null and self.loaded is None:
+            return {"type": "timed", "error": {"status": "RUNTIME_ERROR", "log": "no candidate loaded"}}
+        fn: Callable[..., Any] = (lambda *a: None) if null else self._entry(req["axes"])
+        args = [] if null else self._views(req, "inputs")
+        self.last_out = None
+        start, end = self._event(enable_timing=True), self._event(enable_timing=True)
+        before = self.watch.snapshot()
+        try:
+            with self.torch.no_grad(), self.monitor.watch(ops=bool(req.get("count_ops"))) as record:
+                self._sync()
+                start.record()
+                out = fn(*args)
+                if req.get("protocol") == "gpumode":
+                    end.record()
+                    self._sync()
+                else:
+                    self._sync()
+                    end.record()
+                end.synchronize()
+        except BaseException as exc:  # noqa: BLE001 - candidate code may raise anything
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            from ksearch_agent.worker.session import context_is_healthy, failure_from
+
+            fail = failure_from(exc, "timing the candidate")
+            fatal = fail.fatal or not context_is_healthy(self.device)
+            return {"type": "timed", "error": {"status": fail.status, "log": fail.log, "fatal": fatal}}
+        ms = float(start.elapsed_time(end))
+        problems = self._problems(before)
+        if req.get("count_ops") and not null:
+            problems += list(self.call_problems(record, self.language))
+        self.last_out = out
+        return {"type": "timed", "ms": ms, "problems": problems}
+
+    def export(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Copy the last timed call's outputs into the slab for the judge to check."""
+        if self.last_out is None:
+            return {"type": "exported", "error": {"status": "RUNTIME_ERROR", "log": "no timed output to export"}}
+        out, self.last_out = self.last_out, None
+        return {"type": "exported", "outputs": self._copy_out(out, req)}
+
+
+def _die_with_parent() -> None:
+    """SIGKILL this process when the judge that started it dies (it lives in its own session, so the
+    judge's process-group kill does not reach it)."""
+    import ctypes
+    import signal
+
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:
+        os._exit(0)
+
+
+def main(argv: list[str]) -> int:
+    rfd, wfd, mode = int(argv[1]), int(argv[2]), argv[3]
+    _die_with_parent()
+    limit_resources()
+    try:
+        harness = Harness(mode, wfd)
+        protocol.send(wfd, harness.hello())
+    except Exception as exc:  # noqa: BLE001 - reported to the judge, which decides what to do
+        protocol.send(wfd, {"type": "hello", "error": f"{type(exc).__name__}: {exc}",
+                            "traceback": traceback.format_exc()})
+        return 2
+    while True:
+        try:
+            request = protocol.recv(rfd)
+        except protocol.ChannelClosed:
+            return 0
+        try:
+            reply = harness.handle(request)
+        except Exception as exc:  # noqa: BLE001 - a bug here must not leave the judge waiting
+            reply = {"type": "error", "nonce": request.get("nonce"),
+                     "error": {"status": "RUNTIME_ERROR", "log": f"harness error: {type(exc).__name__}: {exc}\n"
+                                                                 f"{traceback.format_exc()[-2000:]}"}}
+        sys.stdout.flush()
+        sys.stderr.flush()
+        protocol.send(wfd, reply)
+        err = reply.get("error")
+        if isinstance(err, dict) and err.get("fatal"):
+            return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,137 @@
+"""The judge's side of its contestants: a warm spare per judge, one fresh process per candidate evaluation.
+
+A contestant costs a few seconds to start (Python, torch, a CUDA context), so the judge always keeps one
+started ahead of need; taking it starts the next. Every request carries a nonce the reply must echo,
+and a reply of the wrong type or nonce is treated as a broken contestant, never as a result. When an
+evaluation ends the contestant's process group is killed, and any process that escaped it (re-parented
+to the judge, which is a child subreaper) is killed too.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+from pathlib import Path
+from typing import Any
+
+from ksearch_agent.worker.process import ChildProcess, WorkerDied, WorkerError
+
+
+class ContestantError(WorkerError):
+    """The contestant answered something that is not an answer to the request."""
+
+
+def contestant_env(mode: str) -> dict[str, str]:
+    env = dict(os.environ)
+    if mode == "cpu":
+        env["TRITON_INTERPRET"] = "1"
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    else:
+        env.pop("TRITON_INTERPRET", None)
+    return env
+
+
+class Contestant:
+    """One contestant process serving one candidate (or one baseline) of one evaluation."""
+
+    def __init__(self, proc: ChildProcess) -> None:
+        self.proc = proc
+        self.hello = proc.hello
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid
+
+    def log_tail(self) -> str:
+        return self.proc.log_tail()
+
+    def ask(self, message: dict[str, Any], expect: str, timeout: float) -> dict[str, Any]:
+        nonce = secrets.token_hex(8)
+        reply = self.proc.ask({**message, "nonce": nonce}, timeout)
+        if reply.get("nonce") != nonce or reply.get("type") not in (expect, "error"):
+            self.proc.stop()
+            raise ContestantError(f"the contestant answered {str(reply.get('type'))[:40]!r} to a "
+                                  f"{message.get('op')!r} request that expected {expect!r}: incomplete result")
+        return reply
+
+    def finish(self) -> None:
+        self.proc.stop()
+
+
+class ContestantPool:
+    """Fresh contestants of one mode, with one spare kept starting in the background."""
+
+    def __init__(self, mode: str, workdir: Path, *, start_timeout: float = 180.0) -> None:
+        self.mode, self.workdir, self.start_timeout = mode, workdir, start_timeout
+        self._spare: ChildProcess | None = None
+        self._count = 0
+        self.started = 0
+        self.last_wait_seconds = 0.0
+
+    def _new(self) -> ChildProcess:
+        self._count += 1
+        proc = ChildProcess("ksearch_agent.worker.contestant", self.mode, self.workdir,
+                            env=contestant_env(self.mode), start_timeout=self.start_timeout,
+                            log_name=f"contestant-{self.mode}-{self._count % 4}.log")
+        proc.spawn()
+        self.started += 1
+        return proc
+
+    def prestart(self) -> None:
+        if self._spare is None or not self._spare.alive:
+            self._spare = self._new()
+
+    def take(self) -> Contestant:
+        """A ready contestant that has run no candidate code; the next spare starts at once."""
+        import time
+
+        self.prestart()
+        proc, self._spare = self._spare, None
+        assert proc is not None
+        t0 = time.perf_counter()
+        try:
+            proc.ready()
+        except WorkerError:
+            proc.stop()
+            proc = self._new()
+            proc.ready()
+        self.last_wait_seconds = time.perf_counter() - t0
+        self.prestart()
+        return Contestant(proc)
+
+    def spare_pid(self) -> int | None:
+        return self._spare.pid if self._spare is not None else None
+
+    def close(self) -> None:
+        if self._spare is not None:
+            self._spare.stop()
+            self._spare = None
+
+
+def kill_strays(keep: set[int]) -> list[int]:
+    """Kill and reap children of this process (the judge) other than ``keep``: descendants of a killed
+    contestant that escaped its process group are re-parented here, since the judge is a subreaper."""
+    killed: list[int] = []
+    me = os.getpid()
+    pids: set[int] = set()
+    for task in Path(f"/proc/{me}/task").glob("*/children"):
+        try:
+            pids.update(int(p) for p in task.read_text().split())
+        except (OSError, ValueError):
+            continue
+    for pid in pids - keep:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        except ProcessLookupError:
+            pass
+    for pid in killed:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+    return killed
+
+
+__all__ = ["Contestant", "ContestantError", "ContestantPool", "WorkerDied", "WorkerError", "kill_strays"]
