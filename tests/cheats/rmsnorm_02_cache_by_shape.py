@@ -1,4 +1,4 @@
-"""expect: INCORRECT_NUMERICAL — Computes once per shape and replays the cached output for every later call."""
+"""expect: REJECTED[output-cache] — Computes once per shape and replays the cached output for every later call."""
 
 import torch
 

@@ -1,0 +1,28 @@
+"""expect: INCORRECT_NUMERICAL — Keeps the first output per shape in a dict reached through a local alias (which the screen does not follow) and replays it."""
+
+import torch
+
+
+def _compute(x, mask, norm_weight, norm_bias, left_proj, right_proj, left_gate, right_gate, out_gate,
+             to_out_norm_weight, to_out_norm_bias, to_out):
+    dim, hidden = x.shape[-1], left_proj.shape[0]
+    xn = torch.nn.functional.layer_norm(x, (dim,), norm_weight, norm_bias)
+    m = mask.unsqueeze(-1).to(x.dtype)
+    left = (xn @ left_proj.T) * m * torch.sigmoid(xn @ left_gate.T)
+    right = (xn @ right_proj.T) * m * torch.sigmoid(xn @ right_gate.T)
+    out = torch.einsum("bikd,bjkd->bijd", left, right)
+    out = torch.nn.functional.layer_norm(out, (hidden,), to_out_norm_weight, to_out_norm_bias)
+    return (out * torch.sigmoid(xn @ out_gate.T)) @ to_out.T
+
+
+def run(x, mask, norm_weight, norm_bias, left_proj, right_proj, left_gate, right_gate, out_gate, to_out_norm_weight,
+        to_out_norm_bias, to_out):
+    memo = getattr(run, "memo", None)
+    if memo is None:
+        memo = {}
+        run.memo = memo
+    bs, n, _, dim = x.shape
+    if (bs, n, dim) not in memo:
+        memo[(bs, n, dim)] = _compute(x, mask, norm_weight, norm_bias, left_proj, right_proj, left_gate, right_gate,
+                                      out_gate, to_out_norm_weight, to_out_norm_bias, to_out)
+    return memo[(bs, n, dim)].clone()
