@@ -268,11 +268,11 @@ def run_correctness(judge: Any, req: dict[str, Any]) -> None:
         return
     contestant, failure = load_contestant(judge, req, req["candidate"], timeout, workloads[0]["axes"])
     slab: Slab | None = None
+    done: dict[str, Any] = {"type": "done"}
     try:
         if failure is not None:
             for wl in workloads:
                 judge.emit({"type": "workload", "result": {"workload": wl["id"], **failure}})
-            judge.emit({"type": "done"})
             return
         assert contestant is not None
         slab = Slab.create(slab_bytes(workloads), judge.device)
@@ -290,13 +290,16 @@ def run_correctness(judge: Any, req: dict[str, Any]) -> None:
                 res = {"workload": wl["id"], "status": exc.status, "log": exc.log}
                 stopped = res
             judge.emit({"type": "workload", "result": res})
-        judge.emit({"type": "done"})
     except ReferenceProblem as exc:
-        judge.emit({"type": "done", "reference_problem": str(exc)})
+        done["reference_problem"] = str(exc)
+    except Exception as exc:  # noqa: BLE001 - a judge bug ends the request with one done, never two
+        done["error"] = f"judge error: {type(exc).__name__}: {exc}"
     finally:
+        # The contestant is gone before the verdict is final.
         end_contestants(judge, contestant)
         if slab is not None:
             slab.close()
+        judge.emit(done)
 
 
 def run_check_reference(judge: Any, req: dict[str, Any]) -> None:

@@ -338,14 +338,14 @@ def run_profile(judge: Any, req: dict[str, Any]) -> None:
         for wl in workloads:
             result = _profile_workload(judge, req, task, wl, ref, players, failed, ceilings, protocol)
             judge.emit({"type": "workload", "result": result})
-        judge.emit({"type": "done", "ceilings": ceilings, "sync_overhead_ms": judge.timer.sync_overhead_ms(),
-                    "device_name": torch.cuda.get_device_name(judge.device),
-                    "contestant_overhead_ms": {n: p.null_ms for n, p in players.items()},
-                    "contestant_wall_overhead_ms": {n: p.null_wall_ms for n, p in players.items()}})
     finally:
         end_contestants(judge, *(p.contestant for p in players.values()))
         for p in players.values():
             p.slab.close()
+    judge.emit({"type": "done", "ceilings": ceilings, "sync_overhead_ms": judge.timer.sync_overhead_ms(),
+                "device_name": torch.cuda.get_device_name(judge.device),
+                "contestant_overhead_ms": {n: p.null_ms for n, p in players.items()},
+                "contestant_wall_overhead_ms": {n: p.null_wall_ms for n, p in players.items()}})
 
 
 def _profile_workload(judge: Any, req: dict[str, Any], task: dict[str, Any], wl: dict[str, Any], ref: Any,
