@@ -171,7 +171,7 @@ def _write_report_after_run(run_dir: Path) -> None:
     from ksearch_agent.report import write_run_report
 
     try:
-        console.print(f"report: {write_run_report(run_dir)}")
+        console.print(f"report: {write_run_report(run_dir)}", soft_wrap=True, markup=False, highlight=False)
     except Exception as exc:  # noqa: BLE001 - the search's result matters more than its page
         err_console.print(f"[yellow]could not write the report:[/yellow] {type(exc).__name__}: {exc} "
                           f"(try `ksearch report {run_dir}`)")
@@ -384,7 +384,7 @@ def report_cmd(
     except FileNotFoundError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    console.print(f"report: {path}")
+    console.print(f"report: {path}", soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command("export")

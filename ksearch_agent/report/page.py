@@ -31,7 +31,7 @@ body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;
 color:#212121}
 h1{font-size:22px;margin:18px 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:6px 0 10px}td,th{border:1px solid #ddd;padding:3px 7px;text-align:left;
-vertical-align:top}th{background:#f5f5f5}td.num{text-align:right;font-variant-numeric:tabular-nums}
+vertical-align:top}th{background:#f5f5f5}td>b{white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums}
 svg{max-width:100%;height:auto}figure{margin:8px 0}.note{color:#555}.problem{color:#b71c1c}
 .status{font-weight:600}.status.finished{color:#2e7d32}.status.error{color:#c62828}.status.incomplete{color:#ef6c00}
 pre{background:#fafafa;border:1px solid #eee;padding:8px;overflow:auto;max-height:480px;font-size:12px}
@@ -81,9 +81,10 @@ def _table(head: Sequence[str], rows: Iterable[Sequence[str]], numeric: set[int]
     """A table of already-escaped cells; columns in ``numeric`` are right-aligned."""
     numeric = numeric or set()
     th = "".join(f"<th>{escape(h)}</th>" for h in head)
+    thead = f"<thead><tr>{th}</tr></thead>" if any(head) else ""
     body = "".join("<tr>" + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>"
                                     for i, c in enumerate(r)) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<table>{thead}<tbody>{body}</tbody></table>"
 
 
 def _status(status: str) -> str:
@@ -158,6 +159,8 @@ def workloads_table(rows: Sequence[WorkloadRow]) -> str:
 
 def attempts_table(records: Sequence[AttemptRecord]) -> str:
     """Every attempt with origin, status and speedup, and its failure log and coder transcript excerpts."""
+    if not records:
+        return ""
     body = []
     for r in records:
         extra = []

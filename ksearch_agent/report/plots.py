@@ -71,8 +71,7 @@ def progress_svg(series: Sequence[ProgressSeries], name: str = "progress") -> st
     lines = [(s, proto, pts) for s in series for proto, pts in sorted(s.curves.items()) if pts]
     title = "best speedup over the reference"
     if not lines:
-        return _message(name, title, "no measured speedup: speed is measured on a GPU only "
-                                     "(this run checked correctness without one)")
+        return _message(name, title, "no measured speedup in this run (speed is measured on a GPU only)")
     fig = Figure(figsize=(11, 3.8))
     by_round, by_eval = fig.subplots(1, 2)
     for s, proto, pts in lines:

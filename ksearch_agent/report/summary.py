@@ -53,7 +53,7 @@ class RunSummary:
 
     ``status`` is ``finished``, ``error`` or ``incomplete`` (running, or stopped before it finished:
     ``ksearch resume`` continues it); ``stop_reason`` is the search's own word (``max_rounds``,
-    ``frontier_exhausted``, ``wall_time``, ``budget: ...``) or the error message.
+    ``frontier_exhausted``, ``wall_time``, ``budget: ...``) or the error message (without its ``error:``).
     """
 
     run_dir: str
@@ -86,10 +86,12 @@ def run_status(events: list[dict[str, Any]], final_state: dict[str, Any]) -> tup
     last = max((i for i, e in enumerate(events) if e.get("kind") == "finished"), default=None)
     if last is not None and not any(e.get("kind") == "cycle_start" for e in events[last + 1:]):
         reason = str(events[last].get("status") or "")
-        return ("error" if reason.startswith("error") else "finished"), reason or None
+        if reason.startswith("error"):
+            return "error", reason.removeprefix("error:").strip() or None
+        return "finished", reason or None
     state_status = str(final_state.get("status") or "")
     if state_status.startswith("error"):
-        return "error", state_status
+        return "error", state_status.removeprefix("error:").strip() or None
     return "incomplete", None
 
 
