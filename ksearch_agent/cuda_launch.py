@@ -13,6 +13,7 @@ for anything else). Imports only torch, cuda-python, numpy and the standard libr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,9 @@ import numpy as np
 from ksearch_agent.nvrtc import DEFAULT_ARCH, compile_cuda, source_hash
 
 _MODULES: dict[str, CudaModule] = {}
+
+# Called with the kernel's name just before each launch; the worker's call monitor counts launches here.
+launch_hook: Callable[[str], None] | None = None
 
 
 def _device_arch() -> str:
@@ -48,8 +52,15 @@ class CudaModule:
             self._kernels[name] = self._code.get_kernel(name)
         return self._kernels[name]
 
-    def launch(self, name: str, *, grid: tuple[int, ...] | int, block: tuple[int, ...] | int,
-               args: tuple[Any, ...], shared_mem: int = 0) -> None:
+    def launch(
+        self,
+        name: str,
+        *,
+        grid: tuple[int, ...] | int,
+        block: tuple[int, ...] | int,
+        args: tuple[Any, ...],
+        shared_mem: int = 0,
+    ) -> None:
         """Launch kernel ``name`` on torch's current stream."""
         import torch
         from cuda.core import LaunchConfig, launch
@@ -62,7 +73,10 @@ class CudaModule:
         if stream is None:  # wrapping a stream costs tens of microseconds: once per torch stream
             stream = self._streams[torch_stream.cuda_stream] = self._device.create_stream(torch_stream)
         config = LaunchConfig(grid=grid, block=block, shmem_size=shared_mem)
-        launch(stream, config, kernel, *(_as_param(a) for a in args))
+        params = tuple(_as_param(a) for a in args)
+        if launch_hook is not None:
+            launch_hook(name)
+        launch(stream, config, kernel, *params)
 
 
 def _raise_smem_limit(kernel: Any, shared_mem: int) -> None:
@@ -90,8 +104,9 @@ def _as_param(value: Any) -> Any:
     return value
 
 
-def load_cuda(source: str | Path, *, name: str | None = None, arch: str | None = None,
-              options: tuple[str, ...] = ()) -> CudaModule:
+def load_cuda(
+    source: str | Path, *, name: str | None = None, arch: str | None = None, options: tuple[str, ...] = ()
+) -> CudaModule:
     """Compile a ``.cu`` file (or source text) once per process and return the loaded module."""
     if isinstance(source, Path):
         name = name or source.name
