@@ -66,10 +66,14 @@ def _evaluated(store: RunStore, cand_id: str) -> dict[str, Any]:
                 "log": ""}
     prof = report.profile
     measured = bool(prof and prof.measured and prof.geomean_speedup)
+    log = attempt_from_report(report, "")["log"]
+    if prof is not None and report.status != "PASSED":  # a verdict of the timing stage (e.g. a rejected timer)
+        failing = [w for w in prof.workloads if w.status != "PASSED" and w.log]
+        log = "\n".join([log, *(f"{w.workload}: {w.status}: {w.log}" for w in failing[:3])]).strip()
     return {"status": report.status, "speedup": prof.geomean_speedup if prof else None,
             "latency_ms": prof.geomean_latency_ms if prof else None,
             "protocol": prof.protocol if prof is not None and measured else None,
-            "checked": report.correctness.checked, "log": attempt_from_report(report, "")["log"]}
+            "checked": report.correctness.checked, "log": log[-4000:]}
 
 
 def attempts(store: RunStore, transcripts: dict[int, str] | None = None) -> list[AttemptRecord]:

@@ -205,7 +205,10 @@ def render_run_page(r: RunReport) -> str:
     sections += [f'<p class="problem">{escape(p)}</p>' for p in r.problems]
     sections += ["<h2>Best speedup over the run</h2>",
                  _figure(progress_svg([ProgressSeries("", r.curves, s.rounds, s.evaluated)]), "progress"),
-                 "<h2>Best kernel per workload</h2>", _figure(workloads_svg(r.workloads), "workloads")]
+                 "<h2>Best kernel per workload</h2>",
+                 _figure(workloads_svg(r.workloads, empty="no candidate passed" if s.best is None else
+                                       "no workload was timed (no GPU, or the best kernel was not profiled)"),
+                         "workloads")]
     if r.best_note:
         sections.append(f'<p class="note">{escape(r.best_note)}</p>')
     if r.workloads:

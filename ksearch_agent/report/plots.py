@@ -8,11 +8,13 @@ because several SVGs inlined in one HTML page share one id namespace.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ParamSpec
 
 import matplotlib
 from matplotlib.figure import Figure
@@ -29,6 +31,7 @@ ORIGIN_MARKERS: dict[str, str] = {"seed": "s", "coder": "o", "repair": "^"}
 BAR_COLOURS: dict[str, str] = {"reference": "#9e9e9e", "baseline": "#ffb74d", "best kernel": "#1565c0"}
 _OTHER_COLOURS = ("#8d6e63", "#4db6ac", "#ba68c8", "#aed581")
 
+_P = ParamSpec("_P")
 _ID = re.compile(r'\bid="([^"]+)"')
 _HREF = re.compile(r'href="#([^"]+)"')
 _URL = re.compile(r"url\(#([^)]+)\)")
@@ -45,12 +48,23 @@ class ProgressSeries:
     evaluations: int = 0
 
 
+def _plain_text(draw: Callable[_P, str]) -> Callable[_P, str]:
+    """Draw with text kept as SVG text and never read as mathtext: run ids, workload names and costs may
+    hold ``$`` or ``_`` and must come out exactly as written."""
+
+    @functools.wraps(draw)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> str:
+        with matplotlib.rc_context({"svg.fonttype": "none", "text.parse_math": False}):
+            return draw(*args, **kwargs)
+
+    return wrapper
+
+
 def to_svg(fig: Figure, name: str) -> str:
     """The figure as an inline ``<svg>`` element: no XML prolog or DOCTYPE, no metadata, ids prefixed."""
     buf = io.StringIO()
-    with matplotlib.rc_context({"svg.fonttype": "none"}):
-        fig.savefig(buf, format="svg", bbox_inches="tight",
-                    metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
+    fig.savefig(buf, format="svg", bbox_inches="tight",
+                metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
     text = buf.getvalue()
     text = text[text.index("<svg"):]
     text = _ID.sub(lambda m: f'id="{name}-{m.group(1)}"', text)
@@ -58,6 +72,7 @@ def to_svg(fig: Figure, name: str) -> str:
     return _URL.sub(lambda m: f"url(#{name}-{m.group(1)})", text)
 
 
+@_plain_text
 def _message(name: str, title: str, message: str) -> str:
     """A small figure that says why there is nothing to plot (rather than leaving a gap in the page)."""
     fig = Figure(figsize=(8, 0.6))
@@ -66,12 +81,13 @@ def _message(name: str, title: str, message: str) -> str:
     return to_svg(fig, name)
 
 
+@_plain_text
 def progress_svg(series: Sequence[ProgressSeries], name: str = "progress") -> str:
     """Best speedup so far against round and against number of evaluations, one line per run and protocol."""
     lines = [(s, proto, pts) for s in series for proto, pts in sorted(s.curves.items()) if pts]
     title = "best speedup over the reference"
     if not lines:
-        return _message(name, title, "no measured speedup in this run (speed is measured on a GPU only)")
+        return _message(name, title, "no passing candidate with a measured speed (speed is measured on a GPU only)")
     fig = Figure(figsize=(11, 3.8))
     by_round, by_eval = fig.subplots(1, 2)
     for s, proto, pts in lines:
@@ -97,13 +113,15 @@ def progress_svg(series: Sequence[ProgressSeries], name: str = "progress") -> st
     return to_svg(fig, name)
 
 
-def workloads_svg(rows: Sequence[WorkloadRow], name: str = "workloads") -> str:
+@_plain_text
+def workloads_svg(rows: Sequence[WorkloadRow], name: str = "workloads",
+                  empty: str = "no workload was timed (no GPU, or the best kernel was not profiled)") -> str:
     """Per workload, the best kernel's latency beside the reference's (and the baseline's or any other
     opponent's the profile measured), on a log scale, each labelled with its speedup and roofline share."""
     timed = [r for r in rows if r.latency_ms is not None]
     title = "best kernel per workload"
     if not timed:
-        return _message(name, title, "no workload was timed (no GPU, or the best kernel was not profiled)")
+        return _message(name, title, empty)
     opponents: list[tuple[str, list[float | None]]] = [("reference", [r.reference_ms for r in timed])]
     if any(r.baseline_ms is not None for r in timed):
         opponents.append(("baseline", [r.baseline_ms for r in timed]))
@@ -133,6 +151,7 @@ def workloads_svg(rows: Sequence[WorkloadRow], name: str = "workloads") -> str:
     return to_svg(fig, name)
 
 
+@_plain_text
 def timeline_svg(records: Sequence[AttemptRecord], name: str = "timeline") -> str:
     """Every attempt in order, marker by origin (seed, coder, repair) and colour by status, round
     boundaries marked.  With measured speeds the y axis is the speedup (attempts without one sit on the
@@ -181,6 +200,7 @@ def timeline_svg(records: Sequence[AttemptRecord], name: str = "timeline") -> st
     return to_svg(fig, name)
 
 
+@_plain_text
 def usage_svg(rounds: Sequence[RoundUsage], by_node: dict[str, dict[str, float]], name: str = "usage") -> str:
     """Tokens (input and output) and USD per round, and tokens per graph node."""
     title = "LLM tokens and cost"

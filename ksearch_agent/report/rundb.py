@@ -2,8 +2,9 @@
 usage ledgers and the run's time span.
 
 A report must never create a run where there is none (``RunStore`` makes the directory and its tables),
-so :func:`open_run` checks for ``run.sqlite`` first; the extra queries use a read-only connection so that
-reading a run, even one still in progress, writes nothing to it.
+so :func:`open_run` checks for ``run.sqlite`` first.  The store it returns is the process's shared one (a
+search running in this process writes through it; on an existing file it only re-declares its tables); the
+extra queries here use a read-only connection of their own.
 """
 
 from __future__ import annotations
