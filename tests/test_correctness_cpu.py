@@ -20,7 +20,7 @@ def test_seed_passes_every_cpu_workload_under_the_interpreter(cpu_engine: Engine
     res = cpu_engine.run_correctness(RMS, seed("rmsnorm", "triton_rowwise.py"))
     assert res.status == "PASSED" and res.checked == "interpreter"
     ids = [w.workload for w in res.workloads]
-    assert ids[:3] == ["b1", "b7", "b64"] and len(ids) == 4 and ids[3].startswith("unlisted0[batch_size=")
+    assert ids[:4] == ["b1", "b7", "b64", "b300"] and len(ids) == 5 and ids[4].startswith("unlisted0[batch_size=")
     assert all(w.trials == 3 and w.max_abs_error is not None for w in res.workloads)
     assert "speed not measured" in res.note
 

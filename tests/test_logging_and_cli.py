@@ -25,7 +25,7 @@ def test_eval_json_passes_with_exit_zero_and_json_log_lines(tmp_path: Path) -> N
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["status"] == "PASSED" and doc["speed_measured"] is False
-    assert [w["id"] for w in doc["workloads"]][:3] == ["b1", "b7", "b64"] and len(doc["workloads"]) == 4
+    assert [w["id"] for w in doc["workloads"]][:4] == ["b1", "b7", "b64", "b300"] and len(doc["workloads"]) == 5
     assert all(w["status"] == "PASSED" and w["max_abs_error"] is not None for w in doc["workloads"])
     records = [json.loads(line) for line in out.stderr.splitlines() if line.startswith("{")]
     staged = [r for r in records if r.get("stage") == "correctness"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import shutil
 from pathlib import Path
 
@@ -17,8 +18,30 @@ def test_rmsnorm_definition_matches_the_spec() -> None:
     assert d.axes["hidden_size"].value == 4096 and d.axes["batch_size"].type == "var"
     assert list(d.inputs) == ["hidden_states", "weight"]
     assert d.inputs["hidden_states"].dtype == "bfloat16" and d.outputs["output"].dtype == "bfloat16"
-    assert [w.axes["batch_size"] for w in t.workloads] == [1, 7, 64, 512, 4096]
-    assert all(w.axes["batch_size"] <= 64 for w in t.select(cpu=True))
+    assert [w.axes["batch_size"] for w in t.workloads] == [1, 7, 64, 300, 512, 4096]
+    assert [w.axes["batch_size"] for w in t.select(cpu=True)] == [1, 7, 64, 300]
+
+
+def test_cpu_subsets_reach_past_the_usual_block_sizes() -> None:
+    """Rows from 256 on, where a grid capped at 256 programs stops writing, are checked on the CPU too."""
+    for name in ("rmsnorm", "softmax"):
+        assert max(w.axes["batch_size"] for w in load_task(name).select(cpu=True)) >= 300, name
+
+
+def test_softmax_cpu_subset_has_inputs_that_overflow_without_the_max_subtraction() -> None:
+    """exp overflows float32 above ~88.7; rows of 8192 values with std 100 reach several hundred."""
+    t = load_task("softmax")
+    stds = [t.resolve(w)["inputs"][0]["params"]["std"] for w in t.select(cpu=True)]
+    assert max(stds) >= 50
+
+
+def test_trimul_cpu_run_always_reaches_an_n_that_is_not_a_multiple_of_32() -> None:
+    """The listed CPU shapes stay at N=32 (the interpreter's cost grows with N^3); N=48 comes from the unlisted
+    shape drawn on every CPU run, the only multiple of 16 between the listed 32 and 64."""
+    t = load_task("trimul")
+    assert {w.axes["seqlen"] for w in t.select(cpu=True)} == {32}
+    drawn = {w.axes["seqlen"] for seed in range(20) for w in t.unlisted_workloads(1, random.Random(seed), cpu=True)}
+    assert drawn == {48}
 
 
 def test_trimul_has_the_gpumode_tests_and_benchmarks() -> None:
