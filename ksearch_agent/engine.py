@@ -138,6 +138,7 @@ class Engine:
         self.screening = screening
         self.unlisted_shapes = unlisted_shapes
         self.notes: list[str] = []
+        self.last_contestant: dict[str, Any] = {}  # start-up and wait time of the last contestant, its sandbox
 
     def __enter__(self) -> Engine:
         return self
@@ -314,7 +315,10 @@ class Engine:
             request = {"op": "correctness", "task": task.worker_spec(), "candidate": self._spec(candidate),
                        "workloads": [task.resolve(w) for w in workloads], "trials": trials,
                        "secret": secrets.randbits(62), "timeout": limit}
-            rows = self._collect(task, mode, request, workloads, limit)
+            done: dict[str, Any] = {}
+            rows = self._collect(task, mode, request, workloads, limit, done=done)
+            if isinstance(done.get("contestant"), dict):
+                self.last_contestant = dict(done["contestant"])
             results = [WorkloadCorrectness(**{k: v for k, v in r.items() if k in WorkloadCorrectness.model_fields})
                        for r in rows]
             note = ""

@@ -105,3 +105,23 @@ def test_chat_interrupt_is_resumed_through_the_server(server: str, tmp_path: Pat
     out = client.runs.wait(thread["thread_id"], "kernel_chat", context=_context(tmp_path),
                            command={"resume": {"decisions": [{"type": "approve"}]}})
     assert "softmax" in out["messages"][-1]["content"] and "Run directory" in out["messages"][-1]["content"]
+
+
+@pytest.mark.enable_socket
+def test_two_searches_started_at_once_on_different_tasks_each_get_their_own_results(server: str,
+                                                                                      tmp_path: Path) -> None:
+    from langgraph_sdk import get_sync_client
+
+    client = get_sync_client(url=server)
+    started = {}
+    for task in ("rmsnorm", "softmax"):
+        thread = client.threads.create()
+        run = client.runs.create(thread["thread_id"], "kernel_search", input={"task": task},
+                                 context=_context(tmp_path / task))
+        started[task] = (thread["thread_id"], run["run_id"])
+    for task, (thread_id, run_id) in started.items():
+        client.runs.join(thread_id, run_id)
+        out = client.threads.get_state(thread_id)["values"]
+        assert out["status"] == "max_rounds" and out["task_name"] == task
+        assert out["best"] and out["eval_summary"]["status"] == "PASSED", out["eval_summary"]
+        assert Path(out["run_dir"]).is_relative_to(tmp_path / task)

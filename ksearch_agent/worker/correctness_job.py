@@ -275,6 +275,9 @@ def run_correctness(judge: Any, req: dict[str, Any]) -> None:
                 judge.emit({"type": "workload", "result": {"workload": wl["id"], **failure}})
             return
         assert contestant is not None
+        done["contestant"] = {"start_seconds": contestant.proc.last_start_seconds,
+                              "waited_seconds": judge.pool.last_wait_seconds,
+                              "sandbox": contestant.hello.get("sandbox")}
         slab = Slab.create(slab_bytes(workloads), judge.device)
         stopped: dict[str, Any] | None = None
         for wl in workloads:
