@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
+import traceback
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperCommand
 
 from ksearch_agent.candidate import Candidate, CandidateError
 from ksearch_agent.log import configure_logging
@@ -105,7 +108,53 @@ def _json_doc(report: EvalReport) -> dict[str, object]:
             "workloads": rows, "counters": prof.counters if prof else None, "seconds": report.seconds}
 
 
-@app.command("eval")
+EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+"""``ksearch eval`` exit codes: every workload passed; the candidate failed (or was not verified); the input
+was unusable (task, candidate file, option value), nothing evaluated; the engine itself failed."""
+
+
+def _eval_error(message: str, as_json: bool, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    """End ``eval`` with ``code`` and a one-line error: on stderr, or as the JSON document under ``--json``
+    (so a script always gets JSON on stdout)."""
+    if as_json:
+        sys.stdout.write(json.dumps({"status": "ERROR", "error": message}, indent=1) + "\n")
+    else:
+        err_console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True, highlight=False)
+    raise typer.Exit(code)
+
+
+class _EvalCommand(TyperCommand):
+    """``eval`` whose command-line usage errors (a bad option value, a missing argument) also come out as the
+    JSON error document when ``--json`` is among the arguments; without it, Typer's usual message."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        wants_json = "--json" in args  # before parsing: the parser consumes ``args`` in place
+        try:
+            return super().parse_args(ctx, args)
+        except typer.TyperException as exc:
+            if not wants_json:
+                raise
+            _eval_error(exc.format_message() if hasattr(exc, "format_message") else str(exc), True)
+
+
+def _workload_ids(text: str | None, task_name: str, known: list[str]) -> list[str] | None:
+    """The ids ``--workloads`` names, in order and without repeats; None when the option was not given.
+    Raises ValueError for an option that names nothing (``,`` or blanks: refused rather than read as "all")
+    and for ids the task does not have, naming them."""
+    if text is None:
+        return None
+    ids = list(dict.fromkeys(w.strip() for w in text.split(",") if w.strip()))
+    if not ids:
+        raise ValueError(f"--workloads {text!r} names no workload; give comma-separated ids (task {task_name!r} "
+                         f"has {', '.join(known)}) or leave the option out to run every workload")
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        raise ValueError(f"task {task_name!r} has no workload {', '.join(map(repr, unknown))} (from --workloads); "
+                         f"known: {', '.join(known)}")
+    return ids
+
+
+@app.command("eval", cls=_EvalCommand)
 def eval_cmd(
     task: Annotated[str, typer.Argument(help="bundled task name or a task directory")],
     file: Annotated[Path, typer.Argument(help="candidate .py (run(...) or GPUMode custom_kernel(data))")],
@@ -117,32 +166,38 @@ def eval_cmd(
     protocol: Annotated[str, typer.Option(help="flushed|gpumode timing protocol")] = "flushed",
     ncu: Annotated[bool, typer.Option("--ncu", help="add Nsight Compute counters (needs ncu on PATH)")] = False,
 ) -> None:
-    """Correctness then profile of FILE on TASK; exit code 0 only when every workload passed."""
+    """Correctness then profile of FILE on TASK.
+
+    Exit code 0 when every workload passed, 1 when the candidate failed, 2 for unusable input (task, candidate
+    file, option value; nothing is evaluated), 3 when the engine itself failed. With --json, stdout always holds
+    one JSON document; an error gives {"status": "ERROR", "error": "..."}.
+    """
     from ksearch_agent.engine import Engine
 
     if protocol not in ("flushed", "gpumode"):
-        raise typer.BadParameter("must be 'flushed' or 'gpumode'", param_hint="--protocol")
+        _eval_error(f"--protocol must be 'flushed' or 'gpumode', got {protocol!r}", as_json)
     if language not in (None, "triton", "cuda", "python"):
-        raise typer.BadParameter("must be triton, cuda or python", param_hint="--language")
+        _eval_error(f"--language must be triton, cuda or python, got {language!r}", as_json)
     try:
         t = load_task(task)
         cand = Candidate.from_path(file, language=language)  # type: ignore[arg-type]
-        ids = [w.strip() for w in workloads.split(",") if w.strip()] if workloads else None
-        if ids:
-            t.select(ids)
-    except (TaskFileError, CandidateError, KeyError) as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        ids = _workload_ids(workloads, t.name, [w.id for w in t.workloads])
+    except (TaskFileError, CandidateError, ValueError) as exc:
+        _eval_error(str(exc), as_json)
     proto: Literal["flushed", "gpumode"] = "gpumode" if protocol == "gpumode" else "flushed"
-    with Engine(device="cpu" if cpu else "auto") as engine:
-        if not as_json:
-            err_console.print(f"evaluating {file} on {t.name} ({engine.device_name})")
-        report = engine.evaluate(t, cand, ids, trials=trials, protocol=proto, ncu=ncu)
+    try:
+        with Engine(device="cpu" if cpu else "auto") as engine:
+            if not as_json:
+                err_console.print(f"evaluating {escape(str(file))} on {t.name} ({engine.device_name})")
+            report = engine.evaluate(t, cand, ids, trials=trials, protocol=proto, ncu=ncu)
+    except Exception as exc:  # noqa: BLE001 - an engine fault is not the candidate's verdict: exit 3, say why
+        traceback.print_exc(file=sys.stderr)
+        _eval_error(f"internal error: {type(exc).__name__}: {exc}", as_json, EXIT_INTERNAL)
     if as_json:
         sys.stdout.write(json.dumps(_json_doc(report), indent=1) + "\n")
     else:
         _print_report(report)
-    raise typer.Exit(0 if report.status == "PASSED" else 1)
+    raise typer.Exit(EXIT_PASSED if report.status == "PASSED" else EXIT_FAILED)
 
 
 def _search_finished(final: dict[str, object]) -> None:
