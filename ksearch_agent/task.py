@@ -190,7 +190,8 @@ class Task(BaseModel):
 
     def unlisted_workloads(self, count: int, rng: random.Random, *, cpu: bool = False) -> list[Workload]:
         """Workloads that are not in the list: a listed workload with one var axis moved to a value drawn
-        from the range the listed values span (on the CPU, up to twice the CPU subset's largest value).
+        from the range the listed values span (on the CPU, up to twice the CPU subset's largest value, but
+        not past it when it is already 128 or more: the interpreter's cost grows with the rows).
         A kernel that hard-codes the listed shapes fails on these; moving one axis keeps the cost near a
         listed workload's."""
         pool = (self.select(cpu=True) or self.workloads) if cpu else self.select(role="correctness")
@@ -203,7 +204,7 @@ class Task(BaseModel):
                 span = sorted({w.axes[name] for w in pool})
                 listed = {w.axes[name] for w in self.workloads}  # avoid every listed value, not just the pool's
                 step = self.definition.axes[name].multiple_of
-                lo, hi = span[0], span[-1] * (2 if cpu else 1)
+                lo, hi = span[0], (min(span[-1] * 2, max(span[-1], 128)) if cpu else span[-1])
                 first = max(step, -(-lo // step) * step)
                 choices = [v for v in range(first, hi + 1, step) if v not in listed]
                 if choices:
