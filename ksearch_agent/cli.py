@@ -190,6 +190,8 @@ def eval_cmd(
             if not as_json:
                 err_console.print(f"evaluating {escape(str(file))} on {t.name} ({engine.device_name})")
             report = engine.evaluate(t, cand, ids, trials=trials, protocol=proto, ncu=ncu)
+    except TaskFileError as exc:  # the reference broke its own definition: the task is at fault, not FILE
+        _eval_error(str(exc), as_json)
     except Exception as exc:  # noqa: BLE001 - an engine fault is not the candidate's verdict: exit 3, say why
         traceback.print_exc(file=sys.stderr)
         _eval_error(f"internal error: {type(exc).__name__}: {exc}", as_json, EXIT_INTERNAL)

@@ -104,3 +104,14 @@ def test_json_errors_are_one_json_document_on_stdout(tmp_path: Path, args: list[
     assert out.returncode == 2 and "Traceback" not in out.stdout + out.stderr
     doc = json.loads(out.stdout)
     assert doc["status"] == "ERROR" and phrase in doc["error"]
+
+
+def test_a_reference_that_breaks_its_own_definition_is_blamed_not_the_candidate(tmp_path: Path) -> None:
+    import shutil
+
+    task = tmp_path / "rms_bad_ref"
+    shutil.copytree(BUNDLED_TASKS_DIR / "rmsnorm", task)
+    ref = task / "reference.py"
+    ref.write_text(ref.read_text().replace("def run(", "def _run(") + "\n\ndef run(*args):\n    return _run(*args).float()\n")
+    out = _eval(task, SEED, "--cpu", "--workloads", "b1", cwd=tmp_path)
+    _refused(out, "reference.py", "float32", "bfloat16")
