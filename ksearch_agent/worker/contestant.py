@@ -87,10 +87,12 @@ class Harness:
         except ImportError:
             self.sandbox = {}
         self.slabs: dict[str, Any] = {}
+        self._view_cache: dict[tuple[str, str], list[Any]] = {}
         self.loaded: Any = None
         self.language = "python"
         self.bound: dict[str, Callable[..., Any]] = {}
         self.last_out: tuple[Any, ...] | None = None
+        self.audit_base: dict[str, Any] | None = None
         self.baseline = self.watch.snapshot()
 
     # -- plumbing -------------------------------------------------------------------------------------
@@ -121,10 +123,16 @@ class Harness:
         return self.slabs[str(key)]
 
     def _views(self, req: dict[str, Any], which: str) -> list[Any]:
+        """Tensors over the slab's regions, made once per layout (a timed call should not pay for them)."""
         from ksearch_agent.worker.slab import Region
 
-        slab = self._slab(req["slab"])
-        return [slab.view(Region.from_json(r)) for r in req[which]]
+        slab_handle = req["slab"]
+        key = (str(slab_handle.get("handle") or slab_handle.get("path")), repr(req[which]))
+        views = self._view_cache.get(key)
+        if views is None:
+            slab = self._slab(slab_handle)
+            views = self._view_cache[key] = [slab.view(Region.from_json(r)) for r in req[which]]
+        return list(views)
 
     def _entry(self, axes: dict[str, int]) -> Callable[..., Any]:
         key = repr(sorted(axes.items()))
@@ -145,9 +153,8 @@ class Harness:
             reply = self.time_call(req)
         elif op == "export":
             reply = self.export(req)
-        elif op == "drop":
-            self.last_out = None
-            reply = {"type": "dropped"}
+        elif op == "audit":
+            reply = {"type": "audited", "problems": self._problems(self.audit_base) if self.audit_base else []}
         else:
             reply = {"type": "error", "error": f"unknown op {op!r}"}
         reply["nonce"] = nonce
@@ -178,6 +185,7 @@ class Harness:
             return {"type": "loaded", "failure": {"status": loaded.failure.status, "log": loaded.failure.log},
                     "problems": problems}
         self.loaded = loaded
+        self.audit_base = self.watch.snapshot()
         return {"type": "loaded", "problems": [f"{p} (at import)" for p in problems], "seconds": loaded.seconds}
 
     def _run_call(self, fn: Callable[..., Any], args: list[Any], count: bool) -> tuple[Any, list[str]]:
@@ -253,6 +261,7 @@ class Harness:
         """
         if self._event is None:
             return {"type": "timed", "error": {"status": "RUNTIME_ERROR", "log": "timing needs a GPU"}}
+        t_in = self._perf()
         null = bool(req.get("null"))
         if not null and self.loaded is None:
             return {"type": "timed", "error": {"status": "RUNTIME_ERROR", "log": "no candidate loaded"}}
@@ -260,7 +269,8 @@ class Harness:
         args = [] if null else self._views(req, "inputs")
         self.last_out = None
         start, end = self._event(enable_timing=True), self._event(enable_timing=True)
-        before = self.watch.snapshot()
+        before = self.watch.snapshot(children=False)
+        t_pre = self._perf()
         try:
             with self.torch.no_grad(), self.monitor.watch(ops=bool(req.get("count_ops"))) as record:
                 self._sync()
@@ -281,12 +291,16 @@ class Harness:
             fail = failure_from(exc, "timing the candidate")
             fatal = fail.fatal or not context_is_healthy(self.device)
             return {"type": "timed", "error": {"status": fail.status, "log": fail.log, "fatal": fatal}}
+        t_post = self._perf()
         ms = float(start.elapsed_time(end))
         problems = self._problems(before)
         if req.get("count_ops") and not null:
             problems += list(self.call_problems(record, self.language))
         self.last_out = out
-        return {"type": "timed", "ms": ms, "problems": problems}
+        # Host time before and after the timed region, as this process saw it (for diagnosis only).
+        host = {"before_ms": (t_pre - t_in) * 1e3, "region_ms": (t_post - t_pre) * 1e3,
+                "after_ms": (self._perf() - t_post) * 1e3}
+        return {"type": "timed", "ms": ms, "problems": problems, "host": host}
 
     def export(self, req: dict[str, Any]) -> dict[str, Any]:
         """Copy the last timed call's outputs into the slab for the judge to check."""

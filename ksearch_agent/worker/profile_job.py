@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import gc
 import itertools
+import os
 import random
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -52,7 +54,11 @@ from ksearch_agent.worker.timing import Timer, _quantile, cached_ceilings
 CHECK_PROBABILITY = 0.1
 MAX_CHECKS = 8
 NULL_CALLS = 30
-TIMING_SLACK_MS = 0.2  # wall time beyond the calibrated fixed cost that a call's report may leave unexplained
+TRACE = os.environ.get("KSEARCH_JUDGE_TRACE") == "1"  # per-call timing lines in the judge's log
+# Wall time beyond the calibrated fixed cost that a call's report may leave unexplained: host work outside
+# the events differs between an empty call and a real one (an H100 showed up to ~0.4 ms), so only larger
+# under-reports are caught.
+TIMING_SLACK_MS = 0.5
 
 
 class CallFailed(Exception):
@@ -99,6 +105,9 @@ class Player:
             reported.append(float(ms))
         self.null_ms = statistics.median(reported[5:])
         self.null_wall_ms = statistics.median(walls[5:])
+        if TRACE:
+            print(f"calibrated {self.name}: null {self.null_ms:.4f} ms, wall {self.null_wall_ms:.4f} ms",
+                  file=sys.stderr, flush=True)
 
     def time_once(self, wl: dict[str, Any], layout: Layout, protocol: str) -> float:
         t0 = time.perf_counter()
@@ -120,6 +129,9 @@ class Player:
             raise CallFailed("REJECTED", f"[timing] a call reported {ms:.3f} ms, more than the {wall:.3f} ms the "
                                          "judge's wall clock saw")
         self.walls.append(wall)
+        if TRACE:
+            print(f"timed {self.name} wall {wall:.3f} ms reported {ms:.3f} ms host {reply.get('host')}",
+                  file=sys.stderr, flush=True)
         return float(ms)
 
     def check_output(self, wl: dict[str, Any], layout: Layout, inputs: list[torch.Tensor], ref_fn: Any,
@@ -141,6 +153,13 @@ class Player:
         if res["status"] != "PASSED":
             raise CallFailed(res["status"], f"[timed-output] timed call {call_no} (checked after it ran, on its "
                                             f"own fresh inputs): {res.get('log', '')}")
+
+    def audit(self) -> str | None:
+        """Threads, processes and streams the candidate left since it was imported (checked per batch,
+        not per timed call)."""
+        reply = self._ask({"op": "audit"}, "audited")
+        problems = reply.get("problems") or []
+        return "the candidate: " + "; ".join(map(str, problems))[:3000] if problems else None
 
     def timing_problem(self, reported: list[float]) -> str | None:
         if not reported or not self.walls:
@@ -384,7 +403,15 @@ def _profile_workload(judge: Any, req: dict[str, Any], task: dict[str, Any], wl:
         overhead = judge.timer.sync_overhead_ms() if name == "reference" else live[name].null_ms
         stats[name] = _stats(vals, overhead, protocol)
     for name in live:
-        if name in stats and (problem := live[name].timing_problem(samples[name])) is not None:
+        if name not in stats:
+            continue
+        problem = live[name].timing_problem(samples[name])
+        if problem is None:
+            try:
+                problem = live[name].audit()
+            except CallFailed as exc:
+                problem = exc.log
+        if problem is not None:
             stats.pop(name)
             if name == "candidate":
                 result.update(status="REJECTED", log=problem)
