@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from ksearch_agent.task import BUNDLED_TASKS_DIR, load_task
 
 TRIMUL = load_task("trimul")
 DISPATCH = BUNDLED_TASKS_DIR / "trimul" / "seeds" / "triton_dispatch.py"
+FOLDED = BUNDLED_TASKS_DIR / "trimul" / "seeds" / "triton_folded.py"
 
 
 @pytest.mark.parametrize("name", ["triton_folded.py", "triton_dispatch.py"])
@@ -58,6 +60,35 @@ def test_dispatch_seed_is_correct_on_each_projection_path_and_wide_dims(tmp_path
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.split("\n")[:5]
     assert len(lines) == 5 and all(line.split()[4] == "True" for line in lines), out.stdout
+
+
+def test_folded_seed_call_dispatches_no_pytorch_compute(tmp_path: Path) -> None:
+    """Its weight fold is a Triton kernel: under the engine's monitor the call only allocates, views and
+    converts, so the [op-count] rule has nothing to refuse."""
+    script = tmp_path / "watch.py"
+    script.write_text(textwrap.dedent(f'''
+        import importlib.util, json
+        import torch
+        from ksearch_agent.worker.monitor import CallMonitor, call_problems
+        monitor = CallMonitor()  # hooks before the seed is imported, as the worker does
+        spec = importlib.util.spec_from_file_location("folded", {str(FOLDED)!r})
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        torch.manual_seed(0)
+        n, dim, hidden = 16, 128, 128
+        args = [torch.randn(1, n, n, dim), (torch.rand(1, n, n) > 0.5).float(), torch.randn(dim), torch.randn(dim)]
+        args += [torch.randn(hidden, dim) / hidden ** 0.5 for _ in range(5)]
+        args += [torch.randn(hidden), torch.randn(hidden), torch.randn(dim, hidden) / dim ** 0.5]
+        with torch.no_grad(), monitor.watch() as record:
+            mod.run(*args)
+        print(json.dumps({{"problems": call_problems(record, "triton"), "launches": record.launches,
+                          "allowed": record.allowed_ops}}))
+    '''))
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout.strip().split("\n")[-1])
+    assert report["problems"] == [], report
 
 
 def test_dispatch_seed_names_the_shape_it_cannot_take() -> None:

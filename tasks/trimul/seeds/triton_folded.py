@@ -1,5 +1,8 @@
 """Triton TriMul with the input LayerNorm folded into the projection GEMM (one pass over x).
 
+Kernel 0 folds the LayerNorm affine into the weights in one small launch: from the five projection/gate
+weights it writes the stacked, transposed (g.W)^T with the per-column sums colsum(g.W) and b W^T that
+kernel 1's epilogue needs, so the call computes nothing with PyTorch (it only allocates and converts).
 Kernel 1 runs the five projections on raw x with tf32 tensor cores while the same loop accumulates sum(x) and
 sum(x^2); the LayerNorm is applied afterwards through LN(x) W^T = rstd (x (g.W)^T - mean colsum(g.W)) + b W^T,
 then mask and sigmoid gates, writing hidden-major fp16 left/right and the out gate. Kernels 2 and 3 are the
@@ -13,6 +16,11 @@ import triton
 import triton.language as tl
 
 LN_EPS = 1e-5
+
+# Kernel 0: LayerNorm affine folded into the 5 stacked weights (w_fold, c1, c2), one launch.
+FOLD_BLOCK_R = 32
+FOLD_BLOCK_D = 128
+FOLD_NUM_WARPS = 4
 
 # Kernel 1: LayerNorm folded into the 5 projections + gates, one pass over x.
 K1_BLOCK_M = 64
@@ -37,6 +45,62 @@ K3_BLOCK_M = 64
 K3_BLOCK_N = 128
 K3_NUM_WARPS = 8
 K3_NUM_STAGES = 2
+
+
+@triton.jit
+def _fold_weights_kernel(
+    lp_ptr,  # fp32 [H, D] left_proj
+    lg_ptr,  # fp32 [H, D] left_gate
+    rp_ptr,  # fp32 [H, D] right_proj
+    rg_ptr,  # fp32 [H, D] right_gate
+    og_ptr,  # fp32 [H, D] out_gate
+    ln_w_ptr,  # fp32 [D] norm_weight g
+    ln_b_ptr,  # fp32 [D] norm_bias b
+    w_ptr,  # fp32 [D, 5*H] out: (g.W)^T, columns [left_proj | left_gate | right_proj | right_gate | out_gate]
+    c1_ptr,  # fp32 [5*H] out: sum_k g_k W_jk
+    c2_ptr,  # fp32 [5*H] out: sum_k b_k W_jk
+    D,
+    H: tl.constexpr,
+    BLOCK_R: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+):
+    """The LayerNorm affine folded into the stacked weights: a program per (weight, block of BLOCK_R rows).
+
+    Program (s, r) reads rows r of weight s (s picks the source with scalar branches), scales them by g,
+    stores them transposed into columns s*H + r of w (BLOCK_R consecutive floats per k) and accumulates
+    their sums and b-weighted sums over k into c1 and c2.
+    """
+    seg = tl.program_id(0)
+    if seg == 0:
+        src = lp_ptr
+    elif seg == 1:
+        src = lg_ptr
+    elif seg == 2:
+        src = rp_ptr
+    elif seg == 3:
+        src = rg_ptr
+    else:
+        src = og_ptr
+    r = tl.program_id(1) * BLOCK_R + tl.arange(0, BLOCK_R)
+    r_ok = r < H
+    j = seg * H + r  # column of w, entry of c1 and c2
+    kk = tl.arange(0, BLOCK_D)
+
+    c1 = tl.zeros([BLOCK_R], dtype=tl.float32)
+    c2 = tl.zeros([BLOCK_R], dtype=tl.float32)
+    for k0 in range(0, D, BLOCK_D):
+        k = k0 + kk
+        k_ok = k < D
+        ok = r_ok[:, None] & k_ok[None, :]
+        w = tl.load(src + r[:, None] * D + k[None, :], mask=ok, other=0.0)
+        g = tl.load(ln_w_ptr + k, mask=k_ok, other=0.0)
+        bias = tl.load(ln_b_ptr + k, mask=k_ok, other=0.0)
+        wg = w * g[None, :]
+        tl.store(w_ptr + k[None, :] * (5 * H) + j[:, None], wg, mask=ok)
+        c1 += tl.sum(wg, axis=1)
+        c2 += tl.sum(w * bias[None, :], axis=1)
+    tl.store(c1_ptr + j, c1, mask=r_ok)
+    tl.store(c2_ptr + j, c2, mask=r_ok)
 
 
 @triton.jit
@@ -225,13 +289,13 @@ def run(
         mask = mask.to(torch.float32)
     mask = mask.contiguous()
 
-    # Small weight preparation (<= 768 x 640 elements): fold the LayerNorm affine into the weights.
-    w_all = torch.cat([left_proj, left_gate, right_proj, right_gate, out_gate], dim=0).float()  # [5H, dim]
+    # Small weight preparation (<= 768 x 640 elements): kernel 0 folds the LayerNorm affine into the weights.
+    w_srcs = [w.contiguous().float() for w in (left_proj, left_gate, right_proj, right_gate, out_gate)]
     ln_w = norm_weight.contiguous().float()
     ln_b = norm_bias.contiguous().float()
-    w_fold = (w_all * ln_w[None, :]).t().contiguous()  # [dim, 5H]
-    c1 = w_fold.sum(dim=0).contiguous()
-    c2 = (w_all * ln_b[None, :]).sum(dim=1).contiguous()
+    w_fold = torch.empty((dim, 5 * hidden), device=dev, dtype=torch.float32)  # (g.W)^T
+    c1 = torch.empty((5 * hidden,), device=dev, dtype=torch.float32)
+    c2 = torch.empty((5 * hidden,), device=dev, dtype=torch.float32)
     wo_t = to_out.t().contiguous().to(torch.float16)  # [hidden, dim]
     oln_w = to_out_norm_weight.contiguous().float()
     oln_b = to_out_norm_bias.contiguous().float()
@@ -241,6 +305,13 @@ def run(
     og = torch.empty((bs, n2, hidden), device=dev, dtype=torch.float16)
     p = torch.empty((bs, hidden, n, n), device=dev, dtype=getattr(torch, P_DTYPE))
     out = torch.empty((bs, n, n, dim), device=dev, dtype=torch.float32)
+
+    grid0 = (5, triton.cdiv(hidden, FOLD_BLOCK_R))
+    _fold_weights_kernel[grid0](
+        *w_srcs, ln_w, ln_b, w_fold, c1, c2, dim,
+        H=hidden, BLOCK_R=FOLD_BLOCK_R, BLOCK_D=FOLD_BLOCK_D,
+        num_warps=FOLD_NUM_WARPS,
+    )
 
     grid1 = (triton.cdiv(n2, K1_BLOCK_M), hidden // K1_BLOCK_H, bs)
     _fold_proj_gate_kernel[grid1](
