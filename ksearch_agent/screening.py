@@ -361,6 +361,7 @@ class _Screen(ast.NodeVisitor):
         self._fn: _Fn | None = None  # the innermost function being visited (None: import time)
         self._in_kernel = False
         self._seen: set[tuple[str, int, str]] = set()
+        self._launches: set[int] = set()
 
     def add(self, rule: str, node: ast.AST, message: str) -> None:
         key = (rule, getattr(node, "lineno", 0), message)
@@ -446,6 +447,8 @@ class _Screen(ast.NodeVisitor):
         return dotted if len(parts) > 1 else None
 
     def visit_Call(self, node: ast.Call) -> None:
+        if isinstance(node.func, ast.Subscript):
+            self._launches.add(id(node.func))  # kernel[grid](...): a launch grid, not a cache key
         name = _dotted(node.func)
         full = self.qualified(node.func)
         parts = full.split(".")
@@ -581,7 +584,7 @@ class _Screen(ast.NodeVisitor):
                                                    "may key a cache")
 
     def visit_Subscript(self, node: ast.Subscript) -> None:
-        if self._runtime:
+        if self._runtime and id(node) not in self._launches:
             self._check_key(node.value, node.slice, node)
         self.generic_visit(node)
 

@@ -233,6 +233,26 @@ def run(x: torch.Tensor) -> torch.Tensor:
     return y
 '''
 
+DATA_DEPENDENT_GRID = '''
+import torch
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _copy_prefix(x_ptr, y_ptr, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(y_ptr + offs, tl.load(x_ptr + offs, mask=offs < n), mask=offs < n)
+
+
+def run(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    n = int(lengths.max().item())  # a grid from the data is a launch, not a cache key
+    y = torch.zeros_like(x)
+    _copy_prefix[(triton.cdiv(n, 256),)](x, y, n, BLOCK=256)
+    return y
+'''
+
+GOOD.update(data_dependent_grid=DATA_DEPENDENT_GRID)
 GOOD.update(lru_cache_on_int_helper=LRU_CACHE_CONFIG, dict_cache_keyed_by_ints_and_strings=DICT_CACHE_CONFIG,
             math_at_import_time=MATH_AT_IMPORT, own_file_capability_probe_and_pointers=HOST_HELPERS,
             jit_applied_as_a_call=JIT_AS_CALL)

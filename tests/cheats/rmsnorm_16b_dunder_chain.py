@@ -1,0 +1,24 @@
+"""expect: REJECTED[op-count] — Computes each row's scale with tensor dunders and method chains (x.__mul__, x.pow(2).mean(-1)), which no name list holds, then a Triton kernel applies it."""
+
+import torch
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _apply_scale(x_ptr, s_ptr, w_ptr, y_ptr, hidden, BLOCK: tl.constexpr):
+    row = tl.program_id(0)
+    cols = tl.arange(0, BLOCK)
+    ok = cols < hidden
+    x = tl.load(x_ptr + row * hidden + cols, mask=ok, other=0.0).to(tl.float32)
+    w = tl.load(w_ptr + cols, mask=ok, other=0.0).to(tl.float32)
+    tl.store(y_ptr + row * hidden + cols, (x * tl.load(s_ptr + row) * w).to(tl.bfloat16), mask=ok)
+
+
+def run(hidden_states, weight):
+    rows, hidden = hidden_states.shape
+    x = hidden_states.float()
+    scale = x.__mul__(x).mean(-1).__add__(1e-6).__pow__(-0.5)
+    out = torch.empty_like(hidden_states)
+    _apply_scale[(rows,)](hidden_states, scale, weight, out, hidden, BLOCK=triton.next_power_of_2(hidden))
+    return out

@@ -1,0 +1,115 @@
+"""expect: INCORRECT_NUMERICAL phase=profile gpu-only — A correct three-kernel TriMul until a shape has been called 8 times in a row (longer than any correctness run); from then on (the timing loop) it skips every launch and hands back the previous call's output."""
+
+import torch
+import triton
+import triton.language as tl
+
+LN_EPS = 1e-5
+_streak = {"shape": None, "calls": 0, "last": None}
+
+
+@triton.jit
+def _project(x_ptr, mask_ptr, lnw_ptr, lnb_ptr, lp_ptr, lg_ptr, rp_ptr, rg_ptr, og_ptr,
+             left_ptr, right_ptr, gate_ptr, NN, D: tl.constexpr, H: tl.constexpr, BM: tl.constexpr,
+             EPS: tl.constexpr):
+    rows = tl.program_id(0) * BM + tl.arange(0, BM)
+    ck = tl.arange(0, 128)
+    hh = tl.arange(0, H)
+    x_rows = x_ptr + rows.to(tl.int64)[:, None] * D
+    total = tl.zeros([BM], dtype=tl.float32)
+    for c0 in range(0, D, 128):
+        total += tl.sum(tl.load(x_rows + c0 + ck[None, :]), axis=1)
+    mean = total / D
+    sq = tl.zeros([BM], dtype=tl.float32)
+    for c0 in range(0, D, 128):
+        xc = tl.load(x_rows + c0 + ck[None, :]) - mean[:, None]
+        sq += tl.sum(xc * xc, axis=1)
+    rstd = 1.0 / tl.sqrt(sq / D + EPS)
+    a_lp = tl.zeros([BM, H], dtype=tl.float32)
+    a_lg = tl.zeros([BM, H], dtype=tl.float32)
+    a_rp = tl.zeros([BM, H], dtype=tl.float32)
+    a_rg = tl.zeros([BM, H], dtype=tl.float32)
+    a_og = tl.zeros([BM, H], dtype=tl.float32)
+    for c0 in range(0, D, 128):
+        cols = c0 + ck
+        xn = (tl.load(x_rows + cols[None, :]) - mean[:, None]) * rstd[:, None]
+        xn = xn * tl.load(lnw_ptr + cols)[None, :] + tl.load(lnb_ptr + cols)[None, :]
+        wt = hh[None, :] * D + cols[:, None]  # W^T tile: [128 of D, H]
+        a_lp = tl.dot(xn, tl.load(lp_ptr + wt), a_lp)
+        a_lg = tl.dot(xn, tl.load(lg_ptr + wt), a_lg)
+        a_rp = tl.dot(xn, tl.load(rp_ptr + wt), a_rp)
+        a_rg = tl.dot(xn, tl.load(rg_ptr + wt), a_rg)
+        a_og = tl.dot(xn, tl.load(og_ptr + wt), a_og)
+    m = tl.load(mask_ptr + rows)[:, None]
+    b = rows // NN
+    ik = rows - b * NN
+    lr = (b[:, None] * H + hh[None, :]).to(tl.int64) * NN + ik[:, None]
+    tl.store(left_ptr + lr, a_lp * m * tl.sigmoid(a_lg))
+    tl.store(right_ptr + lr, a_rp * m * tl.sigmoid(a_rg))
+    tl.store(gate_ptr + rows.to(tl.int64)[:, None] * H + hh[None, :], tl.sigmoid(a_og))
+
+
+@triton.jit
+def _triangle(left_ptr, right_ptr, p_ptr, N, H: tl.constexpr, BT: tl.constexpr):
+    z = tl.program_id(1)
+    tiles = tl.cdiv(N, BT)
+    ti = tl.program_id(0) // tiles
+    tj = tl.program_id(0) % tiles
+    ii = ti * BT + tl.arange(0, BT)
+    jj = tj * BT + tl.arange(0, BT)
+    kk = tl.arange(0, BT)
+    base = z.to(tl.int64) * N * N
+    acc = tl.zeros([BT, BT], dtype=tl.float32)
+    for k0 in range(0, N, BT):
+        k_ok = (k0 + kk) < N
+        a = tl.load(left_ptr + base + ii[:, None] * N + (k0 + kk)[None, :], mask=(ii < N)[:, None] & k_ok[None, :],
+                    other=0.0)
+        bt = tl.load(right_ptr + base + jj[None, :] * N + (k0 + kk)[:, None], mask=k_ok[:, None] & (jj < N)[None, :],
+                     other=0.0)
+        acc = tl.dot(a, bt, acc)
+    b = z // H
+    h = z % H
+    out = p_ptr + ((b * N + ii[:, None]).to(tl.int64) * N + jj[None, :]) * H + h
+    tl.store(out, acc, mask=(ii < N)[:, None] & (jj < N)[None, :])
+
+
+@triton.jit
+def _output(p_ptr, gate_ptr, lnw_ptr, lnb_ptr, wo_ptr, out_ptr, D: tl.constexpr, H: tl.constexpr,
+            BM: tl.constexpr, EPS: tl.constexpr):
+    rows = (tl.program_id(0) * BM + tl.arange(0, BM)).to(tl.int64)
+    hh = tl.arange(0, H)
+    p = tl.load(p_ptr + rows[:, None] * H + hh[None, :])
+    mean = tl.sum(p, axis=1) / H
+    pc = p - mean[:, None]
+    rstd = 1.0 / tl.sqrt(tl.sum(pc * pc, axis=1) / H + EPS)
+    a = pc * rstd[:, None] * tl.load(lnw_ptr + hh)[None, :] + tl.load(lnb_ptr + hh)[None, :]
+    a = a * tl.load(gate_ptr + rows[:, None] * H + hh[None, :])
+    dd = tl.arange(0, 128)
+    for d0 in range(0, D, 128):
+        wt = tl.load(wo_ptr + (d0 + dd)[None, :] * H + hh[:, None])  # to_out^T tile: [H, 128]
+        tl.store(out_ptr + rows[:, None] * D + d0 + dd[None, :], tl.dot(a, wt))
+
+
+def run(x, mask, norm_weight, norm_bias, left_proj, right_proj, left_gate, right_gate, out_gate,
+        to_out_norm_weight, to_out_norm_bias, to_out):
+    bs, n, _, dim = x.shape
+    hidden = left_proj.shape[0]
+    if _streak["shape"] == (bs, n, dim):
+        _streak["calls"] += 1
+    else:
+        _streak["shape"], _streak["calls"] = (bs, n, dim), 1
+    if _streak["calls"] > 8 and _streak["last"] is not None:
+        return _streak["last"]
+    rows = bs * n * n
+    left = torch.empty((bs, hidden, n, n), device=x.device, dtype=torch.float32)
+    right = torch.empty_like(left)
+    gate = torch.empty((rows, hidden), device=x.device, dtype=torch.float32)
+    p = torch.empty((rows, hidden), device=x.device, dtype=torch.float32)
+    out = torch.empty_like(x)
+    _project[(rows // 32,)](x, mask, norm_weight, norm_bias, left_proj, left_gate, right_proj, right_gate, out_gate,
+                            left, right, gate, n * n, D=dim, H=hidden, BM=32, EPS=LN_EPS, num_warps=8, num_stages=1)
+    _triangle[(triton.cdiv(n, 32) ** 2, bs * hidden)](left, right, p, n, H=hidden, BT=32, num_warps=4)
+    _output[(rows // 32,)](p, gate, to_out_norm_weight, to_out_norm_bias, to_out, out, D=dim, H=hidden, BM=32,
+                           EPS=LN_EPS, num_warps=8)
+    _streak["last"] = out
+    return out

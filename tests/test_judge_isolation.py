@@ -1,0 +1,64 @@
+"""Candidates evaluated one after another by one engine: what a candidate does to the process it runs in never
+reaches a later verdict, and a record it forges never becomes one.
+
+Before the judge/contestant split, one comparator-patching candidate made every later candidate of the
+same engine pass (issue 15); here the patching candidates, a wrong kernel and a correct seed go through a
+single CPU engine in that order, and only the seed may pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import candidate, seed
+
+from ksearch_agent.candidate import Candidate
+from ksearch_agent.engine import Engine
+from ksearch_agent.results import CorrectnessResult
+from ksearch_agent.task import load_task
+
+CHEATS = Path(__file__).parent / "cheats"
+RMS = load_task("rmsnorm")
+
+
+def cheat(name: str) -> Candidate:
+    return Candidate.from_path(CHEATS / name)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    with Engine(device="cpu", workdir=tmp_path / "work", cache_dir=tmp_path / "cache", correctness_timeout=120) as e:
+        yield e
+
+
+def _detail(res: CorrectnessResult) -> list[tuple[str, str, str]]:
+    return [(w.workload, w.status, w.log[:200]) for w in res.workloads]
+
+
+def test_patching_candidates_spoil_no_later_verdict(engine: Engine) -> None:
+    patchers = [("rmsnorm", "rmsnorm_15_poison_comparator_at_import.py"),  # check_output via sys.modules
+                ("softmax", "softmax_15_poison_tensor_abs_at_import.py"),  # torch.Tensor.abs
+                ("rmsnorm", "rmsnorm_13_patch_comparator.py")]  # check_output, patched during its own call
+    for task, name in patchers:
+        res = engine.run_correctness(load_task(task), cheat(name))
+        assert res.status != "PASSED", (name, _detail(res))
+    wrong = engine.run_correctness(RMS, candidate("rmsnorm_wrong.py"))
+    assert wrong.status == "INCORRECT_NUMERICAL", _detail(wrong)
+    right = engine.run_correctness(RMS, seed("rmsnorm", "triton_rowwise.py"))
+    assert right.status == "PASSED", _detail(right)
+
+
+def test_a_forged_record_is_never_passed_and_leaves_nothing_for_the_next_request(engine: Engine) -> None:
+    for task, name in [("rmsnorm", "rmsnorm_14_forged_record_fds.py"), ("softmax", "softmax_14_forged_record_fds.py")]:
+        t = load_task(task)
+        res = engine.run_correctness(t, cheat(name))
+        assert res.status != "PASSED", (name, _detail(res))
+        assert all(w.status != "PASSED" for w in res.workloads), (name, _detail(res))
+        listed = {w.id for w in t.select(cpu=True)}
+        assert listed <= {w.workload for w in res.workloads}, (name, _detail(res))  # one row per workload, no fakes
+        assert len(res.workloads) == len({w.workload for w in res.workloads}), (name, _detail(res))
+    right = engine.run_correctness(RMS, seed("rmsnorm", "triton_rowwise.py"))
+    assert right.status == "PASSED", _detail(right)
+    assert {w.id for w in RMS.select(cpu=True)} <= {w.workload for w in right.workloads}
