@@ -9,34 +9,45 @@ import json
 import sys
 
 
+def _cell(text: str, n: int = 150) -> str:
+    return text.replace("|", "/").replace("\n", " ")[:n]
+
+
 def main(path: str) -> None:
     r = json.load(open(path))
     rows = r["cheats_screened"]
     caught = sum(x["caught"] for x in rows)
     faults = r["faults"]
     survived = sum(f["next_candidate"] == "PASSED" for f in faults)
-    restarts = [f["restart_seconds"] for f in faults if f["restart_seconds"]]
+    starts = [f["contestant"].get("start_seconds") for f in faults if f["contestant"].get("start_seconds")]
+    waits = [f["contestant"].get("waited_seconds") for f in faults if f["contestant"].get("waited_seconds") is not None]
+    good = r["good_after_all_cheats"]
     out = [f"# Untrusted candidates on the GPU — {r['date']}", "",
-           f"Device: {r['gpu']}. Command: `{r['command']}` through the device tool (package installed); summary by "
+           f"Device: {r['gpu']}. Command: `{r['command']}` through the device tool; summary by "
            "`python evals/report_cheats.py`.", "",
-           f"- Cheat candidates caught: **{caught}/{len(rows)}** (11 patterns × rmsnorm and trimul, with variants); "
-           f"status as each file expects: {sum(x['as_expected'] for x in rows)}/{len(rows)}.",
-           f"- Faults survived (the next candidate in the same engine passed): **{survived}/{len(faults)}**.",
-           f"- Worker restart on the H100: {min(restarts):.1f}–{max(restarts):.1f} s." if restarts else "", "",
+           f"- Cheat candidates caught: **{caught}/{len(rows)}**, all through one engine in file order; status (and "
+           f"rule) as each file expects: {sum(x['as_expected'] for x in rows)}/{len(rows)}.",
+           f"- A good seed evaluated after all of them in the same engine: {good['status']} "
+           f"(speedup {good['speedup']}); judge processes started: {r['judge_starts']}.",
+           f"- Faults survived (the next candidate in the same engine passed): **{survived}/{len(faults)}**; "
+           f"judge restarted: {sum(f['judge_restarted'] for f in faults)} times.",
+           (f"- Contestant start-up {min(starts):.1f}–{max(starts):.1f} s, of which the evaluation waited "
+            f"{min(waits):.2f}–{max(waits):.2f} s (a spare is started ahead of need)." if starts and waits else ""), "",
            "## Cheats (normal engine: static screen, then run-time checks)", "",
-           "| file | expected | got | reason |", "|---|---|---|---|"]
+           "| file | phase | expected | got | reason |", "|---|---|---|---|---|"]
     for x in rows:
-        reason = (x["reasons"][0] if x["reasons"] else "").replace("|", "/").replace("\n", " ")[:150]
-        out.append(f"| {x['file']} | {x['expected']}{'[' + x['rule'] + ']' if x['rule'] else ''} | {x['status']} | {reason} |")
-    out += ["", "## The same cheats with the static screen switched off (run-time checks alone)", "",
+        reason = _cell(x["reasons"][0] if x["reasons"] else "")
+        rule = f"[{x['rule']}]" if x["rule"] else ""
+        out.append(f"| {x['file']} | {x['phase']} | {'/'.join(x['expected'])}{rule} | {x['status']} | {reason} |")
+    out += ["", "## Some cheats with the static screen switched off (run-time checks alone)", "",
             "| file | got | reason |", "|---|---|---|"]
     for d in r["cheats_dynamic_only"]:
-        out.append(f"| {d['file']} | {d['status']} | {d['log'].replace('|', '/').replace(chr(10), ' ')[:150]} |")
-    out += ["", "## Faults", "", "| candidate | status | seconds to status | worker restart s | next candidate |",
+        out.append(f"| {d['file']} | {d['status']} | {_cell(d['log'])} |")
+    out += ["", "## Faults", "", "| candidate | status | seconds to status | judge restarted | next candidate |",
             "|---|---|---|---|---|"]
     for f in faults:
-        rs = f"{f['restart_seconds']:.1f}" if f["restart_seconds"] else "not needed"
-        out.append(f"| {f['file']} | {f['status']} | {f['seconds_to_status']:.1f} | {rs} | {f['next_candidate']} |")
+        out.append(f"| {f['file']} | {f['status']} | {f['seconds_to_status']:.1f} | {f['judge_restarted']} | "
+                   f"{f['next_candidate']} |")
     print("\n".join(out))
 
 
