@@ -1,4 +1,4 @@
-"""expect: INCORRECT_NUMERICAL phase=profile gpu-only — Correct until a shape has been called 8 times in a row (longer than any correctness run); from then on (the timing loop) it skips the launch and hands back the previous call's output."""
+"""expect: INCORRECT_NUMERICAL phase=profile gpu-only — Correct until a shape has been called 8 times in a row (longer than any correctness run); from then on (the timing loop) it refreshes only the first row and hands back the previous call's output for the rest."""
 
 import torch
 import triton
@@ -24,9 +24,9 @@ def run(hidden_states, weight):
         _streak["calls"] += 1
     else:
         _streak["shape"], _streak["calls"] = (rows, hidden), 1
-    if _streak["calls"] > 8 and _streak["last"] is not None:
-        return _streak["last"]
-    out = torch.empty_like(hidden_states)
-    _rmsnorm_row[(rows,)](hidden_states, weight, out, hidden, 1e-6, BLOCK=triton.next_power_of_2(hidden), num_warps=8)
+    stale = _streak["calls"] > 8 and _streak["last"] is not None
+    out = _streak["last"] if stale else torch.empty_like(hidden_states)
+    grid = (1,) if stale else (rows,)
+    _rmsnorm_row[grid](hidden_states, weight, out, hidden, 1e-6, BLOCK=triton.next_power_of_2(hidden), num_warps=8)
     _streak["last"] = out
     return out

@@ -1,4 +1,4 @@
-"""expect: INCORRECT_NUMERICAL phase=profile gpu-only — Correct until a shape has been called 8 times in a row (longer than any correctness run); from then on (the timing loop) it skips the launch and hands back the previous call's output."""
+"""expect: INCORRECT_NUMERICAL phase=profile gpu-only — Correct until a shape has been called 8 times in a row (longer than any correctness run); from then on (the timing loop) it refreshes only the first row and hands back the previous call's output for the rest."""
 
 import torch
 import triton
@@ -22,9 +22,8 @@ def run(x):
         _streak["calls"] += 1
     else:
         _streak["shape"], _streak["calls"] = (rows, cols), 1
-    if _streak["calls"] > 8 and _streak["last"] is not None:
-        return _streak["last"]
-    y = torch.empty_like(x)
-    _softmax_row[(rows,)](x, y, cols, BLOCK=triton.next_power_of_2(cols), num_warps=16)
+    stale = _streak["calls"] > 8 and _streak["last"] is not None
+    y = _streak["last"] if stale else torch.empty_like(x)
+    _softmax_row[(1,) if stale else (rows,)](x, y, cols, BLOCK=triton.next_power_of_2(cols), num_warps=16)
     _streak["last"] = y
     return y
