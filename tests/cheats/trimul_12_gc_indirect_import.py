@@ -1,4 +1,4 @@
-"""expect: INCORRECT_NUMERICAL — Imports gc through __builtins__ with a name built at run time, finds the evaluator's list holding the expected output and returns it; otherwise its own (far too simple) kernel."""
+"""expect: INCORRECT_NUMERICAL|REJECTED — Imports gc through __builtins__ with a name built at run time, finds the evaluator's list holding the expected output and returns it; otherwise its own (far too simple) kernel. What it can find is the contestant's own memory (a slab view holding poison: REJECTED[no-launch] when it launches nothing)."""
 
 import torch
 import triton
