@@ -97,20 +97,6 @@ def _interpreted_records(paths: list[Path]) -> dict[str, dict[str, Any]]:
 
 
 SMALL_SEEDS = _seeds("rmsnorm", "softmax")
-FOLDED = BUNDLED_TASKS_DIR / "trimul" / "seeds" / "triton_folded.py"
-TRIMUL_SEEDS = [
-    pytest.param(
-        p,
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="folds the LayerNorm affine into the weights with torch mul/sum on every call; the "
-            "seed must do that in a kernel (or the rule needs a budget for small weight math)",
-        ),
-    )
-    if p == FOLDED
-    else p
-    for p in _seeds("trimul")
-]
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +119,7 @@ def test_triton_seed_records_a_launch_and_no_compute_ops(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", TRIMUL_SEEDS, ids=lambda p: f"trimul/{p.name}")
+@pytest.mark.parametrize("path", _seeds("trimul"), ids=lambda p: f"trimul/{p.name}")
 def test_trimul_seed_records_its_launches_and_no_compute_ops_under_the_interpreter(
     trimul_seed_records: dict[str, Any], path: Path
 ) -> None:

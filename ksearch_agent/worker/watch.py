@@ -235,8 +235,12 @@ class Watch:
         """
         Watch.stream_handles.clear()
         threads = _thread_ids()
-        return {"threads": threads, "thread_count": len(threads),
-                "children": set(child_pids()) if children else None, "streams": 0}
+        return {
+            "threads": threads,
+            "thread_count": len(threads),
+            "children": set(child_pids()) if children else None,
+            "streams": 0,
+        }
 
     def check(self, before: dict[str, Any]) -> list[str]:
         """Reasons to refuse the call, each starting with its rule tag; empty when there are none.
@@ -252,7 +256,9 @@ class Watch:
                 f"[threads] the call left {len(new_threads)} new OS thread(s) running "
                 f"({os_thread_count()} now, {before['thread_count']} before)"
             )
-        new_children = set(child_pids()) - set(before["children"]) if before["children"] is not None else set()
+        new_children = (
+            set(child_pids()) - set(before["children"]) if before["children"] is not None else set()
+        )
         if new_children:
             killed = _kill_tree(new_children, set(before["children"]))
             problems.append(
