@@ -133,10 +133,11 @@ def _unpack(target: ast.AST, value: ast.expr) -> Iterator[tuple[str, ast.expr]]:
     elif isinstance(target, ast.Starred):
         yield from _unpack(target.value, value)
     elif isinstance(target, ast.Tuple | ast.List):
-        same = isinstance(value, ast.Tuple | ast.List) and len(value.elts) == len(target.elts)
+        items = value.elts if isinstance(value, ast.Tuple | ast.List) else []
         for i, t in enumerate(target.elts):
-            item = value.elts[i] if same else ast.Subscript(value=value, slice=ast.Constant(i), ctx=ast.Load())
-            yield from _unpack(t, item)  # type: ignore[arg-type]
+            item = items[i] if len(items) == len(target.elts) else ast.Subscript(value=value, slice=ast.Constant(i),
+                                                                                 ctx=ast.Load())
+            yield from _unpack(t, item)
 
 
 def _targets(target: ast.AST) -> Iterator[str]:
@@ -579,7 +580,8 @@ class _Screen(ast.NodeVisitor):
         if leaf in self.cached:
             for arg in [*node.args, *(k.value for k in node.keywords)]:
                 star = isinstance(arg, ast.Starred)  # f(*x.shape) passes ints
-                if (why := self._key_problem(arg.value if star else arg, shapes=not star)) is not None:
+                key = arg.value if isinstance(arg, ast.Starred) else arg
+                if (why := self._key_problem(key, shapes=not star)) is not None:
                     self.add("output-cache", node, f"calls the memoised {leaf}() with {why}: only ints and strings "
                                                    "may key a cache")
 
