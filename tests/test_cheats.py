@@ -35,9 +35,6 @@ from ksearch_agent.task import load_task
 CHEATS = sorted((Path(__file__).parent / "cheats").glob("*.py"))
 TASKS = ("rmsnorm", "softmax", "trimul")
 ISSUE_CLASSES = {f"{n}" for n in range(12, 20)}
-# Classes that attack the evaluating process itself: each gets an engine of its own, so a regression
-# that lets one through cannot spoil the verdicts of the tests that follow it.
-PROCESS_ATTACKS = {"13", "14", "15"}
 
 _EXPECT = re.compile(r'"""expect: (?P<status>[A-Z_]+(?:\|[A-Z_]+)*)(?:\[(?P<rule>[\w-]+)\])?'
                      r'(?P<flags>(?: (?:phase=\w+|gpu-only))*) — ')
@@ -85,18 +82,12 @@ def _assert_verdict(res: CorrectnessResult, exp: Expectation) -> None:
             assert any(f"[{exp.rule}]" in r for r in reasons), reasons
 
 
-@pytest.fixture
-def isolated_engine(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    """A CPU engine for one cheat (its compile cache shared with the other isolated engines)."""
-    cache = tmp_path_factory.getbasetemp() / "isolated-cache"
-    with Engine(device="cpu", workdir=tmp_path / "work", cache_dir=cache, correctness_timeout=120) as engine:
-        yield engine
-
-
 @pytest.mark.parametrize("path", CPU_CHEATS, ids=[p.stem for p in CPU_CHEATS])
-def test_cheat_is_caught_with_its_reason(path: Path, request: pytest.FixtureRequest) -> None:
+def test_cheat_is_caught_with_its_reason(path: Path, cpu_engine: Engine) -> None:
+    """All cheats share one engine (the session's): each runs in a fresh contestant, so one that attacks
+    the evaluating process cannot spoil the verdicts of the tests after it."""
     exp = expectation(path)
-    engine: Engine = request.getfixturevalue("isolated_engine" if _class(path) in PROCESS_ATTACKS else "cpu_engine")
+    engine = cpu_engine
     task = load_task(path.stem.split("_")[0])
     _assert_verdict(engine.run_correctness(task, Candidate.from_path(path)), exp)
 

@@ -201,5 +201,5 @@ def run(*args):
 ''')
     with Engine(device="gpu", workdir=tmp_path / "w", cache_dir=tmp_path / "c", screening=False) as engine:
         report = engine.evaluate(load_task("rmsnorm"), cand, ["b64", "b4096"])
-    assert report.correctness.status == "PASSED" and report.status == "INCORRECT_NUMERICAL"
-    assert report.profile is not None and any("[timed-output]" in w.log for w in report.profile.workloads)
+    assert report.correctness.status == "PASSED" and report.status in ("INCORRECT_NUMERICAL", "INCORRECT_SHAPE")
+    assert report.profile is not None and all("[timed-output]" in w.log for w in report.profile.workloads)

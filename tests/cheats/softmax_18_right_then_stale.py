@@ -1,4 +1,4 @@
-"""expect: INCORRECT_NUMERICAL phase=profile gpu-only — Correct until a shape has been called 8 times in a row (longer than any correctness run); from then on (the timing loop) it refreshes only the first row and hands back the previous call's output for the rest."""
+"""expect: INCORRECT_NUMERICAL|REJECTED phase=profile gpu-only — Correct until a shape has been called 8 times in a row (longer than any correctness run); from then on (the timing loop) it refreshes only the first row and hands back the previous call's output for the rest."""
 
 import torch
 import triton

@@ -1,4 +1,4 @@
-"""expect: INCORRECT_NUMERICAL phase=profile gpu-only — A correct three-kernel TriMul until a shape has been called 8 times in a row (longer than any correctness run); from then on (the timing loop) it skips every launch and hands back the previous call's output."""
+"""expect: INCORRECT_NUMERICAL|REJECTED phase=profile gpu-only — A correct three-kernel TriMul until a shape has been called 8 times in a row (longer than any correctness run); from then on (the timing loop) it skips every launch and hands back the previous call's output."""
 
 import torch
 import triton
