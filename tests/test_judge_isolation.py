@@ -62,3 +62,31 @@ def test_a_forged_record_is_never_passed_and_leaves_nothing_for_the_next_request
     right = engine.run_correctness(RMS, seed("rmsnorm", "triton_rowwise.py"))
     assert right.status == "PASSED", _detail(right)
     assert {w.id for w in RMS.select(cpu=True)} <= {w.workload for w in right.workloads}
+
+
+def test_a_contestant_can_neither_signal_nor_read_the_judge(tmp_path: Path) -> None:
+    """The contestant runs in a Landlock domain taken before its interpreter started: the judge (its
+    parent) can be neither signalled nor read through /proc, from any of the contestant's threads."""
+    from ksearch_agent.worker.sandbox import landlock_abi
+
+    if landlock_abi() < 6:
+        pytest.skip("needs Landlock ABI 6 (signal scoping); this kernel has less")
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import os\n"
+        "def _try(f):\n"
+        "    try:\n"
+        "        f()\n"
+        "        return 'ALLOWED'\n"
+        "    except OSError as exc:\n"
+        "        return type(exc).__name__\n"
+        "def run(hidden_states, weight):\n"
+        "    judge = os.getppid()\n"
+        "    seen = {'kill': _try(lambda: os.kill(judge, 0)),\n"
+        "            'mem': _try(lambda: open(f'/proc/{judge}/mem', 'rb').close()),\n"
+        "            'fd': _try(lambda: open(f'/proc/{judge}/fd/1', 'wb').close())}\n"
+        "    raise RuntimeError(f'probe {seen}')\n")
+    with Engine(device="cpu", workdir=tmp_path / "w", cache_dir=tmp_path / "c", screening=False) as engine:
+        res = engine.run_correctness(load_task("rmsnorm"), Candidate.from_path(probe, language="python"), ["b1"])
+    log = res.workloads[0].log
+    assert "probe {" in log and "ALLOWED" not in log, log

@@ -39,10 +39,8 @@ class Harness:
             from ksearch_agent.worker import interpreter
 
             interpreter.patch_bf16_dot()
-            poison = getattr(interpreter, "poison_cpu_allocations", None)
-            if poison is not None:
-                poison(True)
-            self._shuffle = getattr(interpreter, "shuffle_program_order", None)
+            interpreter.poison_cpu_allocations(True)
+            self._shuffle: Callable[[int | None], object] | None = interpreter.shuffle_program_order
         else:
             self._shuffle = None
         self.device = torch.device("cuda", 0) if mode == "gpu" else torch.device("cpu")
@@ -54,24 +52,10 @@ class Harness:
         import triton  # noqa: F401 - imported before the candidate so the launch hooks can be installed
 
         from ksearch_agent.worker import watch as watch_mod
+        from ksearch_agent.worker.monitor import CallMonitor, call_problems
 
-        try:  # TEMP until monitor lands
-            from ksearch_agent.worker.monitor import CallMonitor, call_problems
-        except ImportError:
-            import contextlib
-
-            class CallMonitor:  # type: ignore[no-redef]
-                def watch(self, ops: bool = True) -> Any:
-                    return contextlib.nullcontext(None)
-
-            def call_problems(record: Any, language: str) -> list[str]:  # type: ignore[misc]
-                return []
-
-        settle = getattr(watch_mod, "settle_runtime_threads", None)
-        if settle is not None:
-            settle()
-        subreaper = getattr(watch_mod, "make_subreaper", None)
-        self.subreaper = bool(subreaper()) if subreaper is not None else False
+        watch_mod.settle_runtime_threads()
+        self.subreaper = watch_mod.make_subreaper()
         self.watch = watch_mod.Watch()
         self.monitor = CallMonitor()
         self.call_problems = call_problems
@@ -80,12 +64,7 @@ class Harness:
         self._sync: Callable[[], None] = (torch.cuda.synchronize if mode == "gpu" else (lambda: None))
         self._event = torch.cuda.Event if mode == "gpu" else None
         self._perf = time.perf_counter
-        try:  # TEMP until sandbox lands
-            from ksearch_agent.worker.sandbox import restrict_self
-
-            self.sandbox = restrict_self()
-        except ImportError:
-            self.sandbox = {}
+        self.sandbox = _sandbox_report()
         self.slabs: dict[str, Any] = {}
         self._view_cache: dict[tuple[str, str], list[Any]] = {}
         self.loaded: Any = None
@@ -198,10 +177,10 @@ class Harness:
             problems += list(self.call_problems(record, self.language))
         return out, problems
 
-    def _describe(self, out: Any, regions: list[Any]) -> list[dict[str, Any]]:
+    def _describe(self, out: Any) -> list[dict[str, Any]]:
         torch = self.torch
         outs = tuple(out) if isinstance(out, tuple | list) else (out,)
-        described = []
+        described: list[dict[str, Any]] = []
         for o in outs:
             if type(o) is not torch.Tensor:
                 described.append({"type": f"{type(o).__module__}.{type(o).__qualname__}"})
@@ -212,9 +191,8 @@ class Harness:
 
     def _copy_out(self, out: Any, req: dict[str, Any]) -> list[dict[str, Any]]:
         """Describe the outputs and copy those that fit their region into the slab."""
-        torch = self.torch
         outs = tuple(out) if isinstance(out, tuple | list) else (out,)
-        meta = self._describe(outs, req["outputs"])
+        meta = self._describe(outs)
         views = self._views(req, "outputs")
         for o, m, v in zip(outs, meta, views, strict=False):
             if (m["type"] == "torch.Tensor" and m["shape"] == list(v.shape) and m["dtype"] == _dtype_name(v.dtype)
@@ -222,7 +200,6 @@ class Harness:
                 v.copy_(o)
                 m["copied"] = True
         self._sync()
-        del torch
         return meta
 
     def call(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -308,6 +285,27 @@ class Harness:
             return {"type": "exported", "error": {"status": "RUNTIME_ERROR", "log": "no timed output to export"}}
         out, self.last_out = self.last_out, None
         return {"type": "exported", "outputs": self._copy_out(out, req)}
+
+
+def _sandbox_report() -> dict[str, Any]:
+    """What confined this process: the judge starts it through ``python -m ksearch_agent.worker.sandbox``,
+    which applies the sandbox and then execs this interpreter, and leaves its report in the environment.
+    Started any other way (by hand, in a test), it confines itself here, later than it should."""
+    import json
+
+    text = os.environ.pop("KSEARCH_SANDBOX", "")
+    if text:
+        try:
+            report = json.loads(text)
+            if isinstance(report, dict):
+                return report
+        except ValueError:
+            pass
+    from ksearch_agent.worker.sandbox import restrict_self
+
+    report = dict(restrict_self())
+    report["late"] = True
+    return report
 
 
 def _die_with_parent() -> None:

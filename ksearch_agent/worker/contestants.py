@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -71,9 +72,12 @@ class ContestantPool:
 
     def _new(self) -> ChildProcess:
         self._count += 1
+        # Confined before its interpreter starts: a Landlock domain taken later would leave the threads
+        # that imports start (numpy's, CUDA's) outside it on kernels before Landlock ABI 8.
         proc = ChildProcess("ksearch_agent.worker.contestant", self.mode, self.workdir,
                             env=contestant_env(self.mode), start_timeout=self.start_timeout,
-                            log_name=f"contestant-{self.mode}-{self._count % 4}.log")
+                            log_name=f"contestant-{self.mode}-{self._count % 4}.log",
+                            launcher=[sys.executable, "-m", "ksearch_agent.worker.sandbox"])
         proc.spawn()
         self.started += 1
         return proc

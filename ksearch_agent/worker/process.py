@@ -63,8 +63,10 @@ class ChildProcess:
     for its hello, so a spare can start while the caller does other work."""
 
     def __init__(self, module: str, mode: str, workdir: Path, *, env: dict[str, str] | None = None,
-                 start_timeout: float = 180.0, log_name: str | None = None) -> None:
+                 start_timeout: float = 180.0, log_name: str | None = None,
+                 launcher: list[str] | None = None) -> None:
         self.module, self.mode, self.workdir = module, mode, workdir
+        self.launcher = list(launcher or [])  # a program that runs before the interpreter (and execs it)
         self.start_timeout = start_timeout
         self.base_env = env
         self.proc: subprocess.Popen[bytes] | None = None
@@ -103,7 +105,8 @@ class ChildProcess:
         try:
             with open(self.log_path, "ab") as logf:
                 self.proc = subprocess.Popen(
-                    [sys.executable, "-m", self.module, str(to_child_r), str(from_child_w), self.mode],
+                    [*self.launcher, sys.executable, "-m", self.module, str(to_child_r), str(from_child_w),
+                     self.mode],
                     pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
                     start_new_session=True, env=self._env(), cwd=str(self.workdir))
         finally:
