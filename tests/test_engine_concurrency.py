@@ -7,9 +7,10 @@ from pathlib import Path
 
 from conftest import candidate, seed
 
+from ksearch_agent.candidate import Candidate
 from ksearch_agent.engine import Engine
 from ksearch_agent.results import CorrectnessResult
-from ksearch_agent.task import load_task
+from ksearch_agent.task import Task, load_task
 
 RMS, SOFTMAX = load_task("rmsnorm"), load_task("softmax")
 ROUNDS = 20
@@ -20,10 +21,12 @@ def test_concurrent_evaluations_of_different_tasks_each_get_their_own_verdict(tm
     with Engine(device="cpu", workdir=tmp_path / "w", cache_dir=tmp_path / "c") as engine:
         for _ in range(ROUNDS):
             got: dict[str, CorrectnessResult] = {}
-            threads = [
-                threading.Thread(target=lambda: got.__setitem__("rms", engine.run_correctness(RMS, wrong, ["b1"]))),
-                threading.Thread(target=lambda: got.__setitem__("sm", engine.run_correctness(SOFTMAX, right, ["b1"]))),
-            ]
+
+            def evaluate(key: str, task: Task, cand: Candidate, got: dict[str, CorrectnessResult] = got) -> None:
+                got[key] = engine.run_correctness(task, cand, ["b1"])
+
+            threads = [threading.Thread(target=evaluate, args=("rms", RMS, wrong)),
+                       threading.Thread(target=evaluate, args=("sm", SOFTMAX, right))]
             for t in threads:
                 t.start()
             for t in threads:
