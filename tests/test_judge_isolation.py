@@ -90,3 +90,32 @@ def test_a_contestant_can_neither_signal_nor_read_the_judge(tmp_path: Path) -> N
         res = engine.run_correctness(load_task("rmsnorm"), Candidate.from_path(probe, language="python"), ["b1"])
     log = res.workloads[0].log
     assert "probe {" in log and "ALLOWED" not in log, log
+
+
+@pytest.mark.parametrize("extra", ["duplicate", "unknown", "missing", "foreign_nonce"])
+def test_the_engine_takes_exactly_one_record_per_workload_from_its_judge(tmp_path: Path, extra: str) -> None:
+    """Defence in depth behind the judge: a record for a workload not asked for, a second record for one, a
+    missing one, or a message of another request ends as an incomplete result, never PASSED."""
+    from ksearch_agent.worker_process import WorkerDied
+
+    def passed(wid: str) -> dict[str, object]:
+        return {"type": "workload", "result": {"workload": wid, "status": "PASSED"}}
+
+    script = {
+        "duplicate": [passed("b1"), passed("b7"), passed("b1"), {"type": "done"}],
+        "unknown": [passed("b1"), passed("b7"), passed("b9999"), {"type": "done"}],
+        "missing": [passed("b1"), {"type": "done"}],
+        "foreign_nonce": None,
+    }[extra]
+
+    def fake_exchange(mode: str, request: dict[str, object], timeout: float) -> list[dict[str, object]]:
+        if script is None:
+            raise WorkerDied("cpu judge sent a message that does not belong to this request")
+        return [dict(m) for m in script]
+
+    with Engine(device="cpu", workdir=tmp_path / "w", cache_dir=tmp_path / "c") as engine:
+        engine._mode = "cpu"
+        engine._exchange = fake_exchange  # type: ignore[method-assign]
+        res = engine.run_correctness(load_task("rmsnorm"), seed("rmsnorm", "triton_rowwise.py"), ["b1", "b7"])
+    assert res.status == "RUNTIME_ERROR", [(w.workload, w.status, w.log) for w in res.workloads]
+    assert [w.workload for w in res.workloads] == ["b1", "b7"]
