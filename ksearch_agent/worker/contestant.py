@@ -34,7 +34,6 @@ class Harness:
         import torch
 
         self.torch = torch
-        self.notes: list[str] = []
         if mode == "cpu":
             from ksearch_agent.worker import interpreter
 
@@ -72,12 +71,8 @@ class Harness:
         self.bound: dict[str, Callable[..., Any]] = {}
         self.last_out: tuple[Any, ...] | None = None
         self.audit_base: dict[str, Any] | None = None
-        self.baseline = self.watch.snapshot()
 
     # -- plumbing -------------------------------------------------------------------------------------
-
-    def emit(self, message: dict[str, Any]) -> None:
-        protocol.send(self.wfd, message)
 
     def hello(self) -> dict[str, Any]:
         torch = self.torch
@@ -88,10 +83,7 @@ class Harness:
         return info
 
     def _problems(self, before: dict[str, Any]) -> list[str]:
-        found = self.watch.check(before)
-        if found is None:
-            return []
-        return [found] if isinstance(found, str) else list(found)
+        return list(self.watch.check(before))
 
     def _slab(self, handle: dict[str, Any]) -> Any:
         from ksearch_agent.worker.slab import Slab
