@@ -319,12 +319,8 @@ def main(argv: list[str]) -> int:
     rfd, wfd, mode = int(argv[1]), int(argv[2]), argv[3]
     _die_with_parent()
     limit_resources()
-    try:
-        harness = Harness(mode, wfd)
-        protocol.send(wfd, harness.hello())
-    except Exception as exc:  # noqa: BLE001 - reported to the judge, which decides what to do
-        protocol.send(wfd, {"type": "hello", "error": f"{type(exc).__name__}: {exc}",
-                            "traceback": traceback.format_exc()})
+    harness = protocol.start_with_hello(wfd, lambda: Harness(mode, wfd))
+    if harness is None:
         return 2
     while True:
         try:

@@ -105,12 +105,8 @@ class Worker:
 def main(argv: list[str]) -> int:
     rfd, wfd, mode = int(argv[1]), int(argv[2]), argv[3]
     limit_resources()
-    try:
-        worker = Worker(mode, wfd)
-        protocol.send(wfd, worker.hello())
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides what to do
-        protocol.send(wfd, {"type": "hello", "error": f"{type(exc).__name__}: {exc}",
-                            "traceback": traceback.format_exc()})
+    worker = protocol.start_with_hello(wfd, lambda: Worker(mode, wfd))
+    if worker is None:
         return 2
     while True:
         try:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import os
 import struct
-from typing import Any
+import traceback
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 _HEADER = struct.Struct(">Q")
 MAX_MESSAGE = 256 * 1024 * 1024
@@ -50,3 +52,22 @@ def recv(fd: int) -> dict[str, Any]:
     if not isinstance(message, dict):
         raise ValueError("message is not a JSON object")
     return message
+
+
+class _Greets(Protocol):
+    def hello(self) -> dict[str, Any]: ...
+
+
+G = TypeVar("G", bound=_Greets)
+
+
+def start_with_hello(wfd: int, make: Callable[[], G]) -> G | None:
+    """Build a worker's state and send its hello; a failure is sent as the hello's ``error`` (with the
+    traceback) for the parent to report, and None is returned so the process can exit."""
+    try:
+        state = make()
+        send(wfd, state.hello())
+        return state
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides what to do
+        send(wfd, {"type": "hello", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()})
+        return None
