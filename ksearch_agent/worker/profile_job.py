@@ -94,7 +94,7 @@ class Player:
         """
         reported, walls = [], []
         for _ in range(NULL_CALLS):
-            timer.flush_buffer.zero_()
+            timer.flush()
             torch.cuda.synchronize()
             t0 = time.perf_counter()
             reply = self._ask({"op": "time", "null": True, "protocol": "flushed"}, "timed")
@@ -213,41 +213,24 @@ class WorkloadTimer:
                            self.judge.device)
 
     def reference_call(self) -> float:
+        inputs = self.fresh()
         if self.protocol == "gpumode":
-            inputs = self.fresh()
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            torch.cuda.synchronize()
-            start.record()
-            out = self.ref_fn(*inputs)
-            end.record()
-            torch.cuda.synchronize()
-            del out
-            return float(start.elapsed_time(end))
+            return self.timer.call_ms(self.ref_fn, inputs, protocol="gpumode")
         # The same buffers every call, refilled with fresh values, as the contestant's slab is: a candidate
         # and the reference it is compared with meet the same memory regime (fresh allocations per call
         # would charge only one side for new pages and allocator churn).
-        inputs = self.fresh()
         if self.ref_bufs is None:
             self.ref_bufs = [torch.empty_like(t) for t in inputs]
         for buf, t in zip(self.ref_bufs, inputs, strict=True):
             buf.copy_(t)
-        self.timer.flush_buffer.zero_()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        torch.cuda.synchronize()
-        start.record()
-        out = self.ref_fn(*self.ref_bufs)
-        torch.cuda.synchronize()
-        end.record()
-        end.synchronize()
-        del out
-        return float(start.elapsed_time(end))
+        return self.timer.call_ms(self.ref_fn, self.ref_bufs)
 
     def player_call(self, player: Player, checked: bool) -> float:
         inputs = self.fresh()
         for view, t in zip((player.slab.view(r) for r in self.layout.inputs), inputs, strict=True):
             view.copy_(t)
         if self.protocol != "gpumode":
-            self.timer.flush_buffer.zero_()
+            self.timer.flush()
         torch.cuda.synchronize()
         ms = player.time_once(self.wl, self.layout, self.protocol)
         self.reported[player.name].append(ms)

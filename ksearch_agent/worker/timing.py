@@ -1,6 +1,6 @@
-"""Timing on the GPU the worker owns, and the device's measured ceilings.
+"""Timing on the GPU the judge owns, and the device's measured ceilings.
 
-Flushed protocol (ours): before each timed call, fresh clones of the inputs are made and the L2 is
+Flushed protocol (ours): before each timed call, fresh input values are written and the L2 is
 flushed by writing a buffer twice its size, all outside the timed region; CUDA events bracket the
 call, and a device-wide synchronize comes *before* the end event, so work a candidate hides on side
 streams is counted. The fixed cost of that synchronize is measured with an empty call and
@@ -12,7 +12,6 @@ the call, no flush, synchronize after the end event, mean over up to 100 calls.
 
 from __future__ import annotations
 
-import gc
 import json
 import statistics
 import time
@@ -21,8 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-Inputs = Sequence[torch.Tensor] | Callable[[], Sequence[torch.Tensor]]
 
 
 def _quantile(values: Sequence[float], q: float) -> float:
@@ -33,7 +30,9 @@ def _quantile(values: Sequence[float], q: float) -> float:
 
 
 class Timer:
-    """Times callables on one device with a reusable L2-flush buffer and event pairs."""
+    """The judge's timing tools on one device: a reusable L2-flush buffer, one timed call in either
+    protocol, and the fixed cost of the flushed protocol's synchronize. The interleaving of the
+    reference with the contestants' calls lives in :mod:`ksearch_agent.worker.profile_job`."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
@@ -42,68 +41,34 @@ class Timer:
         self.flush_buffer = torch.empty(2 * self.l2_bytes, dtype=torch.uint8, device=device)
         self._overhead_ms: float | None = None
 
-    def _one_flushed(self, fn: Callable[..., Any], inputs: Inputs) -> float:
-        # Fresh inputs for every timed call (new values, new buffers): nothing a candidate cached from an
-        # earlier call can be replayed. A plain list is cloned instead.
-        args = list(inputs()) if callable(inputs) else [t.clone() for t in inputs]
+    def flush(self) -> None:
+        """Evict the L2 by writing twice its size (the caller synchronizes before timing)."""
         self.flush_buffer.zero_()
+
+    def call_ms(self, fn: Callable[..., Any], args: Sequence[Any], *, protocol: str = "flushed") -> float:
+        """One timed call of ``fn(*args)``. Flushed: the L2 is flushed first and a device-wide synchronize
+        comes before the end event; GPUMode: no flush, end event then synchronize."""
+        if protocol != "gpumode":
+            self.flush()
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         torch.cuda.synchronize()
         start.record()
         out = fn(*args)
-        torch.cuda.synchronize()
-        end.record()
+        if protocol == "gpumode":
+            end.record()
+            torch.cuda.synchronize()
+        else:
+            torch.cuda.synchronize()
+            end.record()
         end.synchronize()
-        del out, args
+        del out
         return float(start.elapsed_time(end))
 
     def sync_overhead_ms(self) -> float:
         if self._overhead_ms is None:
-            samples = [self._one_flushed(lambda: None, []) for _ in range(60)]
+            samples = [self.call_ms(lambda: None, []) for _ in range(60)]
             self._overhead_ms = statistics.median(samples[10:])
         return self._overhead_ms
-
-    def warm_up(self, fn: Callable[..., Any], inputs: Inputs, *, min_calls: int = 3,
-                min_ms: float = 150.0) -> float:
-        """Run until both ``min_calls`` calls and ``min_ms`` of GPU time have passed, so clocks have ramped
-        and JIT compilation is done; returns the last call's time."""
-        spent, calls, last = 0.0, 0, 0.0
-        while calls < min_calls or spent < min_ms:
-            last = self._one_flushed(fn, inputs)
-            spent += last
-            calls += 1
-            if calls >= 1000:
-                break
-        return last
-
-    def flushed(self, fn: Callable[..., Any], inputs: Inputs, *, budget_ms: float = 500.0,
-                min_iters: int = 10, max_iters: int = 200) -> dict[str, Any]:
-        with torch.no_grad():
-            probe = self.warm_up(fn, inputs)
-            iters = int(max(min_iters, min(max_iters, budget_ms / max(probe, 1e-3))))
-            samples = [self._one_flushed(fn, inputs) for _ in range(iters)]
-        overhead = self.sync_overhead_ms()
-        return self._stats([max(s - overhead, 0.0) for s in samples], overhead)
-
-    def interleaved(self, fns: dict[str, Callable[..., Any]], inputs: Inputs, *,
-                    budget_ms: float = 500.0, min_iters: int = 10, max_iters: int = 200) -> dict[str, dict[str, Any]]:
-        """Time several callables in alternation (A B A B ...), so clock and thermal drift hit all of them
-        alike and their ratios stay honest; returns per-name statistics as :meth:`flushed` does."""
-        samples: dict[str, list[float]] = {name: [] for name in fns}
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            with torch.no_grad():
-                probes = {name: self.warm_up(fn, inputs) for name, fn in fns.items()}
-                iters = int(max(min_iters, min(max_iters, budget_ms / max(max(probes.values()), 1e-3))))
-                for _ in range(iters):
-                    for name, fn in fns.items():
-                        samples[name].append(self._one_flushed(fn, inputs))
-        finally:
-            if gc_was_enabled:
-                gc.enable()
-        overhead = self.sync_overhead_ms()
-        return {name: self._stats([max(s - overhead, 0.0) for s in vals], overhead) for name, vals in samples.items()}
 
     @staticmethod
     def _stats(net: list[float], overhead: float) -> dict[str, Any]:
@@ -117,31 +82,6 @@ class Timer:
             "iters": len(net),
             "sync_overhead_ms": overhead,
         }
-
-    def gpumode(self, fn: Callable[..., Any], inputs: Sequence[torch.Tensor], *, max_iters: int = 100,
-                max_seconds: float = 10.0) -> dict[str, Any]:
-        durations: list[float] = []
-        t_start = time.perf_counter()
-        with torch.no_grad():
-            fn(*inputs)
-            torch.cuda.synchronize()
-            for i in range(max_iters):
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                torch.cuda.synchronize()
-                start.record()
-                out = fn(*inputs)
-                end.record()
-                torch.cuda.synchronize()
-                del out
-                durations.append(float(start.elapsed_time(end)))
-                if i > 1:
-                    mean = statistics.fmean(durations)
-                    stderr = statistics.stdev(durations) / len(durations) ** 0.5
-                    if stderr / mean < 0.001 or time.perf_counter() - t_start > max_seconds:
-                        break
-        return {"protocol": "gpumode", "mean_ms": statistics.fmean(durations),
-                "median_ms": statistics.median(durations), "iters": len(durations),
-                "iqr_ms": _quantile(durations, 0.75) - _quantile(durations, 0.25)}
 
 
 def measure_ceilings(device: torch.device) -> dict[str, Any]:
