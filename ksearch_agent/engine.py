@@ -42,6 +42,7 @@ from ksearch_agent.results import (
 )
 from ksearch_agent.screening import screen
 from ksearch_agent.task import Task, TaskFileError, Workload
+from ksearch_agent.worker.process import Spares
 from ksearch_agent.worker_process import WorkerDied, WorkerError, WorkerProcess, WorkerTimeout
 
 log = structlog.get_logger("ksearch.engine")
@@ -79,35 +80,6 @@ class ReferenceMismatch(TaskFileError):
         super().__init__(task.reference_path, "run", message)
 
 
-class _Spare:
-    """Fresh single-use workers of one mode, with the next one always starting in the background."""
-
-    def __init__(self, mode: str, workdir: Path, gpu_index: int | None) -> None:
-        self.mode, self.workdir, self.gpu_index = mode, workdir, gpu_index
-        self._next: WorkerProcess | None = None
-        self._lock = threading.Lock()
-        self._count = 0
-
-    def _new(self) -> WorkerProcess:
-        self._count += 1
-        w = WorkerProcess(self.mode, self.workdir, gpu_index=self.gpu_index,
-                          log_name=f"worker-{self.mode}-{self._count % 4}.log")
-        w.spawn()
-        return w
-
-    def take(self) -> WorkerProcess:
-        with self._lock:
-            w = self._next if self._next is not None and self._next.alive else self._new()
-            self._next = self._new()
-        return w
-
-    def close(self) -> None:
-        with self._lock:
-            if self._next is not None:
-                self._next.stop()
-                self._next = None
-
-
 def _version(dist: str) -> str:
     try:
         return metadata.version(dist)
@@ -131,7 +103,7 @@ class Engine:
         self.profile_timeout = profile_timeout
         self.compile_timeout = compile_timeout
         self._workers: dict[str, WorkerProcess] = {}
-        self._spares: dict[str, _Spare] = {}
+        self._spares: dict[str, Spares[WorkerProcess]] = {}
         self._lock = threading.RLock()  # guards the tables above and the mode decision
         self._busy: dict[str, threading.Lock] = {}  # one request at a time per judge
         self._mode: str | None = None
@@ -197,10 +169,11 @@ class Engine:
     def _fresh(self, mode: str) -> WorkerProcess:
         """A single-use worker (compile, reference checks): it may run untrusted code."""
         with self._lock:
-            spare = self._spares.get(mode)
-            if spare is None:
-                spare = self._spares[mode] = _Spare(mode, self.workdir / "workers", self.gpu_index)
-        return spare.take()
+            spares = self._spares.get(mode)
+            if spares is None:
+                spares = self._spares[mode] = Spares(lambda n: WorkerProcess(
+                    mode, self.workdir / "workers", gpu_index=self.gpu_index, log_name=f"worker-{mode}-{n % 4}.log"))
+        return spares.take()
 
     def _exchange(self, mode: str, request: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
         """Send ``request`` to the judge of ``mode`` and return its messages up to ``done``. Messages that

@@ -13,10 +13,11 @@ import os
 import secrets
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from ksearch_agent.worker.process import ChildProcess, WorkerDied, WorkerError
+from ksearch_agent.worker.process import ChildProcess, Spares, WorkerDied, WorkerError
 
 
 class ContestantError(WorkerError):
@@ -65,52 +66,38 @@ class ContestantPool:
 
     def __init__(self, mode: str, workdir: Path, *, start_timeout: float = 180.0) -> None:
         self.mode, self.workdir, self.start_timeout = mode, workdir, start_timeout
-        self._spare: ChildProcess | None = None
-        self._count = 0
-        self.started = 0
+        self.spares: Spares[ChildProcess] = Spares(self._make)
         self.last_wait_seconds = 0.0
 
-    def _new(self) -> ChildProcess:
-        self._count += 1
+    def _make(self, n: int) -> ChildProcess:
         # Confined before its interpreter starts: a Landlock domain taken later would leave the threads
         # that imports start (numpy's, CUDA's) outside it on kernels before Landlock ABI 8.
-        proc = ChildProcess("ksearch_agent.worker.contestant", self.mode, self.workdir,
+        return ChildProcess("ksearch_agent.worker.contestant", self.mode, self.workdir,
                             env=contestant_env(self.mode), start_timeout=self.start_timeout,
-                            log_name=f"contestant-{self.mode}-{self._count % 4}.log",
+                            log_name=f"contestant-{self.mode}-{n % 4}.log",
                             launcher=[sys.executable, "-m", "ksearch_agent.worker.sandbox"])
-        proc.spawn()
-        self.started += 1
-        return proc
 
     def prestart(self) -> None:
-        if self._spare is None or not self._spare.alive:
-            self._spare = self._new()
+        self.spares.prestart()
 
     def take(self) -> Contestant:
         """A ready contestant that has run no candidate code; the next spare starts at once."""
-        import time
-
-        self.prestart()
-        proc, self._spare = self._spare, None
-        assert proc is not None
         t0 = time.perf_counter()
+        proc = self.spares.take()
         try:
             proc.ready()
         except WorkerError:
             proc.stop()
-            proc = self._new()
+            proc = self.spares.replace()
             proc.ready()
         self.last_wait_seconds = time.perf_counter() - t0
-        self.prestart()
         return Contestant(proc)
 
     def spare_pid(self) -> int | None:
-        return self._spare.pid if self._spare is not None else None
+        return self.spares.spare_pid()
 
     def close(self) -> None:
-        if self._spare is not None:
-            self._spare.stop()
-            self._spare = None
+        self.spares.close()
 
 
 def kill_strays(keep: set[int]) -> list[int]:

@@ -16,10 +16,11 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ksearch_agent.worker.protocol import _HEADER, MAX_MESSAGE, send
 
@@ -260,3 +261,49 @@ class ChildProcess:
         except WorkerError:
             self.stop()
             raise
+
+
+P = TypeVar("P", bound=ChildProcess)
+
+
+class Spares(Generic[P]):
+    """Single-use processes made by ``make(n)`` (n counts them), with the next one always spawned ahead
+    of need so its start-up overlaps the caller's work. Safe to share between threads."""
+
+    def __init__(self, make: Callable[[int], P]) -> None:
+        self._make = make
+        self._next: P | None = None
+        self._lock = threading.Lock()
+        self.started = 0
+
+    def _spawn(self) -> P:
+        self.started += 1
+        proc = self._make(self.started)
+        proc.spawn()
+        return proc
+
+    def prestart(self) -> None:
+        with self._lock:
+            if self._next is None or not self._next.alive:
+                self._next = self._spawn()
+
+    def take(self) -> P:
+        """The spare (spawned, perhaps not ready yet); the next one is spawned at once."""
+        with self._lock:
+            proc = self._next if self._next is not None and self._next.alive else self._spawn()
+            self._next = self._spawn()
+        return proc
+
+    def replace(self) -> P:
+        """A fresh process in place of one that failed to start (the spare is left as it is)."""
+        with self._lock:
+            return self._spawn()
+
+    def spare_pid(self) -> int | None:
+        return self._next.pid if self._next is not None else None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._next is not None:
+                self._next.stop()
+                self._next = None
