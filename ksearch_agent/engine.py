@@ -105,7 +105,7 @@ class Engine:
         self._workers: dict[str, WorkerProcess] = {}
         self._spares: dict[str, Spares[WorkerProcess]] = {}
         self._lock = threading.RLock()  # guards the tables above and the mode decision
-        self._busy: dict[str, threading.Lock] = {}  # one request at a time per judge
+        self._busy = {"gpu": threading.Lock(), "cpu": threading.Lock()}  # one request at a time per judge
         self._mode: str | None = None
         self.screening = screening
         self.unlisted_shapes = unlisted_shapes
@@ -161,7 +161,6 @@ class Engine:
             if w is None:
                 w = WorkerProcess(mode, self.workdir / "workers", gpu_index=self.gpu_index)
                 self._workers[mode] = w
-                self._busy[mode] = threading.Lock()
             if not w.alive:
                 w.start()
             return w
@@ -180,7 +179,6 @@ class Engine:
         do not carry the request's nonce end the exchange as a broken channel."""
         nonce = secrets.token_hex(12)
         request = {**request, "nonce": nonce}
-        worker = self.worker(mode)
         with self._busy[mode]:
             worker = self.worker(mode)
             messages: list[dict[str, Any]] = []

@@ -25,7 +25,6 @@ from ksearch_agent.worker.limits import limit_resources
 class Worker:
     def __init__(self, mode: str, wfd: int) -> None:
         self.mode, self.wfd = mode, wfd
-        self.fatal = False
         self.nonce: Any = None
         self.protection: dict[str, Any] = {}
         self.pool: Any = None
@@ -121,9 +120,15 @@ def main(argv: list[str]) -> int:
                          "traceback": traceback.format_exc()})
         sys.stdout.flush()
         sys.stderr.flush()
-        if worker.fatal:
-            print(f"worker exiting after a fatal CUDA error ({time.perf_counter() - started:.1f}s)", file=sys.stderr)
-            return 3
+        if worker.mode == "gpu":
+            from ksearch_agent.worker.session import context_is_healthy
+
+            # Candidate faults end only their contestant; a fault in the judge's own context (its reference,
+            # say) makes it exit, and the engine starts a fresh judge for the next request.
+            if not context_is_healthy(worker.device):
+                print(f"judge exiting: its CUDA context is unusable ({time.perf_counter() - started:.1f}s)",
+                      file=sys.stderr)
+                return 3
 
 
 if __name__ == "__main__":
