@@ -26,12 +26,28 @@ from ksearch_agent.candidate import Candidate
 from ksearch_agent.engine import Engine
 from ksearch_agent.task import BUNDLED_TASKS_DIR, load_task
 
-_EXPECT = re.compile(r'"""expect: (?P<status>[A-Z_|]+)(?:\[(?P<rule>[\w-]+)\])?(?P<flags>(?: (?:phase=\w+|gpu-only))*)')
-DYNAMIC = ("rmsnorm_03_side_stream.py", "rmsnorm_04_lazy_subclass.py", "rmsnorm_06_mutate_inputs.py",
-           "trimul_03_side_stream.py", "trimul_06_mutate_inputs.py", "rmsnorm_05b_result_channel.py",
-           "rmsnorm_11b_walk_objects.py", "rmsnorm_01_torch_fallback.py")
-FAULTS = ("rmsnorm_hang.py", "rmsnorm_illegal_address.py", "rmsnorm_segfault.py", "rmsnorm_exit.py",
-          "rmsnorm_oom.py", "rmsnorm_fork.py", "rmsnorm_print_100mb.py")
+_EXPECT = re.compile(
+    r'"""expect: (?P<status>[A-Z_|]+)(?:\[(?P<rule>[\w-]+)\])?(?P<flags>(?: (?:phase=\w+|gpu-only))*)'
+)
+DYNAMIC = (
+    "rmsnorm_03_side_stream.py",
+    "rmsnorm_04_lazy_subclass.py",
+    "rmsnorm_06_mutate_inputs.py",
+    "trimul_03_side_stream.py",
+    "trimul_06_mutate_inputs.py",
+    "rmsnorm_05b_result_channel.py",
+    "rmsnorm_11b_walk_objects.py",
+    "rmsnorm_01_torch_fallback.py",
+)
+FAULTS = (
+    "rmsnorm_hang.py",
+    "rmsnorm_illegal_address.py",
+    "rmsnorm_segfault.py",
+    "rmsnorm_exit.py",
+    "rmsnorm_oom.py",
+    "rmsnorm_fork.py",
+    "rmsnorm_print_100mb.py",
+)
 
 
 def expectation(path: Path) -> dict[str, Any]:
@@ -69,16 +85,30 @@ def main(out: Path, repo: Path) -> dict[str, Any]:
             exp = expectation(path)
             t0 = time.perf_counter()
             status, reasons = _verdict(engine, path, exp["phase"])
-            rule_ok = exp["rule"] is None or status != "REJECTED" or any(f"[{exp['rule']}]" in r for r in reasons)
-            rows.append({"file": path.name, "expected": exp["statuses"], "rule": exp["rule"], "phase": exp["phase"],
-                         "status": status, "caught": status != "PASSED",
-                         "as_expected": status in exp["statuses"] and rule_ok,
-                         "reasons": [r[:300] for r in reasons[:2]], "seconds": time.perf_counter() - t0})
+            rule_ok = (
+                exp["rule"] is None or status != "REJECTED" or any(f"[{exp['rule']}]" in r for r in reasons)
+            )
+            rows.append(
+                {
+                    "file": path.name,
+                    "expected": exp["statuses"],
+                    "rule": exp["rule"],
+                    "phase": exp["phase"],
+                    "status": status,
+                    "caught": status != "PASSED",
+                    "as_expected": status in exp["statuses"] and rule_ok,
+                    "reasons": [r[:300] for r in reasons[:2]],
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
             print(f"{path.name:44s} {status:20s} expected {'|'.join(exp['statuses'])}", flush=True)
         rec["cheats_screened"] = rows
         after = engine.evaluate(rms, good, ["b64", "b4096"])
-        rec["good_after_all_cheats"] = {"status": after.status, "correctness": after.correctness.status,
-                                        "speedup": after.profile.geomean_speedup if after.profile else None}
+        rec["good_after_all_cheats"] = {
+            "status": after.status,
+            "correctness": after.correctness.status,
+            "speedup": after.profile.geomean_speedup if after.profile else None,
+        }
         rec["judge_starts"] = engine.worker("gpu").starts
     with Engine(device="gpu", cache_dir=cache, screening=False) as engine:
         dyn = []
@@ -87,26 +117,42 @@ def main(out: Path, repo: Path) -> dict[str, Any]:
             if not path.is_file():
                 continue
             res = engine.run_correctness(load_task(name.split("_")[0]), Candidate.from_path(path))
-            dyn.append({"file": name, "status": res.status,
-                        "log": next((w.log[:300] for w in res.workloads if w.status != "PASSED"), "")})
+            dyn.append(
+                {
+                    "file": name,
+                    "status": res.status,
+                    "log": next((w.log[:300] for w in res.workloads if w.status != "PASSED"), ""),
+                }
+            )
             print(f"dynamic {name:36s} {res.status}", flush=True)
         rec["cheats_dynamic_only"] = dyn
         faults = []
         for name in FAULTS:
             starts = engine.worker("gpu").starts
             t0 = time.perf_counter()
-            res = engine.run_correctness(rms, Candidate.from_path(repo / "tests" / "candidates" / name), ["b64"],
-                                         timeout=10)
+            res = engine.run_correctness(
+                rms, Candidate.from_path(repo / "tests" / "candidates" / name), ["b64"], timeout=10
+            )
             took = time.perf_counter() - t0
             t1 = time.perf_counter()
             nxt = engine.run_correctness(rms, good, ["b64"])
-            faults.append({"file": name, "status": res.status, "seconds_to_status": took,
-                           "judge_restarted": engine.worker("gpu").starts > starts,
-                           "next_candidate": nxt.status, "next_seconds": time.perf_counter() - t1,
-                           "contestant": dict(engine.last_contestant),
-                           "log": res.workloads[0].log[:300] if res.workloads else ""})
-            print(f"fault {name:32s} {res.status:15s} next {nxt.status} judge restarted "
-                  f"{faults[-1]['judge_restarted']} contestant {engine.last_contestant}", flush=True)
+            faults.append(
+                {
+                    "file": name,
+                    "status": res.status,
+                    "seconds_to_status": took,
+                    "judge_restarted": engine.worker("gpu").starts > starts,
+                    "next_candidate": nxt.status,
+                    "next_seconds": time.perf_counter() - t1,
+                    "contestant": dict(engine.last_contestant),
+                    "log": res.workloads[0].log[:300] if res.workloads else "",
+                }
+            )
+            print(
+                f"fault {name:32s} {res.status:15s} next {nxt.status} judge restarted "
+                f"{faults[-1]['judge_restarted']} contestant {engine.last_contestant}",
+                flush=True,
+            )
         rec["faults"] = faults
     (out / "cheats_gpu.json").write_text(json.dumps(rec, indent=1, default=str))
     return rec
@@ -115,6 +161,8 @@ def main(out: Path, repo: Path) -> dict[str, Any]:
 if __name__ == "__main__":
     r = main(Path(sys.argv[1]), Path(sys.argv[2] if len(sys.argv) > 2 else "."))
     caught = sum(x["caught"] for x in r["cheats_screened"])
-    print(f"\ncheats caught {caught}/{len(r['cheats_screened'])}; as expected "
-          f"{sum(x['as_expected'] for x in r['cheats_screened'])}; good seed after them: {r['good_after_all_cheats']}")
+    print(
+        f"\ncheats caught {caught}/{len(r['cheats_screened'])}; as expected "
+        f"{sum(x['as_expected'] for x in r['cheats_screened'])}; good seed after them: {r['good_after_all_cheats']}"
+    )
     print(f"faults survived {sum(f['next_candidate'] == 'PASSED' for f in r['faults'])}/{len(r['faults'])}")

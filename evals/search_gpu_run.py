@@ -44,16 +44,28 @@ def _from_run_dir(run_dir: Path, seconds: float, status: str) -> dict[str, Any]:
     store = store_for(run_dir)
     wm = WorldModel.model_validate(store.snapshots()[-1]["world_model"])
     best = store.best_candidate()
-    lineage = [{"id": n.id, "decision": n.decision} for n in wm.lineage(best["action_node"])[1:]] if best else []
-    return {"seconds": seconds, "status": status, "run_dir": str(run_dir), "best": best, "lineage": lineage,
-            "confirmation": store.get_meta("confirmed_best"),
-            "world_model": wm.snapshot(), "outline": wm.outline(), "candidates": per_round(str(run_dir))}
+    lineage = (
+        [{"id": n.id, "decision": n.decision} for n in wm.lineage(best["action_node"])[1:]] if best else []
+    )
+    return {
+        "seconds": seconds,
+        "status": status,
+        "run_dir": str(run_dir),
+        "best": best,
+        "lineage": lineage,
+        "confirmation": store.get_meta("confirmed_best"),
+        "world_model": wm.snapshot(),
+        "outline": wm.outline(),
+        "candidates": per_round(str(run_dir)),
+    }
 
 
 def main(out: Path, rounds: int, previous: Path | None = None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
-    record: dict[str, Any] = {**gpu_and_date(),
-                              "command": f"ksearch run trimul --rounds {rounds} --device gpu (via python evals/search_gpu_run.py $OUT {rounds})"}
+    record: dict[str, Any] = {
+        **gpu_and_date(),
+        "command": f"ksearch run trimul --rounds {rounds} --device gpu (via python evals/search_gpu_run.py $OUT {rounds})",
+    }
     import torch
     import triton
 
@@ -63,8 +75,24 @@ def main(out: Path, rounds: int, previous: Path | None = None) -> dict[str, Any]
     env = {**os.environ, "KSEARCH_CACHE_DIR": str(cache)}
     env.pop("KSEARCH_MODEL", None)
     t0 = time.perf_counter()
-    cli = subprocess.run([sys.executable, "-m", "ksearch_agent.cli", "run", "trimul", "--rounds", str(rounds),
-                          "--device", "gpu", "--runs-root", str(runs_root)], capture_output=True, text=True, env=env)
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ksearch_agent.cli",
+            "run",
+            "trimul",
+            "--rounds",
+            str(rounds),
+            "--device",
+            "gpu",
+            "--runs-root",
+            str(runs_root),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     seconds = time.perf_counter() - t0
     print(cli.stdout[-2000:], cli.stderr[-1500:], flush=True)
     run_dir = next(runs_root.glob("trimul-*"))
@@ -72,12 +100,23 @@ def main(out: Path, rounds: int, previous: Path | None = None) -> dict[str, Any]
     record["trimul"]["cli_stdout"] = cli.stdout[-3000:]
     record["trimul"]["cli_says_playbook"] = "using the playbook policy" in cli.stderr
     submission = out / "trimul_best_submission.py"
-    exp = subprocess.run([sys.executable, "-m", "ksearch_agent.cli", "export", str(run_dir), str(submission), "--gpumode"],
-                         capture_output=True, text=True, env=env)
+    exp = subprocess.run(
+        [sys.executable, "-m", "ksearch_agent.cli", "export", str(run_dir), str(submission), "--gpumode"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     record["export"] = {"exit": exp.returncode, "stdout": exp.stdout[-500:], "stderr": exp.stderr[-500:]}
-    ev = subprocess.run([sys.executable, "-m", "ksearch_agent.cli", "eval", "trimul", str(submission), "--json"],
-                        capture_output=True, text=True, env=env)
-    record["eval_exported"] = {"exit": ev.returncode, "json": json.loads(ev.stdout) if ev.stdout.strip().startswith("{") else ev.stdout[-2000:]}
+    ev = subprocess.run(
+        [sys.executable, "-m", "ksearch_agent.cli", "eval", "trimul", str(submission), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    record["eval_exported"] = {
+        "exit": ev.returncode,
+        "json": json.loads(ev.stdout) if ev.stdout.strip().startswith("{") else ev.stdout[-2000:],
+    }
     with Engine(device="gpu", cache_dir=cache) as engine:
         register_engine("gpu", engine)
         t = load_task("trimul")
@@ -91,7 +130,8 @@ def main(out: Path, rounds: int, previous: Path | None = None) -> dict[str, Any]
             record["trimul_best_vs_previous"] = {
                 "previous": str(previous),
                 "flushed": engine.profile(t, best, baseline=prev).model_dump(),
-                "gpumode": engine.profile(t, best, baseline=prev, protocol="gpumode").model_dump()}
+                "gpumode": engine.profile(t, best, baseline=prev, protocol="gpumode").model_dump(),
+            }
         ctx = SearchContext(policy="playbook", device="gpu", runs_root=str(runs_root), max_rounds=4)
         t1 = time.perf_counter()
         final = run_search("rmsnorm", ctx)
@@ -101,20 +141,29 @@ def main(out: Path, rounds: int, previous: Path | None = None) -> dict[str, Any]
 
 
 if __name__ == "__main__":
-    rec = main(Path(sys.argv[1] if len(sys.argv) > 1 else "evals/results"), int(sys.argv[2]) if len(sys.argv) > 2 else 5,
-               Path(sys.argv[3]) if len(sys.argv) > 3 else None)
+    rec = main(
+        Path(sys.argv[1] if len(sys.argv) > 1 else "evals/results"),
+        int(sys.argv[2]) if len(sys.argv) > 2 else 5,
+        Path(sys.argv[3]) if len(sys.argv) > 3 else None,
+    )
     for task in ("trimul", "rmsnorm"):
         r = rec[task]
         print(f"\n== {task}: {r['status']} in {r['seconds']:.0f}s; best {r['best']}")
         for c in r["candidates"]:
-            print(f"  round {c['round']} {c['action_node']} {c['origin']:6s} {c['id']} {c['status']:20s} "
-                  f"speedup {c['geomean_speedup']} best {c['best_so_far']:.3f}")
+            print(
+                f"  round {c['round']} {c['action_node']} {c['origin']:6s} {c['id']} {c['status']:20s} "
+                f"speedup {c['geomean_speedup']} best {c['best_so_far']:.3f}"
+            )
         print(r["outline"])
     for side_key in ("trimul_best_vs_seed", "trimul_best_vs_previous"):
         for proto, p in rec.get(side_key, {}).items():
             if proto == "previous":
                 continue
-            print(f"trimul best, {proto}: geomean {p['geomean_latency_ms']} ms vs reference {p['geomean_reference_ms']} ms")
+            print(
+                f"trimul best, {proto}: geomean {p['geomean_latency_ms']} ms vs reference {p['geomean_reference_ms']} ms"
+            )
             for w in p["workloads"]:
-                print(f"   {w['workload'][:36]:36s} {w['latency_ms']:.4f} ms  baseline {w.get('baseline_latency_ms') or 0:.4f}"
-                      f"  ref {w['reference_latency_ms']:.4f}  x{w['speedup']:.2f}")
+                print(
+                    f"   {w['workload'][:36]:36s} {w['latency_ms']:.4f} ms  baseline {w.get('baseline_latency_ms') or 0:.4f}"
+                    f"  ref {w['reference_latency_ms']:.4f}  x{w['speedup']:.2f}"
+                )

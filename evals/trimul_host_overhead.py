@@ -80,9 +80,11 @@ def measure(kernel: Path, reps: int = 30) -> dict[str, Any]:
         call = _bound(loaded.bind(w["axes"]), make_inputs(w["inputs"], 1234, torch.device("cuda")))
         for _ in range(3):
             call()
-        row = {"gpumode_ms": _events(call, reps, behind_sleep=False),
-               "gpu_only_ms": _events(call, reps, behind_sleep=True),
-               "host_us": _host_us(call, reps)}
+        row = {
+            "gpumode_ms": _events(call, reps, behind_sleep=False),
+            "gpu_only_ms": _events(call, reps, behind_sleep=True),
+            "host_us": _host_us(call, reps),
+        }
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             call()
@@ -99,9 +101,13 @@ def main(out: Path, kernels: list[Path]) -> dict[str, Any]:
 
     info = gpu_and_date()
     record: dict[str, Any] = {
-        "date": info["date"], "torch": torch.__version__, "triton": triton.__version__, "gpu": info["gpu"],
+        "date": info["date"],
+        "torch": torch.__version__,
+        "triton": triton.__version__,
+        "gpu": info["gpu"],
         "command": "python evals/trimul_host_overhead.py OUTDIR " + " ".join(k.name for k in kernels),
-        "kernels": [measure(k) for k in kernels]}
+        "kernels": [measure(k) for k in kernels],
+    }
     out.mkdir(parents=True, exist_ok=True)
     (out / "trimul_host_overhead.json").write_text(json.dumps(record, indent=1))
     return record
@@ -116,7 +122,9 @@ if __name__ == "__main__":
         print(f"\n{k['kernel']}")
         print(f"{'workload':38s} {'gpumode ms':>10s} {'gpu-only ms':>11s} {'graph ms':>9s} {'host us':>8s}")
         for name, r in k["workloads"].items():
-            print(f"{name[:38]:38s} {r['gpumode_ms']:10.4f} {r['gpu_only_ms']:11.4f} {r['graph_ms']:9.4f} "
-                  f"{r['host_us']:8.0f}")
+            print(
+                f"{name[:38]:38s} {r['gpumode_ms']:10.4f} {r['gpu_only_ms']:11.4f} {r['graph_ms']:9.4f} "
+                f"{r['host_us']:8.0f}"
+            )
         g = k["geomean"]
         print(f"{'geomean':38s} {g['gpumode_ms']:10.4f} {g['gpu_only_ms']:11.4f} {g['graph_ms']:9.4f}")

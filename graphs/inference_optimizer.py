@@ -40,8 +40,16 @@ def plan(state: OptimizerState) -> dict[str, Any]:
 
 
 def collect_first(state: OptimizerState) -> dict[str, Any]:
-    return {"results": [{"task": state["task"], "status": state["status"], "best": state.get("best"),
-                         "run_dir": state.get("run_dir")}]}
+    return {
+        "results": [
+            {
+                "task": state["task"],
+                "status": state["status"],
+                "best": state.get("best"),
+                "run_dir": state.get("run_dir"),
+            }
+        ]
+    }
 
 
 def build_inference_optimizer_graph(checkpointer: Any = None) -> Any:
@@ -50,8 +58,16 @@ def build_inference_optimizer_graph(checkpointer: Any = None) -> Any:
     def second_kernel(state: OptimizerState, runtime: Runtime[SearchContext]) -> dict[str, Any]:
         """The wrapper-node way: different state, explicit input and output mapping."""
         out = search.invoke({"task": state["kernels_wanted"][1]}, context=runtime.context)
-        return {"results": [{"task": state["kernels_wanted"][1], "status": out["status"], "best": out["best"],
-                             "run_dir": out["run_dir"]}]}
+        return {
+            "results": [
+                {
+                    "task": state["kernels_wanted"][1],
+                    "status": out["status"],
+                    "best": out["best"],
+                    "run_dir": out["run_dir"],
+                }
+            ]
+        }
 
     g = StateGraph(OptimizerState, context_schema=SearchContext)
     g.add_node("plan", plan)

@@ -50,29 +50,49 @@ def intake(state: ChatState, runtime: Runtime[SearchContext]) -> Command[Literal
         try:
             model = chat_model_for(ctx)
         except ModelNotConfigured:
-            return Command(goto="__end__", update=_say(
-                "That is not one of the bundled tasks (rmsnorm, softmax, trimul), and defining a new task needs an "
-                "LLM: configure a model (model / base_url in the run settings, or KSEARCH_MODEL)."))
+            return Command(
+                goto="__end__",
+                update=_say(
+                    "That is not one of the bundled tasks (rmsnorm, softmax, trimul), and defining a new task needs an "
+                    "LLM: configure a model (model / base_url in the run settings, or KSEARCH_MODEL)."
+                ),
+            )
         from ksearch_agent.task_writer import write_task
 
-        task, problems = write_task(model, ctx.model or "", text, Path(ctx.runs_root) / "tasks",
-                                    engine_for("cpu"), UsageLedger())
+        task, problems = write_task(
+            model, ctx.model or "", text, Path(ctx.runs_root) / "tasks", engine_for("cpu"), UsageLedger()
+        )
         if task is None:
-            return Command(goto="__end__", update=_say(
-                "I could not turn that into a valid task. What was still wrong:\n- " + "\n- ".join(problems)))
+            return Command(
+                goto="__end__",
+                update=_say(
+                    "I could not turn that into a valid task. What was still wrong:\n- "
+                    + "\n- ".join(problems)
+                ),
+            )
         request = {"task": str(task.directory), "language": language, "rounds": ctx.max_rounds}
     return Command(goto="review", update={"request": request})
 
 
 def review(state: ChatState) -> Command[Literal["search", "__end__"]]:
     request = dict(state.get("request") or {})
-    decision = interrupt({
-        "action_requests": [{"name": ACTION, "args": request,
-                             "description": f"Run a kernel search on {request.get('task')} in "
-                                            f"{request.get('language')} for {request.get('rounds')} rounds?"}],
-        "review_configs": [{"action_name": ACTION, "allowed_decisions": ["approve", "edit", "reject"]}]})
+    decision = interrupt(
+        {
+            "action_requests": [
+                {
+                    "name": ACTION,
+                    "args": request,
+                    "description": f"Run a kernel search on {request.get('task')} in "
+                    f"{request.get('language')} for {request.get('rounds')} rounds?",
+                }
+            ],
+            "review_configs": [{"action_name": ACTION, "allowed_decisions": ["approve", "edit", "reject"]}],
+        }
+    )
     decisions = decision.get("decisions", [decision]) if isinstance(decision, dict) else list(decision or [])
-    first: dict[str, Any] = decisions[0] if decisions and isinstance(decisions[0], dict) else {"type": "reject"}
+    first: dict[str, Any] = (
+        decisions[0] if decisions and isinstance(decisions[0], dict) else {"type": "reject"}
+    )
     kind = first.get("type")
     if kind == "reject":
         reason = first.get("message") or "no reason given"
@@ -80,9 +100,17 @@ def review(state: ChatState) -> Command[Literal["search", "__end__"]]:
     if kind == "edit":
         edited = (first.get("edited_action") or {}).get("args") or {}
         unknown = set(edited) - {"task", "language", "rounds", "continue_run"}
-        if unknown or edited.get("language", "triton") not in ("triton", "cuda") or int(edited.get("rounds", 1)) < 1:
-            return Command(goto="__end__", update=_say(f"The edited task was not usable ({sorted(unknown) or edited}); "
-                                                       "nothing was run."))
+        if (
+            unknown
+            or edited.get("language", "triton") not in ("triton", "cuda")
+            or int(edited.get("rounds", 1)) < 1
+        ):
+            return Command(
+                goto="__end__",
+                update=_say(
+                    f"The edited task was not usable ({sorted(unknown) or edited}); nothing was run."
+                ),
+            )
         request.update(edited)
     elif kind != "approve":
         return Command(goto="__end__", update=_say(f"Unknown decision {kind!r}; nothing was run."))
@@ -97,7 +125,9 @@ def search(state: ChatState, runtime: Runtime[SearchContext]) -> dict[str, Any]:
         policy = ctx.policy
     except ModelNotConfigured:
         policy = "playbook"
-    run_ctx = dataclasses.replace(ctx, policy=policy, language=request["language"], max_rounds=int(request["rounds"]))
+    run_ctx = dataclasses.replace(
+        ctx, policy=policy, language=request["language"], max_rounds=int(request["rounds"])
+    )
     payload: dict[str, Any] = {"task": request["task"]}
     if request.get("continue_run"):
         payload["continue_run"] = request["continue_run"]
@@ -109,9 +139,16 @@ def search(state: ChatState, runtime: Runtime[SearchContext]) -> dict[str, Any]:
     text = answer_text({**request, "task": Path(request["task"]).name}, out, source)
     if policy == "playbook" and ctx.policy == "llm":
         text = "(No model is configured, so the built-in playbook policy ran this search.)\n\n" + text
-    return {"messages": [AIMessage(content=text)], "request": None,
-            "last_run": {"task": request["task"], "language": request["language"], "rounds": int(request["rounds"]),
-                         "run_dir": out["run_dir"]}}
+    return {
+        "messages": [AIMessage(content=text)],
+        "request": None,
+        "last_run": {
+            "task": request["task"],
+            "language": request["language"],
+            "rounds": int(request["rounds"]),
+            "run_dir": out["run_dir"],
+        },
+    }
 
 
 def build_kernel_chat_graph(checkpointer: Any = None) -> Any:

@@ -23,12 +23,15 @@ from ksearch_agent.nodes.repair import repair
 from ksearch_agent.nodes.world_model_update import world_model_update
 from ksearch_agent.state import SearchInput, SearchOutput, SearchState
 
-LLM_RETRY = RetryPolicy(max_attempts=4, initial_interval=2.0, backoff_factor=2.0, max_interval=60.0,
-                        retry_on=is_retryable)
+LLM_RETRY = RetryPolicy(
+    max_attempts=4, initial_interval=2.0, backoff_factor=2.0, max_interval=60.0, retry_on=is_retryable
+)
 
 
 def build_kernel_search_graph(checkpointer: Any = None, *, name: str = "kernel_search") -> Any:
-    g = StateGraph(SearchState, context_schema=SearchContext, input_schema=SearchInput, output_schema=SearchOutput)
+    g = StateGraph(
+        SearchState, context_schema=SearchContext, input_schema=SearchInput, output_schema=SearchOutput
+    )
     g.add_node("planner", planner, retry_policy=LLM_RETRY)
     g.add_node("coder", coder, retry_policy=LLM_RETRY)
     g.add_node("coder_tools", coder_tools)
@@ -40,7 +43,8 @@ def build_kernel_search_graph(checkpointer: Any = None, *, name: str = "kernel_s
     g.add_edge("confirm_best", END)
     # An explicit default: enough supersteps for the default context; run() passes one sized to its own.
     return g.compile(checkpointer=checkpointer, name=name).with_config(
-        {"recursion_limit": recursion_limit(SearchContext())})
+        {"recursion_limit": recursion_limit(SearchContext())}
+    )
 
 
 def recursion_limit(ctx: SearchContext) -> int:

@@ -62,7 +62,9 @@ class Candidate(BaseModel):
         return directory / self.entry
 
     @classmethod
-    def from_path(cls, path: str | Path, *, language: Language | None = None, api: Api | None = None) -> Candidate:
+    def from_path(
+        cls, path: str | Path, *, language: Language | None = None, api: Api | None = None
+    ) -> Candidate:
         """Read a candidate's Python entry file plus the ``.cu``/``.cuh`` files beside it that it names.
 
         Raises :class:`CandidateError`, naming the file and what is wrong, for a missing path, a directory or
@@ -71,14 +73,18 @@ class Candidate(BaseModel):
         """
         path = Path(path)
         if path.is_dir():
-            raise CandidateError(f"candidate {path} is a directory; expected a .py file defining run(...) "
-                                 "or custom_kernel(data) (its .cu/.cuh files are read from beside it)")
+            raise CandidateError(
+                f"candidate {path} is a directory; expected a .py file defining run(...) "
+                "or custom_kernel(data) (its .cu/.cuh files are read from beside it)"
+            )
         if not path.exists():
             raise CandidateError(f"candidate file {path} not found")
         if not path.is_file():
             raise CandidateError(f"candidate {path} is not a regular file; expected a .py file")
         if path.suffix != ".py":
-            raise CandidateError(f"candidate entry must be a .py file defining run(...) or custom_kernel(data); got {path.name}")
+            raise CandidateError(
+                f"candidate entry must be a .py file defining run(...) or custom_kernel(data); got {path.name}"
+            )
         source = _read_source(path)
         files = {path.name: source}
         total = len(source.encode())
@@ -87,13 +93,22 @@ class Candidate(BaseModel):
                 files[sibling.name] = _read_source(sibling)
                 total += len(files[sibling.name].encode())
                 if total > MAX_TOTAL_BYTES:
-                    raise CandidateError(f"candidate {path} and the CUDA files it names total more than "
-                                         f"{_mib(MAX_TOTAL_BYTES)}, the limit for all files together")
+                    raise CandidateError(
+                        f"candidate {path} and the CUDA files it names total more than "
+                        f"{_mib(MAX_TOTAL_BYTES)}, the limit for all files together"
+                    )
         try:
-            return cls(language=language or detect_language(files), files=files, entry=path.name,
-                       api=api or detect_api(source), label=str(path))
+            return cls(
+                language=language or detect_language(files),
+                files=files,
+                entry=path.name,
+                api=api or detect_api(source),
+                label=str(path),
+            )
         except ValidationError as exc:  # e.g. a file name starting with '.'
-            raise CandidateError(f"candidate {path}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+            raise CandidateError(
+                f"candidate {path}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}"
+            ) from None
 
 
 def _mib(size: int) -> str:
@@ -105,22 +120,30 @@ def _read_source(path: Path) -> str:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise CandidateError(f"candidate file {path} is {_mib(size)}; the limit is {_mib(MAX_FILE_BYTES)} per file")
+            raise CandidateError(
+                f"candidate file {path} is {_mib(size)}; the limit is {_mib(MAX_FILE_BYTES)} per file"
+            )
         with path.open("rb") as fh:
             data = fh.read(MAX_FILE_BYTES + 1)  # a file that grew after stat() is still bounded
     except OSError as exc:
         raise CandidateError(f"cannot read candidate file {path}: {exc.strerror or exc}") from None
     if len(data) > MAX_FILE_BYTES:
-        raise CandidateError(f"candidate file {path} is over {_mib(MAX_FILE_BYTES)}; the limit is "
-                             f"{_mib(MAX_FILE_BYTES)} per file")
+        raise CandidateError(
+            f"candidate file {path} is over {_mib(MAX_FILE_BYTES)}; the limit is "
+            f"{_mib(MAX_FILE_BYTES)} per file"
+        )
     if b"\0" in data:
-        raise CandidateError(f"candidate file {path} is binary (it contains NUL bytes at offset "
-                             f"{data.index(0)}); expected UTF-8 source text")
+        raise CandidateError(
+            f"candidate file {path} is binary (it contains NUL bytes at offset "
+            f"{data.index(0)}); expected UTF-8 source text"
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise CandidateError(f"candidate file {path} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
-                             f"{exc.start}); save it as UTF-8") from None
+        raise CandidateError(
+            f"candidate file {path} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+            f"{exc.start}); save it as UTF-8"
+        ) from None
 
 
 def detect_language(files: dict[str, str]) -> Language:

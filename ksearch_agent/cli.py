@@ -19,13 +19,17 @@ from ksearch_agent.log import configure_logging
 from ksearch_agent.results import EvalReport
 from ksearch_agent.task import TaskFileError, list_task_names, load_task
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="K-Search: GPU kernel search with a world model.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="K-Search: GPU kernel search with a world model."
+)
 console = Console()
 err_console = Console(stderr=True)
 
 
 @app.callback()
-def _main(log_level: Annotated[str, typer.Option(help="structlog level for progress records")] = "WARNING") -> None:
+def _main(
+    log_level: Annotated[str, typer.Option(help="structlog level for progress records")] = "WARNING",
+) -> None:
     configure_logging(log_level)
 
 
@@ -41,9 +45,18 @@ def tasks_cmd() -> None:
         except TaskFileError as exc:
             table.add_row(name, "[red]invalid[/red]", str(exc), "", "", "", "")
             continue
-        axes = ", ".join(f"{n}={a.value}" if a.type == "const" else f"{n} (var)" for n, a in t.definition.axes.items())
-        table.add_row(name, t.definition.op_type, axes, str(len(t.workloads)), str(len(t.select(cpu=True))),
-                      str(len(t.select(role="benchmark"))), ", ".join(p.name for p in t.seeds))
+        axes = ", ".join(
+            f"{n}={a.value}" if a.type == "const" else f"{n} (var)" for n, a in t.definition.axes.items()
+        )
+        table.add_row(
+            name,
+            t.definition.op_type,
+            axes,
+            str(len(t.workloads)),
+            str(len(t.select(cpu=True))),
+            str(len(t.select(role="benchmark"))),
+            ", ".join(p.name for p in t.seeds),
+        )
     console.print(table)
 
 
@@ -54,16 +67,33 @@ def _fmt(value: float | None, spec: str) -> str:
 def _print_report(report: EvalReport) -> None:
     corr, prof = report.correctness, report.profile
     timing = {w.workload: w for w in (prof.workloads if prof else [])}
-    table = Table(title=f"{report.task} · candidate {report.candidate_id} ({report.language}) · {corr.device}")
-    for col in ("workload", "status", "max abs err", "max rel err", "latency ms", "ref ms", "speedup", "% roofline"):
+    table = Table(
+        title=f"{report.task} · candidate {report.candidate_id} ({report.language}) · {corr.device}"
+    )
+    for col in (
+        "workload",
+        "status",
+        "max abs err",
+        "max rel err",
+        "latency ms",
+        "ref ms",
+        "speedup",
+        "% roofline",
+    ):
         table.add_column(col, justify="right" if col not in ("workload", "status") else "left")
     for w in corr.workloads:
         t = timing.get(w.workload)
         colour = "green" if w.status == "PASSED" else "red"
-        table.add_row(w.workload, f"[{colour}]{w.status}[/{colour}]", _fmt(w.max_abs_error, ".2e"),
-                      _fmt(w.max_rel_error, ".2e"), _fmt(t.latency_ms if t else None, ".4f"),
-                      _fmt(t.reference_latency_ms if t else None, ".4f"), _fmt(t.speedup if t else None, ".2f"),
-                      _fmt(100 * t.roofline_fraction if t and t.roofline_fraction else None, ".1f"))
+        table.add_row(
+            w.workload,
+            f"[{colour}]{w.status}[/{colour}]",
+            _fmt(w.max_abs_error, ".2e"),
+            _fmt(w.max_rel_error, ".2e"),
+            _fmt(t.latency_ms if t else None, ".4f"),
+            _fmt(t.reference_latency_ms if t else None, ".4f"),
+            _fmt(t.speedup if t else None, ".2f"),
+            _fmt(100 * t.roofline_fraction if t and t.roofline_fraction else None, ".1f"),
+        )
     console.print(table)
     for w in corr.workloads:
         if w.status != "PASSED" and w.log:
@@ -72,15 +102,19 @@ def _print_report(report: EvalReport) -> None:
         console.print(f"[dim]{corr.note}[/dim]")
     if prof is not None:
         if prof.measured:
-            console.print(f"geomean latency {_fmt(prof.geomean_latency_ms, '.4f')} ms · reference "
-                          f"{_fmt(prof.geomean_reference_ms, '.4f')} ms · speedup {_fmt(prof.geomean_speedup, '.2f')}x "
-                          f"({prof.protocol} protocol, {prof.device})")
+            console.print(
+                f"geomean latency {_fmt(prof.geomean_latency_ms, '.4f')} ms · reference "
+                f"{_fmt(prof.geomean_reference_ms, '.4f')} ms · speedup {_fmt(prof.geomean_speedup, '.2f')}x "
+                f"({prof.protocol} protocol, {prof.device})"
+            )
         if prof.note:
             console.print(f"[yellow]{prof.note}[/yellow]")
         if prof.counters:
             for k in prof.counters.get("kernels", []):
-                console.print(f"ncu {k.get('kernel', '?')[:48]}: DRAM {k.get('dram_throughput_pct')}% · SM "
-                              f"{k.get('sm_throughput_pct')}% · occupancy {k.get('achieved_occupancy_pct')}%")
+                console.print(
+                    f"ncu {k.get('kernel', '?')[:48]}: DRAM {k.get('dram_throughput_pct')}% · SM "
+                    f"{k.get('sm_throughput_pct')}% · occupancy {k.get('achieved_occupancy_pct')}%"
+                )
             if prof.counters.get("note"):
                 console.print(f"[yellow]{prof.counters['note']}[/yellow]")
     colour = "green" if report.status == "PASSED" else "red"
@@ -92,20 +126,36 @@ def _json_doc(report: EvalReport) -> dict[str, object]:
     rows = []
     for w in report.correctness.workloads:
         t = timing.get(w.workload)
-        rows.append({"id": w.workload, "status": w.status if not t or t.status == "PASSED" else t.status,
-                     "max_abs_error": w.max_abs_error, "max_rel_error": w.max_rel_error,
-                     "latency_ms": t.latency_ms if t else None,
-                     "reference_latency_ms": t.reference_latency_ms if t else None,
-                     "speedup": t.speedup if t else None,
-                     "roofline_fraction": t.roofline_fraction if t else None, "log": w.log or (t.log if t else "")})
+        rows.append(
+            {
+                "id": w.workload,
+                "status": w.status if not t or t.status == "PASSED" else t.status,
+                "max_abs_error": w.max_abs_error,
+                "max_rel_error": w.max_rel_error,
+                "latency_ms": t.latency_ms if t else None,
+                "reference_latency_ms": t.reference_latency_ms if t else None,
+                "speedup": t.speedup if t else None,
+                "roofline_fraction": t.roofline_fraction if t else None,
+                "log": w.log or (t.log if t else ""),
+            }
+        )
     prof = report.profile
-    return {"task": report.task, "candidate_id": report.candidate_id, "language": report.language,
-            "status": report.status, "checked": report.correctness.checked, "device": report.correctness.device,
-            "note": report.correctness.note, "speed_measured": bool(prof and prof.measured),
-            "geomean_speedup": prof.geomean_speedup if prof else None,
-            "geomean_latency_ms": prof.geomean_latency_ms if prof else None,
-            "geomean_reference_ms": prof.geomean_reference_ms if prof else None,
-            "workloads": rows, "counters": prof.counters if prof else None, "seconds": report.seconds}
+    return {
+        "task": report.task,
+        "candidate_id": report.candidate_id,
+        "language": report.language,
+        "status": report.status,
+        "checked": report.correctness.checked,
+        "device": report.correctness.device,
+        "note": report.correctness.note,
+        "speed_measured": bool(prof and prof.measured),
+        "geomean_speedup": prof.geomean_speedup if prof else None,
+        "geomean_latency_ms": prof.geomean_latency_ms if prof else None,
+        "geomean_reference_ms": prof.geomean_reference_ms if prof else None,
+        "workloads": rows,
+        "counters": prof.counters if prof else None,
+        "seconds": report.seconds,
+    }
 
 
 EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
@@ -145,12 +195,16 @@ def _workload_ids(text: str | None, task_name: str, known: list[str]) -> list[st
         return None
     ids = list(dict.fromkeys(w.strip() for w in text.split(",") if w.strip()))
     if not ids:
-        raise ValueError(f"--workloads {text!r} names no workload; give comma-separated ids (task {task_name!r} "
-                         f"has {', '.join(known)}) or leave the option out to run every workload")
+        raise ValueError(
+            f"--workloads {text!r} names no workload; give comma-separated ids (task {task_name!r} "
+            f"has {', '.join(known)}) or leave the option out to run every workload"
+        )
     unknown = [i for i in ids if i not in known]
     if unknown:
-        raise ValueError(f"task {task_name!r} has no workload {', '.join(map(repr, unknown))} (from --workloads); "
-                         f"known: {', '.join(known)}")
+        raise ValueError(
+            f"task {task_name!r} has no workload {', '.join(map(repr, unknown))} (from --workloads); "
+            f"known: {', '.join(known)}"
+        )
     return ids
 
 
@@ -159,12 +213,16 @@ def eval_cmd(
     task: Annotated[str, typer.Argument(help="bundled task name or a task directory")],
     file: Annotated[Path, typer.Argument(help="candidate .py (run(...) or GPUMode custom_kernel(data))")],
     workloads: Annotated[str | None, typer.Option(help="comma-separated workload ids (default: all)")] = None,
-    cpu: Annotated[bool, typer.Option("--cpu", help="force the CPU (Triton interpreter, CPU workloads)")] = False,
+    cpu: Annotated[
+        bool, typer.Option("--cpu", help="force the CPU (Triton interpreter, CPU workloads)")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
     trials: Annotated[int, typer.Option(min=1, help="correctness trials per workload")] = 2,
     language: Annotated[str | None, typer.Option(help="triton|cuda|python (default: detected)")] = None,
     protocol: Annotated[str, typer.Option(help="flushed|gpumode timing protocol")] = "flushed",
-    ncu: Annotated[bool, typer.Option("--ncu", help="add Nsight Compute counters (needs ncu on PATH)")] = False,
+    ncu: Annotated[
+        bool, typer.Option("--ncu", help="add Nsight Compute counters (needs ncu on PATH)")
+    ] = False,
 ) -> None:
     """Correctness then profile of FILE on TASK.
 
@@ -207,15 +265,23 @@ def _search_finished(final: dict[str, object]) -> None:
     console.print(f"status: {final.get('status')} · run directory: {final.get('run_dir')}")
     if isinstance(best, dict) and best:
         speed = best.get("geomean_speedup")
-        console.print(f"best candidate {best.get('candidate_id')} (action {best.get('node_id')}, round "
-                      f"{best.get('round')}): " + (f"{speed:.3f}x the reference" if isinstance(speed, float)
-                                                   else "passes; speed not measured on this machine"))
+        console.print(
+            f"best candidate {best.get('candidate_id')} (action {best.get('node_id')}, round "
+            f"{best.get('round')}): "
+            + (
+                f"{speed:.3f}x the reference"
+                if isinstance(speed, float)
+                else "passes; speed not measured on this machine"
+            )
+        )
         confirmation = best.get("confirmation") or {}
         for duel in confirmation.get("duels") or []:
             ratio = duel.get("ratio")
-            console.print(f"  side by side: {duel['challenger']} vs {duel['champion']}: "
-                          + ("challenger not timed" if ratio is None else f"challenger {ratio:.3f}x as fast")
-                          + f" → {duel['winner']}")
+            console.print(
+                f"  side by side: {duel['challenger']} vs {duel['champion']}: "
+                + ("challenger not timed" if ratio is None else f"challenger {ratio:.3f}x as fast")
+                + f" → {duel['winner']}"
+            )
         if confirmation.get("error"):
             console.print(f"  {confirmation['error']}")
         console.print(f"sources: {best.get('files_dir')}")
@@ -230,8 +296,10 @@ def _write_report_after_run(run_dir: Path) -> None:
     try:
         console.print(f"report: {write_run_report(run_dir)}", soft_wrap=True, markup=False, highlight=False)
     except Exception as exc:  # noqa: BLE001 - the search's result matters more than its page
-        err_console.print(f"[yellow]could not write the report:[/yellow] {type(exc).__name__}: {exc} "
-                          f"(try `ksearch report {run_dir}`)")
+        err_console.print(
+            f"[yellow]could not write the report:[/yellow] {type(exc).__name__}: {exc} "
+            f"(try `ksearch report {run_dir}`)"
+        )
 
 
 def _drive_with_live_view(view: Any, start: Any, run_dir: Path) -> None:
@@ -240,6 +308,7 @@ def _drive_with_live_view(view: Any, start: Any, run_dir: Path) -> None:
     from rich.live import Live
 
     with Live(view.render(), console=err_console, refresh_per_second=4) as live:
+
         def on_event(ev: dict[str, object]) -> None:
             view.on_event(ev)
             live.update(view.render())
@@ -254,9 +323,13 @@ def _drive_with_live_view(view: Any, start: Any, run_dir: Path) -> None:
 def run_cmd(
     task: Annotated[str, typer.Argument(help="bundled task name or a task directory")],
     model: Annotated[str | None, typer.Option(help="chat model name (env KSEARCH_MODEL)")] = None,
-    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint (vLLM, SGLang, Ollama)")] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible endpoint (vLLM, SGLang, Ollama)")
+    ] = None,
     api_key_env: Annotated[str, typer.Option(help="env var holding the API key")] = "OPENAI_API_KEY",
-    policy: Annotated[str, typer.Option(help="llm | playbook | auto (llm when a model is configured)")] = "auto",
+    policy: Annotated[
+        str, typer.Option(help="llm | playbook | auto (llm when a model is configured)")
+    ] = "auto",
     rounds: Annotated[int, typer.Option(min=1, help="search cycles")] = 5,
     language: Annotated[str, typer.Option(help="triton | cuda")] = "triton",
     budget_usd: Annotated[float | None, typer.Option(help="stop when the LLM cost passes this")] = None,
@@ -266,20 +339,34 @@ def run_cmd(
     runs_root: Annotated[str, typer.Option(help="where run directories go")] = "runs",
     device: Annotated[str, typer.Option(help="auto | gpu | cpu")] = "auto",
     seed: Annotated[Path | None, typer.Option(help="a candidate .py to start root actions from")] = None,
-    price_table: Annotated[Path | None, typer.Option(help='JSON {"model": [usd_per_1M_in, usd_per_1M_out]}')] = None,
-    json_mode: Annotated[bool, typer.Option(help="request JSON answers (response_format) for JSON steps")] = True,
-    seed_from_playbook: Annotated[bool, typer.Option(
-        "--seed-from-playbook", help="start an LLM run from the playbook's best seed kernel")] = False,
-    confirm_top: Annotated[int, typer.Option(
-        min=0, help="at the end, re-time this many top candidates side by side on the GPU to name the best (< 2: off)")] = 3,
+    price_table: Annotated[
+        Path | None, typer.Option(help='JSON {"model": [usd_per_1M_in, usd_per_1M_out]}')
+    ] = None,
+    json_mode: Annotated[
+        bool, typer.Option(help="request JSON answers (response_format) for JSON steps")
+    ] = True,
+    seed_from_playbook: Annotated[
+        bool,
+        typer.Option("--seed-from-playbook", help="start an LLM run from the playbook's best seed kernel"),
+    ] = False,
+    confirm_top: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="at the end, re-time this many top candidates side by side on the GPU to name the best (< 2: off)",
+        ),
+    ] = 3,
 ) -> None:
     """Search for a fast kernel for TASK; the run directory keeps everything (resume with `ksearch resume`)."""
 
     from ksearch_agent.context import SearchContext
     from ksearch_agent.runner import new_run_id, run_search
 
-    for name, value, allowed in (("--policy", policy, ("llm", "playbook", "auto")), ("--language", language, ("triton", "cuda")),
-                                 ("--device", device, ("auto", "gpu", "cpu"))):
+    for name, value, allowed in (
+        ("--policy", policy, ("llm", "playbook", "auto")),
+        ("--language", language, ("triton", "cuda")),
+        ("--device", device, ("auto", "gpu", "cpu")),
+    ):
         if value not in allowed:
             raise typer.BadParameter(f"must be one of {', '.join(allowed)}", param_hint=name)
     try:
@@ -287,21 +374,36 @@ def run_cmd(
     except TaskFileError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    ctx = SearchContext(policy="llm" if policy == "auto" else policy, max_rounds=rounds, language=language, budget_usd=budget_usd,  # type: ignore[arg-type]
-                        max_tokens=max_tokens, max_wall_s=max_wall_s, max_repairs=max_repairs, runs_root=runs_root,
-                        device=device, api_key_env=api_key_env, json_mode=json_mode,  # type: ignore[arg-type]
-                        price_table=str(price_table) if price_table else None, confirm_top=confirm_top)
+    ctx = SearchContext(
+        policy="llm" if policy == "auto" else policy,
+        max_rounds=rounds,
+        language=language,
+        budget_usd=budget_usd,  # type: ignore[arg-type]
+        max_tokens=max_tokens,
+        max_wall_s=max_wall_s,
+        max_repairs=max_repairs,
+        runs_root=runs_root,
+        device=device,
+        api_key_env=api_key_env,
+        json_mode=json_mode,  # type: ignore[arg-type]
+        price_table=str(price_table) if price_table else None,
+        confirm_top=confirm_top,
+    )
     if model:
         ctx.model = model
     if base_url:
         ctx.base_url = base_url
     if policy == "auto" and not ctx.model:
         ctx.policy = "playbook"
-        err_console.print("no model configured: using the playbook policy (deterministic, no LLM). "
-                          "Pass --model NAME [--base-url URL] to search with an LLM.")
+        err_console.print(
+            "no model configured: using the playbook policy (deterministic, no LLM). "
+            "Pass --model NAME [--base-url URL] to search with an LLM."
+        )
     if ctx.policy == "llm" and not ctx.model:
-        err_console.print("[red]no model configured.[/red] Pass --model NAME (and --base-url URL for vLLM, SGLang or "
-                          "Ollama) or set KSEARCH_MODEL; or run without an LLM: --policy playbook.")
+        err_console.print(
+            "[red]no model configured.[/red] Pass --model NAME (and --base-url URL for vLLM, SGLang or "
+            "Ollama) or set KSEARCH_MODEL; or run without an LLM: --policy playbook."
+        )
         raise typer.Exit(2)
     seed_code = None
     if seed_from_playbook:
@@ -313,16 +415,25 @@ def run_cmd(
             err_console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from None
     if seed is not None:
-        seed_code = {p.name: p.read_text() for p in [seed] + [q for q in seed.parent.glob("*.cu") if q.name in seed.read_text()]}
+        seed_code = {
+            p.name: p.read_text()
+            for p in [seed] + [q for q in seed.parent.glob("*.cu") if q.name in seed.read_text()]
+        }
     from ksearch_agent.live_view import LiveView
 
     view = LiveView(t.name)
     run_id = new_run_id(t.name)
-    err_console.print(f"run {run_id} → {Path(runs_root) / run_id}  (policy {ctx.policy}"
-                      + (f", model {ctx.model}" if ctx.policy == "llm" else "") + ")")
+    err_console.print(
+        f"run {run_id} → {Path(runs_root) / run_id}  (policy {ctx.policy}"
+        + (f", model {ctx.model}" if ctx.policy == "llm" else "")
+        + ")"
+    )
     task_ref = t.name if t.directory.parent.name == "tasks" else str(t.directory)
-    _drive_with_live_view(view, lambda on_event: run_search(task_ref, ctx, seed_code=seed_code, run_id=run_id,
-                                                            on_event=on_event), Path(runs_root).resolve() / run_id)
+    _drive_with_live_view(
+        view,
+        lambda on_event: run_search(task_ref, ctx, seed_code=seed_code, run_id=run_id, on_event=on_event),
+        Path(runs_root).resolve() / run_id,
+    )
 
 
 @app.command("resume")
@@ -334,16 +445,19 @@ def resume_cmd(run: Annotated[str, typer.Argument(help="run directory or run id 
 
     try:
         run_dir = resolve_run_dir(run)
-        _drive_with_live_view(LiveView(run_dir.name), lambda on_event: resume_search(run_dir, on_event=on_event),
-                              run_dir)
+        _drive_with_live_view(
+            LiveView(run_dir.name), lambda on_event: resume_search(run_dir, on_event=on_event), run_dir
+        )
     except (FileNotFoundError, RunNotResumable) as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
 
 
 @app.command("show")
-def show_cmd(run: Annotated[str, typer.Argument(help="run directory or run id under runs/")],
-             as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False) -> None:
+def show_cmd(
+    run: Annotated[str, typer.Argument(help="run directory or run id under runs/")],
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
+) -> None:
     """Status, policy, tokens and cost, duels and lineage; the best kernel and its eval table, every
     candidate, and the world model as an indented outline."""
     from ksearch_agent.report.summary import run_summary, show_document
@@ -370,8 +484,15 @@ def show_cmd(run: Annotated[str, typer.Argument(help="run directory or run id un
         table.add_column(col)
     for r in rows:
         sp = r["geomean_speedup"]
-        table.add_row(r["id"], str(r["round"]), str(r["action_node"]), r["origin"], str(r["attempt"]),
-                      str(r["status"]), "—" if sp is None else f"{sp:.3f}x")
+        table.add_row(
+            r["id"],
+            str(r["round"]),
+            str(r["action_node"]),
+            r["origin"],
+            str(r["attempt"]),
+            str(r["status"]),
+            "—" if sp is None else f"{sp:.3f}x",
+        )
     console.print(table)
     best = store.best_candidate()
     if best is not None:
@@ -386,12 +507,16 @@ def show_cmd(run: Annotated[str, typer.Argument(help="run directory or run id un
     snaps = store.snapshots()
     if snaps:
         console.print(f"[bold]world model[/bold] ({snaps[-1]['note']}, round {snaps[-1]['round']}):")
-        console.print(WorldModel.model_validate(snaps[-1]["world_model"]).outline(), markup=False, highlight=False)
+        console.print(
+            WorldModel.model_validate(snaps[-1]["world_model"]).outline(), markup=False, highlight=False
+        )
 
 
 @app.command("runs")
 def runs_cmd(
-    directory: Annotated[Path, typer.Argument(help="a directory of runs (or one run directory)")] = Path("runs"),
+    directory: Annotated[Path, typer.Argument(help="a directory of runs (or one run directory)")] = Path(
+        "runs"
+    ),
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
 ) -> None:
     """Table of the run directories under DIRECTORY: task, policy, status, best speedup, candidates, date."""
@@ -411,9 +536,12 @@ def runs_cmd(
         return
     table = Table(title=f"runs in {directory}")
     for col in RUNS_COLUMNS:
-        table.add_column(col, justify="right" if col in ("best", "candidates") else "left",
-                         no_wrap=col == "run", min_width=max((len(s.run_id) for s in summaries), default=3)
-                         if col == "run" else None)
+        table.add_column(
+            col,
+            justify="right" if col in ("best", "candidates") else "left",
+            no_wrap=col == "run",
+            min_width=max((len(s.run_id) for s in summaries), default=3) if col == "run" else None,
+        )
     for s in summaries:
         table.add_row(*runs_row(s))
     console.print(table)
@@ -423,10 +551,18 @@ def runs_cmd(
 
 @app.command("report")
 def report_cmd(
-    runs: Annotated[list[str], typer.Argument(help="run directory or run id under runs/ (several with --compare)")],
-    out: Annotated[Path | None, typer.Option(help="HTML file to write (default RUN/report.html; "
-                                                  "with --compare, ksearch-compare.html)")] = None,
-    compare: Annotated[bool, typer.Option("--compare", help="overlay the best-speedup curves of several runs")] = False,
+    runs: Annotated[
+        list[str], typer.Argument(help="run directory or run id under runs/ (several with --compare)")
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="HTML file to write (default RUN/report.html; with --compare, ksearch-compare.html)"
+        ),
+    ] = None,
+    compare: Annotated[
+        bool, typer.Option("--compare", help="overlay the best-speedup curves of several runs")
+    ] = False,
 ) -> None:
     """Write a self-contained HTML page of a run: plots, the world-model tree per round, every attempt."""
     from ksearch_agent.report import write_compare_report, write_run_report
@@ -436,8 +572,11 @@ def report_cmd(
         raise typer.BadParameter("give one run, or several with --compare", param_hint="RUNS")
     try:
         dirs = [resolve_run_dir(r) for r in runs]
-        path = (write_compare_report(dirs, out or Path("ksearch-compare.html")) if compare
-                else write_run_report(dirs[0], out))
+        path = (
+            write_compare_report(dirs, out or Path("ksearch-compare.html"))
+            if compare
+            else write_run_report(dirs[0], out)
+        )
     except FileNotFoundError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -448,7 +587,9 @@ def report_cmd(
 def export_cmd(
     run: Annotated[str, typer.Argument(help="run directory or run id under runs/")],
     out: Annotated[Path, typer.Argument(help="where to write the best kernel's entry file")],
-    gpumode: Annotated[bool, typer.Option("--gpumode", help="require a GPUMode custom_kernel(data) entry point")] = False,
+    gpumode: Annotated[
+        bool, typer.Option("--gpumode", help="require a GPUMode custom_kernel(data) entry point")
+    ] = False,
 ) -> None:
     """Write the run's best passing kernel (its entry file, plus any .cu files beside it) to OUT."""
     from ksearch_agent.resources import store_for
@@ -467,8 +608,10 @@ def export_cmd(
     cand = store.load_candidate(best["id"])
     source = cand.files[cand.entry]
     if gpumode and "def custom_kernel(" not in source:
-        err_console.print("[red]error:[/red] the best kernel has no custom_kernel(data) entry point; GPUMode "
-                          "submissions need one (the task must have a GPUMode adapter)")
+        err_console.print(
+            "[red]error:[/red] the best kernel has no custom_kernel(data) entry point; GPUMode "
+            "submissions need one (the task must have a GPUMode adapter)"
+        )
         raise typer.Exit(1)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(source)

@@ -15,25 +15,49 @@ from ksearch_agent.candidate import Candidate, detect_api
 from ksearch_agent.engine import Engine
 from ksearch_agent.task import Task
 
-_FILES = {"type": "object", "additionalProperties": {"type": "string"},
-          "description": "complete candidate files: file name -> source (run.py, and kernel.cu for CUDA)"}
+_FILES = {
+    "type": "object",
+    "additionalProperties": {"type": "string"},
+    "description": "complete candidate files: file name -> source (run.py, and kernel.cu for CUDA)",
+}
 _WORKLOADS = {"type": "array", "items": {"type": "string"}, "description": "workload ids (default: all)"}
 
 TOOL_SCHEMAS: list[dict[str, Any]] = [
-    {"type": "function", "function": {
-        "name": "compile", "description": "Compile every kernel for sm_90a; returns errors with source lines, "
-                                          "registers, spills, shared memory and whether tensor cores are used.",
-        "parameters": {"type": "object", "properties": {"files": _FILES}, "required": ["files"]}}},
-    {"type": "function", "function": {
-        "name": "run_correctness", "description": "Check the candidate against the reference on the task's "
-                                                  "workloads; per-workload status, errors and a log.",
-        "parameters": {"type": "object", "properties": {"files": _FILES, "workloads": _WORKLOADS},
-                       "required": ["files"]}}},
-    {"type": "function", "function": {
-        "name": "profile_h100", "description": "Time the candidate against the reference on the H100 "
-                                               "(latency, speedup, % of roofline per workload).",
-        "parameters": {"type": "object", "properties": {"files": _FILES, "workloads": _WORKLOADS},
-                       "required": ["files"]}}},
+    {
+        "type": "function",
+        "function": {
+            "name": "compile",
+            "description": "Compile every kernel for sm_90a; returns errors with source lines, "
+            "registers, spills, shared memory and whether tensor cores are used.",
+            "parameters": {"type": "object", "properties": {"files": _FILES}, "required": ["files"]},
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "run_correctness",
+            "description": "Check the candidate against the reference on the task's "
+            "workloads; per-workload status, errors and a log.",
+            "parameters": {
+                "type": "object",
+                "properties": {"files": _FILES, "workloads": _WORKLOADS},
+                "required": ["files"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "profile_h100",
+            "description": "Time the candidate against the reference on the H100 "
+            "(latency, speedup, % of roofline per workload).",
+            "parameters": {
+                "type": "object",
+                "properties": {"files": _FILES, "workloads": _WORKLOADS},
+                "required": ["files"],
+            },
+        },
+    },
 ]
 TOOL_NAMES = [t["function"]["name"] for t in TOOL_SCHEMAS]
 
@@ -63,20 +87,56 @@ def execute(call: dict[str, Any], task: Task, language: str, engine: Engine) -> 
         if args.workloads:
             task.select(args.workloads)
     except (ValidationError, ValueError, KeyError) as exc:
-        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()) \
-            if isinstance(exc, ValidationError) else str(exc)
+        detail = (
+            "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            if isinstance(exc, ValidationError)
+            else str(exc)
+        )
         return f"error: invalid arguments for {name}: {detail}"
     if name == "compile":
         res = engine.compile(task, cand)
-        return json.dumps({"ok": res.ok, "errors": [e[-1500:] for e in res.errors], "trace_error": res.trace_error,
-                           "kernels": [k.model_dump(exclude_none=True) for k in res.kernels]})
+        return json.dumps(
+            {
+                "ok": res.ok,
+                "errors": [e[-1500:] for e in res.errors],
+                "trace_error": res.trace_error,
+                "kernels": [k.model_dump(exclude_none=True) for k in res.kernels],
+            }
+        )
     if name == "run_correctness":
         corr = engine.run_correctness(task, cand, args.workloads)
-        return json.dumps({"status": corr.status, "checked": corr.checked, "note": corr.note,
-                           "workloads": [{"id": w.workload, "status": w.status, "max_abs_error": w.max_abs_error,
-                                          "log": w.log[-800:]} for w in corr.workloads]})
+        return json.dumps(
+            {
+                "status": corr.status,
+                "checked": corr.checked,
+                "note": corr.note,
+                "workloads": [
+                    {
+                        "id": w.workload,
+                        "status": w.status,
+                        "max_abs_error": w.max_abs_error,
+                        "log": w.log[-800:],
+                    }
+                    for w in corr.workloads
+                ],
+            }
+        )
     prof = engine.profile(task, cand, args.workloads)
-    return json.dumps({"measured": prof.measured, "note": prof.note, "geomean_speedup": prof.geomean_speedup,
-                       "workloads": [{"id": w.workload, "status": w.status, "latency_ms": w.latency_ms,
-                                      "speedup": w.speedup, "roofline_fraction": w.roofline_fraction,
-                                      "log": w.log[-400:]} for w in prof.workloads]})
+    return json.dumps(
+        {
+            "measured": prof.measured,
+            "note": prof.note,
+            "geomean_speedup": prof.geomean_speedup,
+            "workloads": [
+                {
+                    "id": w.workload,
+                    "status": w.status,
+                    "latency_ms": w.latency_ms,
+                    "speedup": w.speedup,
+                    "roofline_fraction": w.roofline_fraction,
+                    "log": w.log[-400:],
+                }
+                for w in prof.workloads
+            ],
+        }
+    )

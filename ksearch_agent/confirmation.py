@@ -16,8 +16,9 @@ from ksearch_agent.results import ProfileResult, geomean
 
 
 class DuelEngine(Protocol):
-    def profile(self, task: Any, candidate: Any, workload_ids: Any = None, *, baseline: Any = None) -> ProfileResult:
-        ...
+    def profile(
+        self, task: Any, candidate: Any, workload_ids: Any = None, *, baseline: Any = None
+    ) -> ProfileResult: ...
 
 
 def contenders(rows: list[dict[str, Any]], *, top: int, margin: float) -> list[str]:
@@ -28,7 +29,7 @@ def contenders(rows: list[dict[str, Any]], *, top: int, margin: float) -> list[s
     if not timed:
         return []
     floor = timed[0]["geomean_speedup"] * (1.0 - margin)
-    return [r["id"] for r in timed if r["geomean_speedup"] >= floor][:max(top, 0)]
+    return [r["id"] for r in timed if r["geomean_speedup"] >= floor][: max(top, 0)]
 
 
 def duel_ratio(profile: ProfileResult) -> float | None:
@@ -53,10 +54,25 @@ def run_duels(engine: DuelEngine, task: Any, load: Any, ids: list[str]) -> dict[
         prof = engine.profile(task, load(challenger), baseline=load(champion))
         ratio = duel_ratio(prof)
         winner = challenger if ratio is not None and ratio > 1.0 else champion
-        duels.append({
-            "challenger": challenger, "champion": champion, "ratio": ratio, "winner": winner,
-            "protocol": prof.protocol, "device": prof.device, "note": prof.note,
-            "workloads": [{"workload": w.workload, "status": w.status, "challenger_ms": w.latency_ms,
-                           "champion_ms": w.baseline_latency_ms} for w in prof.workloads]})
+        duels.append(
+            {
+                "challenger": challenger,
+                "champion": champion,
+                "ratio": ratio,
+                "winner": winner,
+                "protocol": prof.protocol,
+                "device": prof.device,
+                "note": prof.note,
+                "workloads": [
+                    {
+                        "workload": w.workload,
+                        "status": w.status,
+                        "challenger_ms": w.latency_ms,
+                        "champion_ms": w.baseline_latency_ms,
+                    }
+                    for w in prof.workloads
+                ],
+            }
+        )
         champion = winner
     return {"candidate_id": champion, "contenders": list(ids), "duels": duels}

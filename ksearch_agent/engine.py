@@ -52,7 +52,8 @@ DeviceChoice = Literal["auto", "gpu", "cpu"]
 
 def default_cache_dir() -> Path:
     root = os.environ.get("KSEARCH_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "ksearch")
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "ksearch"
+    )
     return Path(root)
 
 
@@ -90,10 +91,19 @@ def _version(dist: str) -> str:
 class Engine:
     """Evaluates candidates for tasks. Use as a context manager so workers are stopped."""
 
-    def __init__(self, *, device: DeviceChoice = "auto", workdir: Path | None = None, cache_dir: Path | None = None,
-                 gpu_index: int | None = None, correctness_timeout: float | None = None,
-                 profile_timeout: float = 300.0, compile_timeout: float = 300.0, screening: bool = True,
-                 unlisted_shapes: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        device: DeviceChoice = "auto",
+        workdir: Path | None = None,
+        cache_dir: Path | None = None,
+        gpu_index: int | None = None,
+        correctness_timeout: float | None = None,
+        profile_timeout: float = 300.0,
+        compile_timeout: float = 300.0,
+        screening: bool = True,
+        unlisted_shapes: int | None = None,
+    ) -> None:
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="ksearch-engine-"))
         self.cache_dir = cache_dir or default_cache_dir()
@@ -110,7 +120,9 @@ class Engine:
         self.screening = screening
         self.unlisted_shapes = unlisted_shapes
         self.notes: list[str] = []
-        self.last_contestant: dict[str, Any] = {}  # start-up and wait time of the last contestant, its sandbox
+        self.last_contestant: dict[
+            str, Any
+        ] = {}  # start-up and wait time of the last contestant, its sandbox
 
     def __enter__(self) -> Engine:
         return self
@@ -170,8 +182,14 @@ class Engine:
         with self._lock:
             spares = self._spares.get(mode)
             if spares is None:
-                spares = self._spares[mode] = Spares(lambda n: WorkerProcess(
-                    mode, self.workdir / "workers", gpu_index=self.gpu_index, log_name=f"worker-{mode}-{n % 4}.log"))
+                spares = self._spares[mode] = Spares(
+                    lambda n: WorkerProcess(
+                        mode,
+                        self.workdir / "workers",
+                        gpu_index=self.gpu_index,
+                        log_name=f"worker-{mode}-{n % 4}.log",
+                    )
+                )
         return spares.take()
 
     def _exchange(self, mode: str, request: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
@@ -185,8 +203,9 @@ class Engine:
             for msg in worker.request(request, timeout_per_message=timeout):
                 if msg.get("nonce") != nonce:
                     worker.stop()
-                    raise WorkerDied(f"{mode} judge sent a message that does not belong to this request",
-                                     worker.log_tail())
+                    raise WorkerDied(
+                        f"{mode} judge sent a message that does not belong to this request", worker.log_tail()
+                    )
                 messages.append(msg)
             return messages
 
@@ -205,10 +224,25 @@ class Engine:
         """Compile for sm_90a without a GPU; cached by content hash of sources, toolchain and arch."""
         with structlog.contextvars.bound_contextvars(task=task.name, candidate=candidate.id, stage="compile"):
             if candidate.language == "python":
-                return CompileResult(ok=True, status="OK", language="python", arch=arch,
-                                     log="pure Python candidate: nothing to compile")
-            key = hashlib.sha256(json.dumps([candidate.id, arch, task.name, _version("triton"),
-                                             _version("nvidia-cuda-nvrtc"), _version("cuda-core")]).encode()).hexdigest()
+                return CompileResult(
+                    ok=True,
+                    status="OK",
+                    language="python",
+                    arch=arch,
+                    log="pure Python candidate: nothing to compile",
+                )
+            key = hashlib.sha256(
+                json.dumps(
+                    [
+                        candidate.id,
+                        arch,
+                        task.name,
+                        _version("triton"),
+                        _version("nvidia-cuda-nvrtc"),
+                        _version("cuda-core"),
+                    ]
+                ).encode()
+            ).hexdigest()
             cache_file = self.cache_dir / "compile" / f"{key[:32]}.json"
             if cache_file.is_file():
                 try:
@@ -220,20 +254,32 @@ class Engine:
                     cache_file.unlink(missing_ok=True)
             entry = self._candidate_path(candidate)
             small = min(task.select(cpu=True) or task.workloads, key=lambda w: task.bytes(w))
-            request = {"op": "compile", "language": candidate.language, "arch": arch,
-                       "candidate": {"path": str(entry), "api": candidate.api},
-                       "cuda_files": [str(entry.parent / n) for n in candidate.cuda_files],
-                       "task": task.worker_spec(), "workload": task.resolve(small)}
+            request = {
+                "op": "compile",
+                "language": candidate.language,
+                "arch": arch,
+                "candidate": {"path": str(entry), "api": candidate.api},
+                "cuda_files": [str(entry.parent / n) for n in candidate.cuda_files],
+                "task": task.worker_spec(),
+                "workload": task.resolve(small),
+            }
             t0 = time.perf_counter()
             worker = self._fresh("compile")  # tracing launches runs the candidate's code
             try:
                 raw: dict[str, Any] = {}
                 for msg in worker.request(request, timeout_per_message=self.compile_timeout):
                     if msg.get("type") == "done":
-                        raw = msg.get("result") or {"ok": False, "status": "RUNTIME_ERROR",
-                                                    "errors": [msg.get("error", "no result")]}
+                        raw = msg.get("result") or {
+                            "ok": False,
+                            "status": "RUNTIME_ERROR",
+                            "errors": [msg.get("error", "no result")],
+                        }
             except WorkerTimeout as exc:
-                raw = {"ok": False, "status": "TIMEOUT", "errors": [f"{exc}; compile timeout {self.compile_timeout}s"]}
+                raw = {
+                    "ok": False,
+                    "status": "TIMEOUT",
+                    "errors": [f"{exc}; compile timeout {self.compile_timeout}s"],
+                }
             except WorkerError as exc:
                 raw = {"ok": False, "status": "RUNTIME_ERROR", "errors": [f"{exc}\n{exc.log_tail}"]}
             finally:
@@ -241,7 +287,11 @@ class Engine:
             allowed = set(CompileResult.model_fields) - {"language", "arch", "cached"}
             raw = {k: v for k, v in raw.items() if k in allowed}
             if raw.get("status") not in ("OK", "COMPILE_ERROR", "RUNTIME_ERROR", "TIMEOUT"):
-                raw = {"ok": False, "status": "RUNTIME_ERROR", "errors": ["the compile worker sent no usable result"]}
+                raw = {
+                    "ok": False,
+                    "status": "RUNTIME_ERROR",
+                    "errors": ["the compile worker sent no usable result"],
+                }
             raw.setdefault("seconds", time.perf_counter() - t0)
             result = CompileResult(language=candidate.language, arch=arch, **raw)
             if result.status in ("OK", "COMPILE_ERROR"):
@@ -252,53 +302,111 @@ class Engine:
 
     # -- correctness -------------------------------------------------------------------------------
 
-    def run_correctness(self, task: Task, candidate: Candidate, workload_ids: list[str] | None = None, *,
-                        trials: int = 2, timeout: float | None = None) -> CorrectnessResult:
-        with structlog.contextvars.bound_contextvars(task=task.name, candidate=candidate.id, stage="correctness"):
+    def run_correctness(
+        self,
+        task: Task,
+        candidate: Candidate,
+        workload_ids: list[str] | None = None,
+        *,
+        trials: int = 2,
+        timeout: float | None = None,
+    ) -> CorrectnessResult:
+        with structlog.contextvars.bound_contextvars(
+            task=task.name, candidate=candidate.id, stage="correctness"
+        ):
             t0 = time.perf_counter()
             mode = self.mode
-            workloads = task.select(workload_ids, cpu=mode == "cpu", role="correctness" if not workload_ids else None)
+            workloads = task.select(
+                workload_ids, cpu=mode == "cpu", role="correctness" if not workload_ids else None
+            )
             if (rejected := self._screen(candidate, workloads, t0)) is not None:
                 return rejected
             if not workload_ids:
-                extra = self.unlisted_shapes if self.unlisted_shapes is not None else (1 if mode == "cpu" else 2)
-                workloads = workloads + task.unlisted_workloads(extra, random.Random(secrets.randbits(32)),
-                                                                cpu=mode == "cpu")
+                extra = (
+                    self.unlisted_shapes if self.unlisted_shapes is not None else (1 if mode == "cpu" else 2)
+                )
+                workloads = workloads + task.unlisted_workloads(
+                    extra, random.Random(secrets.randbits(32)), cpu=mode == "cpu"
+                )
             if mode == "cpu" and candidate.language == "cuda":
                 comp = self.compile(task, candidate)
                 status: OverallStatus = "UNVERIFIED" if comp.ok else "COMPILE_ERROR"
-                note = ("CUDA candidates cannot run without a GPU: compile-checked only (NVRTC, sm_90a); "
-                        "correctness was not verified") if comp.ok else "NVRTC compile failed"
-                failed = [] if comp.ok else [WorkloadCorrectness(workload=w.id, status="COMPILE_ERROR",
-                                                                 log="\n".join(comp.errors)[-3000:]) for w in workloads]
-                return CorrectnessResult(status=status, checked="compile_only", device="cpu", workloads=failed,
-                                         note=note, seconds=time.perf_counter() - t0)
+                note = (
+                    (
+                        "CUDA candidates cannot run without a GPU: compile-checked only (NVRTC, sm_90a); "
+                        "correctness was not verified"
+                    )
+                    if comp.ok
+                    else "NVRTC compile failed"
+                )
+                failed = (
+                    []
+                    if comp.ok
+                    else [
+                        WorkloadCorrectness(
+                            workload=w.id, status="COMPILE_ERROR", log="\n".join(comp.errors)[-3000:]
+                        )
+                        for w in workloads
+                    ]
+                )
+                return CorrectnessResult(
+                    status=status,
+                    checked="compile_only",
+                    device="cpu",
+                    workloads=failed,
+                    note=note,
+                    seconds=time.perf_counter() - t0,
+                )
             if mode == "cpu" and candidate.language == "triton":
                 # The interpreter skips the compiler's checks: a real sm_90a compile comes first.
                 comp = self.compile(task, candidate)
                 if comp.status == "COMPILE_ERROR":
-                    failed = [WorkloadCorrectness(workload=w.id, status="COMPILE_ERROR",
-                                                  log="\n".join(comp.errors)[-3000:]) for w in workloads]
-                    return CorrectnessResult(status="COMPILE_ERROR", checked="interpreter", device=self.device_name,
-                                             workloads=failed, note="sm_90a compile failed",
-                                             seconds=time.perf_counter() - t0)
+                    failed = [
+                        WorkloadCorrectness(
+                            workload=w.id, status="COMPILE_ERROR", log="\n".join(comp.errors)[-3000:]
+                        )
+                        for w in workloads
+                    ]
+                    return CorrectnessResult(
+                        status="COMPILE_ERROR",
+                        checked="interpreter",
+                        device=self.device_name,
+                        workloads=failed,
+                        note="sm_90a compile failed",
+                        seconds=time.perf_counter() - t0,
+                    )
             limit = timeout or self.correctness_timeout or (120.0 if mode == "gpu" else 600.0)
-            request = {"op": "correctness", "task": task.worker_spec(), "candidate": self._spec(candidate),
-                       "workloads": [task.resolve(w) for w in workloads], "trials": trials,
-                       "secret": secrets.randbits(62), "timeout": limit}
+            request = {
+                "op": "correctness",
+                "task": task.worker_spec(),
+                "candidate": self._spec(candidate),
+                "workloads": [task.resolve(w) for w in workloads],
+                "trials": trials,
+                "secret": secrets.randbits(62),
+                "timeout": limit,
+            }
             done: dict[str, Any] = {}
             rows = self._collect(task, mode, request, workloads, limit, done=done)
             if isinstance(done.get("contestant"), dict):
                 self.last_contestant = dict(done["contestant"])
-            results = [WorkloadCorrectness(**{k: v for k, v in r.items() if k in WorkloadCorrectness.model_fields})
-                       for r in rows]
+            results = [
+                WorkloadCorrectness(**{k: v for k, v in r.items() if k in WorkloadCorrectness.model_fields})
+                for r in rows
+            ]
             note = ""
             if mode == "cpu":
-                note = ("checked on the CPU under the Triton interpreter (CPU workloads only: "
-                        f"{', '.join(w.id for w in workloads)}); speed not measured")
-            res = CorrectnessResult(status=worst_status([r.status for r in results]), checked="gpu" if mode == "gpu" else "interpreter",
-                                    device=self.device_name, workloads=results, note=note,
-                                    seconds=time.perf_counter() - t0)
+                note = (
+                    "checked on the CPU under the Triton interpreter (CPU workloads only: "
+                    f"{', '.join(w.id for w in workloads)}); speed not measured"
+                )
+            res = CorrectnessResult(
+                status=worst_status([r.status for r in results]),
+                checked="gpu" if mode == "gpu" else "interpreter",
+                device=self.device_name,
+                workloads=results,
+                note=note,
+                seconds=time.perf_counter() - t0,
+            )
             log.info("correctness", status=res.status, workloads=len(results), seconds=round(res.seconds, 2))
             return res
 
@@ -311,20 +419,42 @@ class Engine:
             return None
         reasons = [str(f) for f in findings]
         log.warning("rejected by the static screen", reasons=reasons)
-        rows = [WorkloadCorrectness(workload=w.id, status="REJECTED", log="rejected: " + "; ".join(reasons)[:3000])
-                for w in workloads]
-        return CorrectnessResult(status="REJECTED", checked="screen", device=self.device_name, workloads=rows,
-                                 rejections=reasons, note="rejected by the static screen before running",
-                                 seconds=time.perf_counter() - t0)
+        rows = [
+            WorkloadCorrectness(
+                workload=w.id, status="REJECTED", log="rejected: " + "; ".join(reasons)[:3000]
+            )
+            for w in workloads
+        ]
+        return CorrectnessResult(
+            status="REJECTED",
+            checked="screen",
+            device=self.device_name,
+            workloads=rows,
+            rejections=reasons,
+            note="rejected by the static screen before running",
+            seconds=time.perf_counter() - t0,
+        )
 
     def _spec(self, candidate: Candidate) -> dict[str, Any]:
         """What the judge passes to a contestant: where the files are, how to call them, and a Triton
         cache of the candidate's own (one candidate cannot plant binaries in another's cache by key)."""
-        return {"path": str(self._candidate_path(candidate)), "api": candidate.api, "language": candidate.language,
-                "triton_cache_dir": str(self.workdir / "triton-cache" / candidate.id)}
+        return {
+            "path": str(self._candidate_path(candidate)),
+            "api": candidate.api,
+            "language": candidate.language,
+            "triton_cache_dir": str(self.workdir / "triton-cache" / candidate.id),
+        }
 
-    def _collect(self, task: Task, mode: str, request: dict[str, Any], workloads: list[Workload],
-                 timeout: float, *, done: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    def _collect(
+        self,
+        task: Task,
+        mode: str,
+        request: dict[str, Any],
+        workloads: list[Workload],
+        timeout: float,
+        *,
+        done: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
         """Run a per-workload request; a hang or crash becomes that workload's status, never an exception.
 
         Exactly one record per requested workload, in the judge's words: a record for a workload not
@@ -344,7 +474,9 @@ class Engine:
                     row = msg["result"]
                     wid = row.get("workload")
                     if wid not in wanted or wid in seen:
-                        error = f"[incomplete] the judge sent an unexpected record for workload {str(wid)[:60]!r}"
+                        error = (
+                            f"[incomplete] the judge sent an unexpected record for workload {str(wid)[:60]!r}"
+                        )
                         continue
                     seen.add(str(wid))
                     rows.append(row)
@@ -357,20 +489,30 @@ class Engine:
                     if done is not None:
                         done.update(msg)
         except WorkerTimeout as exc:
-            self._fill_missing(rows, workloads, "TIMEOUT",
-                               f"no result within {limit:.0f}s; the judge was killed and replaced. "
-                               f"Last output:\n{exc.log_tail[-1500:]}")
+            self._fill_missing(
+                rows,
+                workloads,
+                "TIMEOUT",
+                f"no result within {limit:.0f}s; the judge was killed and replaced. "
+                f"Last output:\n{exc.log_tail[-1500:]}",
+            )
         except WorkerError as exc:
             kind = "crashed" if isinstance(exc, WorkerDied) else "failed"
-            self._fill_missing(rows, workloads, "RUNTIME_ERROR",
-                               f"the judge {kind} ({exc}) and was replaced. Last output:\n{exc.log_tail[-1500:]}")
+            self._fill_missing(
+                rows,
+                workloads,
+                "RUNTIME_ERROR",
+                f"the judge {kind} ({exc}) and was replaced. Last output:\n{exc.log_tail[-1500:]}",
+            )
         if error is not None:
             self._fill_missing(rows, workloads, "RUNTIME_ERROR", error)
             if error.startswith("[incomplete]"):
                 for row in rows:
                     if row.get("status") == "PASSED":
                         row.update(status="RUNTIME_ERROR", log=error)
-        self._fill_missing(rows, workloads, "RUNTIME_ERROR", "[incomplete] the judge sent no record for this workload")
+        self._fill_missing(
+            rows, workloads, "RUNTIME_ERROR", "[incomplete] the judge sent no record for this workload"
+        )
         order = {w.id: i for i, w in enumerate(workloads)}
         rows.sort(key=lambda r: order.get(str(r.get("workload")), len(order)))
         return rows
@@ -385,45 +527,79 @@ class Engine:
 
     # -- profile -----------------------------------------------------------------------------------
 
-    def profile(self, task: Task, candidate: Candidate, workload_ids: list[str] | None = None, *,
-                baseline: Candidate | None = None, protocol: Literal["flushed", "gpumode"] = "flushed",
-                budget_ms: float = 500.0, reference_mode: Literal["interleaved", "cached"] = "interleaved",
-                ncu: bool = False,
-                timeout: float | None = None) -> ProfileResult:
+    def profile(
+        self,
+        task: Task,
+        candidate: Candidate,
+        workload_ids: list[str] | None = None,
+        *,
+        baseline: Candidate | None = None,
+        protocol: Literal["flushed", "gpumode"] = "flushed",
+        budget_ms: float = 500.0,
+        reference_mode: Literal["interleaved", "cached"] = "interleaved",
+        ncu: bool = False,
+        timeout: float | None = None,
+    ) -> ProfileResult:
         with structlog.contextvars.bound_contextvars(task=task.name, candidate=candidate.id, stage="profile"):
             t0 = time.perf_counter()
             if self.mode != "gpu":
-                return ProfileResult(measured=False, protocol=protocol, device="cpu",
-                                     note="no GPU: speed was not measured")
+                return ProfileResult(
+                    measured=False, protocol=protocol, device="cpu", note="no GPU: speed was not measured"
+                )
             if self.screening and (findings := screen(candidate)):
-                return ProfileResult(measured=False, protocol=protocol, device=self.device_name,
-                                     note="rejected by the static screen: " + "; ".join(map(str, findings)))
+                return ProfileResult(
+                    measured=False,
+                    protocol=protocol,
+                    device=self.device_name,
+                    note="rejected by the static screen: " + "; ".join(map(str, findings)),
+                )
             workloads = task.select(workload_ids, role="benchmark" if not workload_ids else None)
             limit = timeout or self.profile_timeout
             request: dict[str, Any] = {
-                "op": "profile", "task": task.worker_spec(), "candidate": self._spec(candidate),
-                "workloads": [task.resolve(w) for w in workloads], "secret": secrets.randbits(62),
-                "protocol": protocol, "budget_ms": budget_ms, "reference_mode": reference_mode,
-                "ceilings_file": str(self.cache_dir / "ceilings.json"), "timeout": limit}
+                "op": "profile",
+                "task": task.worker_spec(),
+                "candidate": self._spec(candidate),
+                "workloads": [task.resolve(w) for w in workloads],
+                "secret": secrets.randbits(62),
+                "protocol": protocol,
+                "budget_ms": budget_ms,
+                "reference_mode": reference_mode,
+                "ceilings_file": str(self.cache_dir / "ceilings.json"),
+                "timeout": limit,
+            }
             if baseline is not None:
                 request["baseline"] = self._spec(baseline)
             done_msg: dict[str, Any] = {}
             rows = self._collect(task, "gpu", request, workloads, limit, done=done_msg)
             for r in rows:
-                log.info("timed", workload=r.get("workload"), status=r.get("status"),
-                         latency_ms=r.get("latency_ms"), speedup=r.get("speedup"))
+                log.info(
+                    "timed",
+                    workload=r.get("workload"),
+                    status=r.get("status"),
+                    latency_ms=r.get("latency_ms"),
+                    speedup=r.get("speedup"),
+                )
             result = ProfileResult(
-                measured=any(r.get("latency_ms") for r in rows), protocol=protocol, device=self.device_name,
-                workloads=[WorkloadTiming(**{k: v for k, v in r.items() if k not in ("stats", "reference_stats")})
-                           for r in rows],
-                ceilings=done_msg.get("ceilings", {}), sync_overhead_ms=done_msg.get("sync_overhead_ms"),
-                seconds=time.perf_counter() - t0)
+                measured=any(r.get("latency_ms") for r in rows),
+                protocol=protocol,
+                device=self.device_name,
+                workloads=[
+                    WorkloadTiming(**{k: v for k, v in r.items() if k not in ("stats", "reference_stats")})
+                    for r in rows
+                ],
+                ceilings=done_msg.get("ceilings", {}),
+                sync_overhead_ms=done_msg.get("sync_overhead_ms"),
+                seconds=time.perf_counter() - t0,
+            )
             result.summarize()
             if ncu:
                 from ksearch_agent.ncu import collect
 
-                result.counters = collect({k: request[k] for k in ("task", "candidate", "workloads")},
-                                          self.workdir / "ncu", timeout=limit)
+                result.counters = collect(
+                    {k: request[k] for k in ("task", "candidate", "workloads")},
+                    self.workdir / "ncu",
+                    timeout=limit,
+                )
             implausible = [w.workload for w in result.workloads if w.plausible is False]
             if implausible:
                 result.note = f"implausible: faster than the roofline floor on {implausible}"
@@ -434,8 +610,12 @@ class Engine:
         """Problems found running the task's reference on its CPU workloads (empty: it runs and its outputs
         match the definition's shapes and dtypes). The reference runs in the CPU worker, isolated."""
         workloads = task.select(cpu=True) or task.workloads[:1]
-        request = {"op": "check_reference", "task": task.worker_spec(), "secret": secrets.randbits(62),
-                   "workloads": [task.resolve(w) for w in workloads]}
+        request = {
+            "op": "check_reference",
+            "task": task.worker_spec(),
+            "secret": secrets.randbits(62),
+            "workloads": [task.resolve(w) for w in workloads],
+        }
         worker = self._fresh("compile")  # a reference under review is untrusted code: a single-use process
         try:
             for msg in worker.request(request, timeout_per_message=timeout):
@@ -449,19 +629,35 @@ class Engine:
 
     # -- both --------------------------------------------------------------------------------------
 
-    def evaluate(self, task: Task, candidate: Candidate, workload_ids: list[str] | None = None, *,
-                 trials: int = 2, baseline: Candidate | None = None,
-                 protocol: Literal["flushed", "gpumode"] = "flushed", ncu: bool = False) -> EvalReport:
+    def evaluate(
+        self,
+        task: Task,
+        candidate: Candidate,
+        workload_ids: list[str] | None = None,
+        *,
+        trials: int = 2,
+        baseline: Candidate | None = None,
+        protocol: Literal["flushed", "gpumode"] = "flushed",
+        ncu: bool = False,
+    ) -> EvalReport:
         """Correctness on every workload, then (only if all passed, on a GPU) the profile."""
         t0 = time.perf_counter()
         correctness = self.run_correctness(task, candidate, workload_ids, trials=trials)
         profile = None
         status = correctness.status
         if correctness.status == "PASSED":
-            profile = self.profile(task, candidate, workload_ids, baseline=baseline, protocol=protocol, ncu=ncu)
+            profile = self.profile(
+                task, candidate, workload_ids, baseline=baseline, protocol=protocol, ncu=ncu
+            )
             if profile.measured or profile.workloads:
                 # A candidate that was right when checked but wrong, refused or crashing while timed fails.
                 status = worst_status(["PASSED", *(w.status for w in profile.workloads)])
-        return EvalReport(task=task.name, candidate_id=candidate.id, language=candidate.language,
-                          status=status, correctness=correctness, profile=profile,
-                          seconds=time.perf_counter() - t0)
+        return EvalReport(
+            task=task.name,
+            candidate_id=candidate.id,
+            language=candidate.language,
+            status=status,
+            correctness=correctness,
+            profile=profile,
+            seconds=time.perf_counter() - t0,
+        )

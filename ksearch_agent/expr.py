@@ -12,7 +12,14 @@ import ast
 import math
 from collections.abc import Callable, Mapping
 
-_FUNCS: dict[str, Callable[..., float]] = {"sqrt": math.sqrt, "min": min, "max": max, "ceil": math.ceil, "floor": math.floor, "log2": math.log2}
+_FUNCS: dict[str, Callable[..., float]] = {
+    "sqrt": math.sqrt,
+    "min": min,
+    "max": max,
+    "ceil": math.ceil,
+    "floor": math.floor,
+    "log2": math.log2,
+}
 _BINOPS = {
     ast.Add: lambda a, b: a + b,
     ast.Sub: lambda a, b: a - b,
@@ -50,7 +57,11 @@ def _parse(expression: str) -> ast.Expression:
 
 
 def _eval(node: ast.AST, names: Mapping[str, float], src: str) -> float:
-    if isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(node.value, bool):
+    if (
+        isinstance(node, ast.Constant)
+        and isinstance(node.value, int | float)
+        and not isinstance(node.value, bool)
+    ):
         return node.value
     if isinstance(node, ast.Name):
         if node.id not in names:
@@ -61,6 +72,11 @@ def _eval(node: ast.AST, names: Mapping[str, float], src: str) -> float:
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
         value = _eval(node.operand, names, src)
         return -value if isinstance(node.op, ast.USub) else value
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCS and not node.keywords:
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in _FUNCS
+        and not node.keywords
+    ):
         return _FUNCS[node.func.id](*(_eval(a, names, src) for a in node.args))
     raise ExpressionError(f"unsupported construct {ast.dump(node)[:60]} in expression {src!r}")

@@ -51,10 +51,23 @@ class LiveView:
         t = Table(title=f"ksearch run {self.task}", show_header=False)
         t.add_column("what", style="bold")
         t.add_column("value")
-        best = "—" if self.best_id == "—" else (f"{self.best:.3f}x ({self.best_id})" if self.best
-                                                else f"passing, speed not measured ({self.best_id})")
-        for k, v in (("round", str(self.round)), ("action", self.action), ("attempt", self.attempt),
-                     ("status", self.status), ("best speedup", best), ("tokens", str(self.tokens)),
-                     ("cost", "—" if self.cost is None else f"${self.cost:.4f}")):
+        best = (
+            "—"
+            if self.best_id == "—"
+            else (
+                f"{self.best:.3f}x ({self.best_id})"
+                if self.best
+                else f"passing, speed not measured ({self.best_id})"
+            )
+        )
+        for k, v in (
+            ("round", str(self.round)),
+            ("action", self.action),
+            ("attempt", self.attempt),
+            ("status", self.status),
+            ("best speedup", best),
+            ("tokens", str(self.tokens)),
+            ("cost", "—" if self.cost is None else f"${self.cost:.4f}"),
+        ):
             t.add_row(k, v)
         return t

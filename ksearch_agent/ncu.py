@@ -60,16 +60,40 @@ def collect(request: dict[str, Any], workdir: Path, timeout: float = 300.0) -> d
     workdir.mkdir(parents=True, exist_ok=True)
     req_path = workdir / "ncu_request.json"
     req_path.write_text(json.dumps(request))
-    cmd = [ncu, "--csv", "--profile-from-start", "off", "--metrics", ",".join(METRICS),
-           sys.executable, "-m", "ksearch_agent.worker.ncu_probe", str(req_path)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")) if p)}
+    cmd = [
+        ncu,
+        "--csv",
+        "--profile-from-start",
+        "off",
+        "--metrics",
+        ",".join(METRICS),
+        sys.executable,
+        "-m",
+        "ksearch_agent.worker.ncu_probe",
+        str(req_path),
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")) if p
+        ),
+    }
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=str(workdir),
-                              start_new_session=True)
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            cwd=str(workdir),
+            start_new_session=True,
+        )
     except subprocess.TimeoutExpired:
         return {"available": True, "note": f"ncu did not finish within {timeout:.0f}s"}
     kernels = parse_ncu_csv(proc.stdout)
     if proc.returncode != 0 or not kernels:
-        return {"available": True, "note": f"ncu failed (exit {proc.returncode}): {(proc.stderr or proc.stdout)[-800:]}"}
+        return {
+            "available": True,
+            "note": f"ncu failed (exit {proc.returncode}): {(proc.stderr or proc.stdout)[-800:]}",
+        }
     return {"available": True, "kernels": kernels}

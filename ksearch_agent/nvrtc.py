@@ -90,13 +90,15 @@ def parse_ptxas_log(log: str) -> list[KernelStats]:
     return list(stats.values())
 
 
-def compile_cuda(source: str, *, name: str = "kernel.cu", arch: str = DEFAULT_ARCH,
-                 options: tuple[str, ...] = ()) -> CudaBinary:
+def compile_cuda(
+    source: str, *, name: str = "kernel.cu", arch: str = DEFAULT_ARCH, options: tuple[str, ...] = ()
+) -> CudaBinary:
     """Compile ``source`` to CUBIN for ``arch``; raise :class:`CudaCompileError` with the log on failure."""
     from cuda.core import Program, ProgramOptions
 
-    opts = ProgramOptions(name=name, arch=arch, include_path=list(include_dirs()), ptxas_options=["-v"],
-                          std="c++17")
+    opts = ProgramOptions(
+        name=name, arch=arch, include_path=list(include_dirs()), ptxas_options=["-v"], std="c++17"
+    )
     prog = Program(source, code_type="c++", options=opts)
     logs: list[str] = []
 
@@ -110,8 +112,9 @@ def compile_cuda(source: str, *, name: str = "kernel.cu", arch: str = DEFAULT_AR
     except Exception as exc:  # cuda.core raises its own NVRTC error type carrying the log in the message
         raise CudaCompileError("".join(logs) or str(exc), name) from None
     log = "".join(logs)
-    return CudaBinary(cubin=bytes(obj.code), log=log, seconds=time.perf_counter() - t0,
-                      kernels=parse_ptxas_log(log))
+    return CudaBinary(
+        cubin=bytes(obj.code), log=log, seconds=time.perf_counter() - t0, kernels=parse_ptxas_log(log)
+    )
 
 
 def source_hash(source: str, arch: str, options: tuple[str, ...] = ()) -> str:

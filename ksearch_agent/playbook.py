@@ -32,7 +32,9 @@ class PlaybookNode(BaseModel):
     seed: str | None = None
     knobs: dict[str, Any] = Field(default_factory=dict)
     language: Literal["triton", "cuda"] = "triton"
-    initial: bool = Field(default=True, description="in the first world model; otherwise added once the parent is solved")
+    initial: bool = Field(
+        default=True, description="in the first world model; otherwise added once the parent is solved"
+    )
 
 
 class Playbook(BaseModel):
@@ -79,7 +81,9 @@ def load_playbook(task: Task) -> Playbook:
             raise TaskFileError(path, f"nodes.{n.ref}.parent", f"unknown parent {n.parent!r}")
         seed = resolve_seed(book, n.ref)
         if not (task.directory / "seeds" / seed).is_file():
-            raise TaskFileError(path, f"nodes.{n.ref}.seed", f"no seed file {seed!r} in {task.directory / 'seeds'}")
+            raise TaskFileError(
+                path, f"nodes.{n.ref}.seed", f"no seed file {seed!r} in {task.directory / 'seeds'}"
+            )
     return book
 
 
@@ -111,7 +115,7 @@ def ref_of(notes: str) -> str | None:
     if start < 0:
         return None
     end = notes.find("]", start)
-    return notes[start + len(REF_MARK):end] if end > start else None
+    return notes[start + len(REF_MARK) : end] if end > start else None
 
 
 def mark(ref: str) -> str:

@@ -25,7 +25,9 @@ from ksearch_agent.world_model import ActionPatch, EditOp, InsertNode, UpdateNod
 _SHARED_MEMORY_MARKERS = ("out of resource", "outofresources", "shared memory", "shared_memory", "smem")
 
 
-def classify_failure(status: str, log: str, speedup: float | None, parent_speedup: float | None) -> FailureClass:
+def classify_failure(
+    status: str, log: str, speedup: float | None, parent_speedup: float | None
+) -> FailureClass:
     text = log.lower()
     if status == "PASSED":
         return "slower"
@@ -65,16 +67,30 @@ class PlaybookPolicy:
         chosen: list[Any] = []
         for n in book.nodes:  # playbook order keeps parents before children
             family = book.chain(n.ref)[0]
-            if n.initial and family.language == language and (n.parent == "root" or n.parent in
-                                                              {c.ref for c in chosen}):
+            if (
+                n.initial
+                and family.language == language
+                and (n.parent == "root" or n.parent in {c.ref for c in chosen})
+            ):
                 chosen.append(n)
         if not chosen:
             raise PolicyError(f"the {task.name} playbook has no {language} kernel family")
         payload: dict[str, Any] = {
-            "kernel_summary": book.kernel_summary, "open_questions": book.open_questions,
-            "nodes": [{"ref": n.ref, "parent": n.parent, "decision": n.decision, "rating": n.rating,
-                       "confidence": n.confidence, "notes": mark(n.ref), "action": n.action.model_dump()}
-                      for n in chosen]}
+            "kernel_summary": book.kernel_summary,
+            "open_questions": book.open_questions,
+            "nodes": [
+                {
+                    "ref": n.ref,
+                    "parent": n.parent,
+                    "decision": n.decision,
+                    "rating": n.rating,
+                    "confidence": n.confidence,
+                    "notes": mark(n.ref),
+                    "action": n.action.model_dump(),
+                }
+                for n in chosen
+            ],
+        }
         return WorldModel.from_initial(payload)
 
     def _refinements(self, task: Task, wm: WorldModel, solved_id: str, limit: int) -> list[EditOp]:
@@ -83,14 +99,26 @@ class PlaybookPolicy:
         present = {ref_of(n.notes) for n in wm.nodes.values()}
         if ref is None:
             return []
-        ops: list[EditOp] = [InsertNode(op="insert_node", parent=solved_id, decision=c.decision, rating=c.rating,
-                                        confidence=c.confidence, notes=mark(c.ref), action=c.action)
-                             for c in book.children_of(ref) if c.ref not in present]
+        ops: list[EditOp] = [
+            InsertNode(
+                op="insert_node",
+                parent=solved_id,
+                decision=c.decision,
+                rating=c.rating,
+                confidence=c.confidence,
+                notes=mark(c.ref),
+                action=c.action,
+            )
+            for c in book.children_of(ref)
+            if c.ref not in present
+        ]
         return ops[:limit]
 
     def propose_actions(self, task: Task, wm: WorldModel, max_new: int, ledger: UsageLedger) -> list[EditOp]:
         ops: list[EditOp] = []
-        for node in sorted(wm.solved(), key=lambda n: -(n.solution.geomean_speedup or 0) if n.solution else 0):
+        for node in sorted(
+            wm.solved(), key=lambda n: -(n.solution.geomean_speedup or 0) if n.solution else 0
+        ):
             ops += self._refinements(task, wm, node.id, max_new - len(ops))
             if len(ops) >= max_new:
                 break
@@ -101,7 +129,9 @@ class PlaybookPolicy:
     def coder_turn(self, req: CodeRequest, ledger: UsageLedger) -> CoderTurn:
         ref = ref_of(req.action.notes)
         if ref is None:
-            return CoderTurn(error=f"action {req.action.id} did not come from the playbook; nothing to implement")
+            return CoderTurn(
+                error=f"action {req.action.id} did not come from the playbook; nothing to implement"
+            )
         try:
             return CoderTurn(files=files_for(req.task, self._book(req.task), ref))
         except (KeyError, KnobError, OSError) as exc:
@@ -127,8 +157,9 @@ class PlaybookPolicy:
 
     # -- world model update -------------------------------------------------------------------------
 
-    def update_world_model(self, task: Task, wm: WorldModel, outcome: CycleOutcome,
-                           ledger: UsageLedger) -> tuple[list[EditOp], list[str]]:
+    def update_world_model(
+        self, task: Task, wm: WorldModel, outcome: CycleOutcome, ledger: UsageLedger
+    ) -> tuple[list[EditOp], list[str]]:
         node, best = outcome.action, outcome.best
         ops: list[EditOp] = []
         expected = node.action.expected_speedup if node.action else 1.0
@@ -137,9 +168,14 @@ class PlaybookPolicy:
             observed = best["geomean_speedup"] / (outcome.parent_speedup or 1.0)
         if observed is not None:
             surprise = observed / expected  # > 1: better than predicted
-            ops.append(UpdateNode(op="update_node", id=node.id,
-                                  rating=min(10.0, max(0.0, node.rating + 2.0 * math.log2(surprise))),
-                                  confidence=min(1.0, node.confidence + 0.15)))
+            ops.append(
+                UpdateNode(
+                    op="update_node",
+                    id=node.id,
+                    rating=min(10.0, max(0.0, node.rating + 2.0 * math.log2(surprise))),
+                    confidence=min(1.0, node.confidence + 0.15),
+                )
+            )
             # Beliefs about the rest move part of the way toward the evidence: same-family actions fully,
             # others by half, so the next selection reflects what was just measured.
             family = wm.lineage(node.id)[1].id if len(wm.lineage(node.id)) > 1 else node.id
@@ -149,9 +185,16 @@ class PlaybookPolicy:
                 same = len(wm.lineage(other.id)) > 1 and wm.lineage(other.id)[1].id == family
                 weight = 1.0 if same else 0.5
                 factor = surprise ** (0.5 * weight)
-                ops.append(UpdateNode(op="update_node", id=other.id, action=ActionPatch(
-                    expected_speedup=max(0.05, other.action.expected_speedup * factor),
-                    score=min(1.0, max(0.0, other.action.score * factor)))))
+                ops.append(
+                    UpdateNode(
+                        op="update_node",
+                        id=other.id,
+                        action=ActionPatch(
+                            expected_speedup=max(0.05, other.action.expected_speedup * factor),
+                            score=min(1.0, max(0.0, other.action.score * factor)),
+                        ),
+                    )
+                )
         elif best is not None:  # passed, speed unknown (no GPU): more confident, nothing to calibrate
             ops.append(UpdateNode(op="update_node", id=node.id, confidence=min(1.0, node.confidence + 0.1)))
         if best is not None:

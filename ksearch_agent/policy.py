@@ -60,30 +60,42 @@ class Policy(Protocol):
 
     def initial_world_model(self, task: Task, language: str, ledger: UsageLedger) -> WorldModel: ...
 
-    def propose_actions(self, task: Task, wm: WorldModel, max_new: int, ledger: UsageLedger) -> list[EditOp]: ...
+    def propose_actions(
+        self, task: Task, wm: WorldModel, max_new: int, ledger: UsageLedger
+    ) -> list[EditOp]: ...
 
     def coder_turn(self, req: CodeRequest, ledger: UsageLedger) -> CoderTurn: ...
 
     def repair(self, req: RepairRequest, ledger: UsageLedger) -> CoderTurn: ...
 
-    def update_world_model(self, task: Task, wm: WorldModel, outcome: CycleOutcome,
-                           ledger: UsageLedger) -> tuple[list[EditOp], list[str]]: ...
+    def update_world_model(
+        self, task: Task, wm: WorldModel, outcome: CycleOutcome, ledger: UsageLedger
+    ) -> tuple[list[EditOp], list[str]]: ...
 
 
 def task_brief(task: Task, language: str) -> str:
     """The task as an LLM should see it: definition, workloads, tolerance and the PyTorch reference."""
     d = task.definition
-    lines = [f"name: {d.name} ({d.op_type})", f"description: {d.description}",
-             "axes: " + ", ".join(f"{n}={a.value}" if a.type == "const" else f"{n} (varies)" for n, a in d.axes.items()),
-             "inputs (in run() order): " + "; ".join(f"{n}[{', '.join(map(str, s.shape))}] {s.dtype}"
-                                                     for n, s in d.inputs.items()),
-             "outputs: " + "; ".join(f"{n}[{', '.join(map(str, s.shape))}] {s.dtype}" for n, s in d.outputs.items()),
-             f"tolerance: rtol={d.tolerance.rtol}, atol={d.tolerance.atol} (an element fails only if both are exceeded)",
-             f"flops: {d.flops}; minimal bytes: {d.bytes}",
-             "constraints: " + "; ".join(d.constraints),
-             "benchmark workloads: " + "; ".join(json.dumps(w.axes) for w in task.select(role="benchmark")),
-             f"language for this search: {language}", "", "PyTorch reference (reference.py):", "```python",
-             task.reference_path.read_text().strip(), "```"]
+    lines = [
+        f"name: {d.name} ({d.op_type})",
+        f"description: {d.description}",
+        "axes: "
+        + ", ".join(f"{n}={a.value}" if a.type == "const" else f"{n} (varies)" for n, a in d.axes.items()),
+        "inputs (in run() order): "
+        + "; ".join(f"{n}[{', '.join(map(str, s.shape))}] {s.dtype}" for n, s in d.inputs.items()),
+        "outputs: "
+        + "; ".join(f"{n}[{', '.join(map(str, s.shape))}] {s.dtype}" for n, s in d.outputs.items()),
+        f"tolerance: rtol={d.tolerance.rtol}, atol={d.tolerance.atol} (an element fails only if both are exceeded)",
+        f"flops: {d.flops}; minimal bytes: {d.bytes}",
+        "constraints: " + "; ".join(d.constraints),
+        "benchmark workloads: " + "; ".join(json.dumps(w.axes) for w in task.select(role="benchmark")),
+        f"language for this search: {language}",
+        "",
+        "PyTorch reference (reference.py):",
+        "```python",
+        task.reference_path.read_text().strip(),
+        "```",
+    ]
     return "\n".join(lines)
 
 

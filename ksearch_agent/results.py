@@ -7,13 +7,39 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Status = Literal["PASSED", "COMPILE_ERROR", "RUNTIME_ERROR", "INCORRECT_SHAPE", "INCORRECT_DTYPE",
-                 "INCORRECT_NUMERICAL", "TIMEOUT", "REJECTED"]
-OverallStatus = Literal["PASSED", "COMPILE_ERROR", "RUNTIME_ERROR", "INCORRECT_SHAPE", "INCORRECT_DTYPE",
-                        "INCORRECT_NUMERICAL", "TIMEOUT", "REJECTED", "UNVERIFIED"]
+Status = Literal[
+    "PASSED",
+    "COMPILE_ERROR",
+    "RUNTIME_ERROR",
+    "INCORRECT_SHAPE",
+    "INCORRECT_DTYPE",
+    "INCORRECT_NUMERICAL",
+    "TIMEOUT",
+    "REJECTED",
+]
+OverallStatus = Literal[
+    "PASSED",
+    "COMPILE_ERROR",
+    "RUNTIME_ERROR",
+    "INCORRECT_SHAPE",
+    "INCORRECT_DTYPE",
+    "INCORRECT_NUMERICAL",
+    "TIMEOUT",
+    "REJECTED",
+    "UNVERIFIED",
+]
 
-SEVERITY: dict[str, int] = {"PASSED": 0, "UNVERIFIED": 1, "INCORRECT_NUMERICAL": 2, "INCORRECT_DTYPE": 3,
-                            "INCORRECT_SHAPE": 4, "RUNTIME_ERROR": 5, "TIMEOUT": 6, "COMPILE_ERROR": 7, "REJECTED": 8}
+SEVERITY: dict[str, int] = {
+    "PASSED": 0,
+    "UNVERIFIED": 1,
+    "INCORRECT_NUMERICAL": 2,
+    "INCORRECT_DTYPE": 3,
+    "INCORRECT_SHAPE": 4,
+    "RUNTIME_ERROR": 5,
+    "TIMEOUT": 6,
+    "COMPILE_ERROR": 7,
+    "REJECTED": 8,
+}
 
 
 def worst_status(statuses: list[Status]) -> OverallStatus:
@@ -68,7 +94,9 @@ class CorrectnessResult(BaseModel):
     checked: Literal["gpu", "interpreter", "compile_only", "screen"]
     device: str
     workloads: list[WorkloadCorrectness] = Field(default_factory=list)
-    rejections: list[str] = Field(default_factory=list, description="why the candidate was refused as a cheat")
+    rejections: list[str] = Field(
+        default_factory=list, description="why the candidate was refused as a cheat"
+    )
     note: str = ""
     seconds: float = 0.0
 
@@ -102,14 +130,18 @@ class ProfileResult(BaseModel):
     geomean_speedup: float | None = None
     ceilings: dict[str, Any] = Field(default_factory=dict)
     sync_overhead_ms: float | None = None
-    counters: dict[str, Any] | None = Field(default=None, description="Nsight Compute counters when asked for")
+    counters: dict[str, Any] | None = Field(
+        default=None, description="Nsight Compute counters when asked for"
+    )
     seconds: float = 0.0
 
     def summarize(self) -> None:
         ok = [w for w in self.workloads if w.status == "PASSED" and w.latency_ms]
         if ok and len(ok) == len(self.workloads):
             self.geomean_latency_ms = geomean([w.latency_ms for w in ok if w.latency_ms])
-            self.geomean_reference_ms = geomean([w.reference_latency_ms for w in ok if w.reference_latency_ms])
+            self.geomean_reference_ms = geomean(
+                [w.reference_latency_ms for w in ok if w.reference_latency_ms]
+            )
             self.geomean_speedup = geomean([w.speedup for w in ok if w.speedup])
 
 

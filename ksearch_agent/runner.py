@@ -32,8 +32,13 @@ def _graph(run_dir: Path) -> tuple[Any, sqlite3.Connection]:
     return build_kernel_search_graph(checkpointer=SqliteSaver(conn)), conn
 
 
-def _drive(graph: Any, payload: dict[str, Any] | None, config: dict[str, Any], ctx: SearchContext,
-           on_event: EventSink | None) -> dict[str, Any]:
+def _drive(
+    graph: Any,
+    payload: dict[str, Any] | None,
+    config: dict[str, Any],
+    ctx: SearchContext,
+    on_event: EventSink | None,
+) -> dict[str, Any]:
     # durability="sync": each step's checkpoint is on disk before the next step starts, so a kill -9 at any
     # moment leaves a checkpoint to resume from (the default, "async", can lose the steps still being written).
     for chunk in graph.stream(payload, config, context=ctx, stream_mode="custom", durability="sync"):
@@ -42,8 +47,14 @@ def _drive(graph: Any, payload: dict[str, Any] | None, config: dict[str, Any], c
     return dict(graph.get_state(config).values)
 
 
-def run_search(task: str, ctx: SearchContext, *, seed_code: dict[str, str] | str | None = None,
-               run_id: str | None = None, on_event: EventSink | None = None) -> dict[str, Any]:
+def run_search(
+    task: str,
+    ctx: SearchContext,
+    *,
+    seed_code: dict[str, str] | str | None = None,
+    run_id: str | None = None,
+    on_event: EventSink | None = None,
+) -> dict[str, Any]:
     """Start a search; everything lands in ``<runs_root>/<run_id>/`` (SQLite record + checkpoints)."""
     run_id = run_id or new_run_id(Path(task).name)
     run_dir = Path(ctx.runs_root).resolve() / run_id
@@ -88,8 +99,10 @@ def resume_search(run: str | Path, *, on_event: EventSink | None = None, **overr
         config = {"configurable": {"thread_id": run_id}, "recursion_limit": recursion_limit(ctx)}
         snapshot = graph.get_state(config)
         if snapshot.metadata is None:
-            raise RunNotResumable(f"{run_dir} holds no checkpoint of run {run_id!r}: it stopped before its first step "
-                                  "was saved; start it again with `ksearch run`")
+            raise RunNotResumable(
+                f"{run_dir} holds no checkpoint of run {run_id!r}: it stopped before its first step "
+                "was saved; start it again with `ksearch run`"
+            )
         if not snapshot.next and not snapshot.tasks:
             return dict(snapshot.values)  # already finished: nothing to do
         # Otherwise continue. A kill between a step's last task saving its writes and the step's checkpoint

@@ -29,55 +29,206 @@ from dataclasses import dataclass, field
 from ksearch_agent.candidate import Candidate
 
 # Whole-result PyTorch math that a Triton or CUDA candidate must do in its own kernels.
-TORCH_COMPUTE = {"matmul", "mm", "bmm", "einsum", "baddbmm", "addmm", "addbmm", "softmax", "log_softmax",
-                 "layer_norm", "rms_norm", "group_norm", "batch_norm", "linear", "bilinear", "sigmoid", "rsqrt",
-                 "exp", "tanh", "relu", "gelu", "silu", "conv1d", "conv2d", "conv3d", "tensordot", "inner", "outer",
-                 "scaled_dot_product_attention", "normalize", "cross_entropy", "logsumexp", "softplus", "erf"}
+TORCH_COMPUTE = {
+    "matmul",
+    "mm",
+    "bmm",
+    "einsum",
+    "baddbmm",
+    "addmm",
+    "addbmm",
+    "softmax",
+    "log_softmax",
+    "layer_norm",
+    "rms_norm",
+    "group_norm",
+    "batch_norm",
+    "linear",
+    "bilinear",
+    "sigmoid",
+    "rsqrt",
+    "exp",
+    "tanh",
+    "relu",
+    "gelu",
+    "silu",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "tensordot",
+    "inner",
+    "outer",
+    "scaled_dot_product_attention",
+    "normalize",
+    "cross_entropy",
+    "logsumexp",
+    "softplus",
+    "erf",
+}
 # Modules whose functions compute on arrays outside the candidate's kernels (host compute).
 ARRAY_MODULES = {"torch", "numpy"}
 CONCURRENCY_MODULES = {"threading", "concurrent", "multiprocessing", "asyncio", "subprocess", "_thread"}
-CONCURRENCY_CALLS = {("os", "fork"), ("os", "forkpty"), ("os", "system"), ("os", "popen"), ("os", "spawnv"),
-                     ("os", "posix_spawn")}
+CONCURRENCY_CALLS = {
+    ("os", "fork"),
+    ("os", "forkpty"),
+    ("os", "system"),
+    ("os", "popen"),
+    ("os", "spawnv"),
+    ("os", "posix_spawn"),
+}
 STREAM_ATTRS = {"Stream", "stream", "set_stream", "ExternalStream"}
-INTROSPECTION = {("sys", "_getframe"), ("sys", "modules"), ("gc", "get_objects"), ("gc", "get_referrers"),
-                 ("inspect", "stack"), ("inspect", "currentframe"), ("os", "write"), ("os", "dup2"), ("os", "fdopen"),
-                 ("os", "environ"), ("os", "getenv"), ("os", "listdir"), ("os", "scandir"), ("os", "walk"),
-                 ("signal", "signal")}
-FORBIDDEN_MODULES = {"ctypes", "gc", "inspect", "ksearch_agent.worker", "ksearch_agent.engine", "pickle", "marshal",
-                     "importlib", "glob", "shutil", "socket", "requests", "urllib", "http"}
+INTROSPECTION = {
+    ("sys", "_getframe"),
+    ("sys", "modules"),
+    ("gc", "get_objects"),
+    ("gc", "get_referrers"),
+    ("inspect", "stack"),
+    ("inspect", "currentframe"),
+    ("os", "write"),
+    ("os", "dup2"),
+    ("os", "fdopen"),
+    ("os", "environ"),
+    ("os", "getenv"),
+    ("os", "listdir"),
+    ("os", "scandir"),
+    ("os", "walk"),
+    ("signal", "signal"),
+}
+FORBIDDEN_MODULES = {
+    "ctypes",
+    "gc",
+    "inspect",
+    "ksearch_agent.worker",
+    "ksearch_agent.engine",
+    "pickle",
+    "marshal",
+    "importlib",
+    "glob",
+    "shutil",
+    "socket",
+    "requests",
+    "urllib",
+    "http",
+}
 PATCHABLE_ROOTS = {"torch", "time", "triton", "builtins", "ksearch_agent", "numpy", "np", "os", "sys"}
 SEED_CALLS = {"manual_seed", "manual_seed_all", "seed", "initial_seed", "get_rng_state", "set_rng_state"}
 DYNAMIC_BUILTINS = {"exec", "eval", "compile", "__import__", "globals", "vars"}
 # A candidate file with one of these names would be imported instead of the library.
-SHADOWED_MODULES = {"torch", "triton", "numpy", "math", "functools", "builtins", "sys", "os", "time", "ksearch_agent",
-                    "typing", "random", "threading", "cuda", "types", "copy", "operator", "collections"}
+SHADOWED_MODULES = {
+    "torch",
+    "triton",
+    "numpy",
+    "math",
+    "functools",
+    "builtins",
+    "sys",
+    "os",
+    "time",
+    "ksearch_agent",
+    "typing",
+    "random",
+    "threading",
+    "cuda",
+    "types",
+    "copy",
+    "operator",
+    "collections",
+}
 
 # Decorators (or calls) that make a Triton kernel, and the modules a CUDA candidate launches through.
-KERNEL_MAKERS = {"triton.jit", "triton.autotune", "triton.heuristics", "triton.JITFunction",
-                 "triton.runtime.jit.jit", "triton.runtime.JITFunction", "triton.runtime.jit.JITFunction",
-                 "triton.runtime.autotune", "triton.runtime.heuristics", "triton.runtime.autotuner.autotune",
-                 "triton.runtime.autotuner.heuristics"}
+KERNEL_MAKERS = {
+    "triton.jit",
+    "triton.autotune",
+    "triton.heuristics",
+    "triton.JITFunction",
+    "triton.runtime.jit.jit",
+    "triton.runtime.JITFunction",
+    "triton.runtime.jit.JITFunction",
+    "triton.runtime.autotune",
+    "triton.runtime.heuristics",
+    "triton.runtime.autotuner.autotune",
+    "triton.runtime.autotuner.heuristics",
+}
 LAUNCH_MODULES = ("ksearch_agent.cuda_launch", "ksearch_agent.nvrtc", "cuda.core")
 CACHE_DECORATORS = {"functools.lru_cache", "functools.cache"}
 CACHE_LEAVES = {"cache", "lru_cache", "cached"}  # unresolved spellings (cachetools, a re-export)
 
 # Tensor metadata: reading it does not depend on the values, so it never taints.
-METADATA_ATTRS = {"shape", "dtype", "device", "ndim", "is_cuda", "layout", "requires_grad", "itemsize", "nbytes"}
-METADATA_METHODS = {"size", "stride", "dim", "numel", "nelement", "element_size", "is_contiguous", "get_device",
-                    "storage_offset", "data_ptr", "untyped_storage", "storage"}
+METADATA_ATTRS = {
+    "shape",
+    "dtype",
+    "device",
+    "ndim",
+    "is_cuda",
+    "layout",
+    "requires_grad",
+    "itemsize",
+    "nbytes",
+}
+METADATA_METHODS = {
+    "size",
+    "stride",
+    "dim",
+    "numel",
+    "nelement",
+    "element_size",
+    "is_contiguous",
+    "get_device",
+    "storage_offset",
+    "data_ptr",
+    "untyped_storage",
+    "storage",
+}
 IDENTITY_METHODS = {"data_ptr", "untyped_storage", "storage", "_cdata"}
 CONTENT_METHODS = {"item", "tolist", "tobytes", "numpy", "__array__"}
 SHAPE_METHODS = {"size", "stride"}
-ALLOC_CALLS = {"empty", "zeros", "ones", "full", "empty_like", "zeros_like", "ones_like", "full_like", "empty_strided",
-               "new_empty", "new_zeros", "new_ones", "new_full", "rand_like", "randn_like"}
+ALLOC_CALLS = {
+    "empty",
+    "zeros",
+    "ones",
+    "full",
+    "empty_like",
+    "zeros_like",
+    "ones_like",
+    "full_like",
+    "empty_strided",
+    "new_empty",
+    "new_zeros",
+    "new_ones",
+    "new_full",
+    "rand_like",
+    "randn_like",
+}
 NON_DERIVING_CALLS = {"len", "isinstance", "type", "print", "callable", "hasattr", "issubclass"}
 STORE_METHODS = {"append", "add", "setdefault", "update", "insert", "extend", "appendleft", "__setitem__"}
 LOOKUP_METHODS = {"get", "setdefault", "pop", "__getitem__", "__setitem__", "__contains__", "add"}
-SCALAR_ANNOTATIONS = {"int", "str", "bool", "float", "bytes", "None", "tuple", "Tuple", "Literal", "typing",
-                      "torch", "dtype", "device", "Optional"}
+SCALAR_ANNOTATIONS = {
+    "int",
+    "str",
+    "bool",
+    "float",
+    "bytes",
+    "None",
+    "tuple",
+    "Tuple",
+    "Literal",
+    "typing",
+    "torch",
+    "dtype",
+    "device",
+    "Optional",
+}
 ENTRY_POINTS = {"run", "custom_kernel"}
-MUTABLE_FACTORIES = {"dict", "list", "set", "OrderedDict", "defaultdict", "deque", "WeakKeyDictionary",
-                     "WeakValueDictionary"}
+MUTABLE_FACTORIES = {
+    "dict",
+    "list",
+    "set",
+    "OrderedDict",
+    "defaultdict",
+    "deque",
+    "WeakKeyDictionary",
+    "WeakValueDictionary",
+}
 
 
 @dataclass(frozen=True)
@@ -122,7 +273,13 @@ def _own_nodes(fn: ast.AST) -> Iterator[ast.AST]:
 
 def _params(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.arg]:
     a = fn.args
-    return [*a.posonlyargs, *a.args, *([a.vararg] if a.vararg else []), *a.kwonlyargs, *([a.kwarg] if a.kwarg else [])]
+    return [
+        *a.posonlyargs,
+        *a.args,
+        *([a.vararg] if a.vararg else []),
+        *a.kwonlyargs,
+        *([a.kwarg] if a.kwarg else []),
+    ]
 
 
 def _unpack(target: ast.AST, value: ast.expr) -> Iterator[tuple[str, ast.expr]]:
@@ -135,8 +292,11 @@ def _unpack(target: ast.AST, value: ast.expr) -> Iterator[tuple[str, ast.expr]]:
     elif isinstance(target, ast.Tuple | ast.List):
         items = value.elts if isinstance(value, ast.Tuple | ast.List) else []
         for i, t in enumerate(target.elts):
-            item = items[i] if len(items) == len(target.elts) else ast.Subscript(value=value, slice=ast.Constant(i),
-                                                                                 ctx=ast.Load())
+            item = (
+                items[i]
+                if len(items) == len(target.elts)
+                else ast.Subscript(value=value, slice=ast.Constant(i), ctx=ast.Load())
+            )
             yield from _unpack(t, item)
 
 
@@ -236,13 +396,21 @@ def _derived(e: ast.AST | None, tainted: set[str]) -> bool:
     if isinstance(e, ast.Call):
         f = e.func
         leaf = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else None
-        if leaf in METADATA_METHODS or leaf in ALLOC_CALLS or leaf in NON_DERIVING_CALLS or leaf in ("id", "hash"):
+        if (
+            leaf in METADATA_METHODS
+            or leaf in ALLOC_CALLS
+            or leaf in NON_DERIVING_CALLS
+            or leaf in ("id", "hash")
+        ):
             return False
         args = [*e.args, *(k.value for k in e.keywords)]
         if any(_derived(a, tainted) for a in args):
             return True
-        return _derived(f.value, tainted) if isinstance(f, ast.Attribute) else (
-            not isinstance(f, ast.Name) and _derived(f, tainted))
+        return (
+            _derived(f.value, tainted)
+            if isinstance(f, ast.Attribute)
+            else (not isinstance(f, ast.Name) and _derived(f, tainted))
+        )
     return any(_derived(c, tainted) for c in ast.iter_child_nodes(e))
 
 
@@ -275,11 +443,12 @@ class _Flow:
         fn = _Fn(node, [p.arg for p in _params(node)], method=method)
         a = node.args
         positional = [*a.posonlyargs, *a.args]
-        defaults = list(zip(positional[len(positional) - len(a.defaults):], a.defaults, strict=True))
+        defaults = list(zip(positional[len(positional) - len(a.defaults) :], a.defaults, strict=True))
         defaults += [(p, d) for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is not None]
         for p, d in defaults:
             if isinstance(d, ast.Dict | ast.List | ast.Set | ast.DictComp | ast.ListComp | ast.SetComp) or (
-                    isinstance(d, ast.Call) and _dotted(d.func).split(".")[-1] in MUTABLE_FACTORIES):
+                isinstance(d, ast.Call) and _dotted(d.func).split(".")[-1] in MUTABLE_FACTORIES
+            ):
                 fn.sticky_params.add(p.arg)
         for p in _params(node):
             if p.annotation is not None and "Tensor" in ast.unparse(p.annotation):
@@ -309,11 +478,13 @@ class _Flow:
         """Functions a call may reach, each with how many leading parameters the call does not fill."""
         f = call.func
         if isinstance(f, ast.Name):
-            return [(fn, 0) for fn in self.by_name.get(f.id, []) if not fn.method] + \
-                   [(fn, 1) for fn in self.classes.get(f.id, [])]
+            return [(fn, 0) for fn in self.by_name.get(f.id, []) if not fn.method] + [
+                (fn, 1) for fn in self.classes.get(f.id, [])
+            ]
         if isinstance(f, ast.Attribute):
-            return [(fn, 1 if fn.method else 0) for fn in self.by_name.get(f.attr, [])] + \
-                   [(fn, 1) for fn in self.by_name.get("__call__", []) if f.attr == "__call__"]
+            return [(fn, 1 if fn.method else 0) for fn in self.by_name.get(f.attr, [])] + [
+                (fn, 1) for fn in self.by_name.get("__call__", []) if f.attr == "__call__"
+            ]
         return []
 
     def _step(self) -> bool:
@@ -338,7 +509,7 @@ class _Flow:
                     for i, arg in enumerate(sub.args):
                         if not _derived(arg.value if isinstance(arg, ast.Starred) else arg, tainted):
                             continue
-                        new.update(params[i:] if isinstance(arg, ast.Starred) else params[i:i + 1])
+                        new.update(params[i:] if isinstance(arg, ast.Starred) else params[i : i + 1])
                     for kw in sub.keywords:
                         if _derived(kw.value, tainted):
                             new.update([kw.arg] if kw.arg in params else params)
@@ -387,12 +558,16 @@ class _Screen(ast.NodeVisitor):
     def _check_module(self, name: str, node: ast.AST) -> None:
         root = name.split(".")[0]
         if root in CONCURRENCY_MODULES:
-            self.add("concurrency", node, f"imports {name}: work on other threads or processes escapes the timer")
+            self.add(
+                "concurrency", node, f"imports {name}: work on other threads or processes escapes the timer"
+            )
         if any(name == m or name.startswith(m + ".") for m in LAUNCH_MODULES):
             self.kernels += 1  # our NVRTC launcher or cuda.core: a CUDA kernel of its own
             return
         if any(name == m or name.startswith(m + ".") for m in FORBIDDEN_MODULES):
-            self.add("evaluator-access", node, f"imports {name}, which can reach into the evaluator or the system")
+            self.add(
+                "evaluator-access", node, f"imports {name}, which can reach into the evaluator or the system"
+            )
         if root == "reference" or name.endswith(".reference") or "tasks" in name.split("."):
             self.add("reference-call", node, f"imports {name}: candidates may not use the task's reference")
 
@@ -406,7 +581,9 @@ class _Screen(ast.NodeVisitor):
         for alias in node.names:
             pair = (module, alias.name)
             if pair in CONCURRENCY_CALLS:
-                self.add("concurrency", node, f"imports {module}.{alias.name}: other processes escape the timer")
+                self.add(
+                    "concurrency", node, f"imports {module}.{alias.name}: other processes escape the timer"
+                )
             elif pair in INTROSPECTION:
                 self.add("evaluator-access", node, f"imports {module}.{alias.name}")
             elif f"{module}.{alias.name}" in FORBIDDEN_MODULES or alias.name in CONCURRENCY_MODULES:
@@ -421,7 +598,11 @@ class _Screen(ast.NodeVisitor):
     def visit_Name(self, node: ast.Name) -> None:
         if isinstance(node.ctx, ast.Load):
             if node.id in DYNAMIC_BUILTINS and self.names.is_builtin(node.id):
-                self.add("evaluator-access", node, f"uses {node.id}(): dynamic code can hide anything from this screen")
+                self.add(
+                    "evaluator-access",
+                    node,
+                    f"uses {node.id}(): dynamic code can hide anything from this screen",
+                )
             resolved = self.names.resolve(node.id)
             if resolved:
                 self._check_reference(node, resolved)
@@ -432,7 +613,9 @@ class _Screen(ast.NodeVisitor):
         if pair in CONCURRENCY_CALLS:
             self.add("concurrency", node, f"uses {name}(): other processes escape the timer and the sandbox")
         elif pair in INTROSPECTION:
-            self.add("evaluator-access", node, f"uses {name}: reaches into the process, its files or the evaluator")
+            self.add(
+                "evaluator-access", node, f"uses {name}: reaches into the process, its files or the evaluator"
+            )
 
     # calls ----------------------------------------------------------------------------------------
     def _torch_compute(self, call: ast.Call) -> str | None:
@@ -456,23 +639,46 @@ class _Screen(ast.NodeVisitor):
         leaf = parts[-1]
         if self.language in ("triton", "cuda") and not self._in_kernel and self._runtime:
             if (what := self._torch_compute(node)) is not None:
-                self.add("torch-compute", node, f"computes with {what}(): a {self.language} candidate must compute "
-                                                "its result in its own kernels")
+                self.add(
+                    "torch-compute",
+                    node,
+                    f"computes with {what}(): a {self.language} candidate must compute "
+                    "its result in its own kernels",
+                )
         if full in KERNEL_MAKERS and node.args:
             self.kernels += 1
         if leaf in STREAM_ATTRS and "cuda" in parts[:-1]:
-            self.add("side-stream", node, f"calls {name}(): work on another stream can finish after the timer stops")
+            self.add(
+                "side-stream",
+                node,
+                f"calls {name}(): work on another stream can finish after the timer stops",
+            )
         if leaf in SEED_CALLS and parts[0] in ("torch", "random", "numpy"):
-            self.add("rng-access", node, f"calls {name}(): candidates may not read or steer the random generators")
+            self.add(
+                "rng-access", node, f"calls {name}(): candidates may not read or steer the random generators"
+            )
         if full in ("open", "io.open", "builtins.open") or leaf in ("read_text", "read_bytes"):
             if "__file__" not in ast.unparse(node):
-                self.add("file-access", node, f"reads a file with {name}(): only the candidate's own files may be read")
-        if full in ("setattr", "delattr", "object.__setattr__", "type.__setattr__", "builtins.setattr") and node.args:
+                self.add(
+                    "file-access",
+                    node,
+                    f"reads a file with {name}(): only the candidate's own files may be read",
+                )
+        if (
+            full in ("setattr", "delattr", "object.__setattr__", "type.__setattr__", "builtins.setattr")
+            and node.args
+        ):
             target = self.qualified(node.args[0]).split(".")[0]
             if target in PATCHABLE_ROOTS or _dotted(node.args[0]).split(".")[0] in PATCHABLE_ROOTS:
-                self.add("monkeypatch", node, f"{name}() on {_dotted(node.args[0])}: changes the evaluator's libraries")
+                self.add(
+                    "monkeypatch",
+                    node,
+                    f"{name}() on {_dotted(node.args[0])}: changes the evaluator's libraries",
+                )
         if full == "id" and self.names.is_builtin("id"):
-            self.add("output-cache", node, "uses id() as an identity: results cached across calls are refused")
+            self.add(
+                "output-cache", node, "uses id() as an identity: results cached across calls are refused"
+            )
         if self._runtime:
             self._check_cache_call(node, name)
         self.generic_visit(node)
@@ -486,7 +692,11 @@ class _Screen(ast.NodeVisitor):
             if any(self._is_cache(d) for d in fn.decorator_list):
                 cached[fn.name] = fn
         for node in ast.walk(tree):
-            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and self._is_cache(node.value.func):
+            if (
+                isinstance(node, ast.Assign)
+                and isinstance(node.value, ast.Call)
+                and self._is_cache(node.value.func)
+            ):
                 wrapped = node.value.args[0] if node.value.args else None
                 inner = defs.get(wrapped.id) if isinstance(wrapped, ast.Name) else None
                 for t in node.targets:
@@ -556,14 +766,21 @@ class _Screen(ast.NodeVisitor):
 
     def _check_key(self, container: ast.AST, key: ast.AST, node: ast.AST) -> None:
         if self._persistent(container) and (why := self._key_problem(key, shapes=False)) is not None:
-            self.add("output-cache", node, f"keys {_dotted(container) or 'a cache'} by {why}: results cached across "
-                                           "calls are refused")
+            self.add(
+                "output-cache",
+                node,
+                f"keys {_dotted(container) or 'a cache'} by {why}: results cached across calls are refused",
+            )
 
     def _check_store(self, container: ast.AST, values: list[ast.AST], node: ast.AST) -> None:
         fn = self._fn
         if fn is not None and self._persistent(container) and any(_derived(v, fn.tainted) for v in values):
-            self.add("output-cache", node, f"keeps values computed from the call's inputs in "
-                                           f"{_dotted(container) or 'a container'}, which outlives the call")
+            self.add(
+                "output-cache",
+                node,
+                f"keeps values computed from the call's inputs in "
+                f"{_dotted(container) or 'a container'}, which outlives the call",
+            )
 
     def _check_cache_call(self, node: ast.Call, name: str) -> None:
         f = node.func
@@ -582,8 +799,11 @@ class _Screen(ast.NodeVisitor):
                 star = isinstance(arg, ast.Starred)  # f(*x.shape) passes ints
                 key = arg.value if isinstance(arg, ast.Starred) else arg
                 if (why := self._key_problem(key, shapes=not star)) is not None:
-                    self.add("output-cache", node, f"calls the memoised {leaf}() with {why}: only ints and strings "
-                                                   "may key a cache")
+                    self.add(
+                        "output-cache",
+                        node,
+                        f"calls the memoised {leaf}() with {why}: only ints and strings may key a cache",
+                    )
 
     def visit_Subscript(self, node: ast.Subscript) -> None:
         if self._runtime and id(node) not in self._launches:
@@ -599,10 +819,15 @@ class _Screen(ast.NodeVisitor):
 
     def visit_Dict(self, node: ast.Dict) -> None:
         for k in node.keys:
-            if k is not None and any(isinstance(c, ast.Call) and _dotted(c.func).split(".")[-1] in IDENTITY_METHODS
-                                     for c in ast.walk(k)):
-                self.add("output-cache", node, "keys a dict by a tensor's address: results cached across calls "
-                                               "are refused")
+            if k is not None and any(
+                isinstance(c, ast.Call) and _dotted(c.func).split(".")[-1] in IDENTITY_METHODS
+                for c in ast.walk(k)
+            ):
+                self.add(
+                    "output-cache",
+                    node,
+                    "keys a dict by a tensor's address: results cached across calls are refused",
+                )
         self.generic_visit(node)
 
     # patches, fallbacks, stores --------------------------------------------------------------------
@@ -629,8 +854,11 @@ class _Screen(ast.NodeVisitor):
             root = _root_name(target)
             resolved = self.names.resolve(root) if root else None
             if root in PATCHABLE_ROOTS or (resolved or "").split(".")[0] in PATCHABLE_ROOTS:
-                self.add("monkeypatch", node, f"assigns {ast.unparse(target)[:60]}: candidates may not patch "
-                                              "library or evaluator code")
+                self.add(
+                    "monkeypatch",
+                    node,
+                    f"assigns {ast.unparse(target)[:60]}: candidates may not patch library or evaluator code",
+                )
         fn = self._fn
         if fn is None:
             return
@@ -639,29 +867,49 @@ class _Screen(ast.NodeVisitor):
         elif isinstance(target, ast.Attribute):
             root = _root_name(target)
             if root is not None and root not in fn.locals and _derived(value, fn.tainted):
-                self.add("output-cache", node, f"keeps values computed from the call's inputs on {_dotted(target)}, "
-                                               "which outlives the call")
+                self.add(
+                    "output-cache",
+                    node,
+                    f"keeps values computed from the call's inputs on {_dotted(target)}, "
+                    "which outlives the call",
+                )
         elif isinstance(target, ast.Name) and target.id in fn.globals_ and _derived(value, fn.tainted):
-            self.add("output-cache", node, f"keeps values computed from the call's inputs in the global "
-                                           f"{target.id}, which outlives the call")
+            self.add(
+                "output-cache",
+                node,
+                f"keeps values computed from the call's inputs in the global "
+                f"{target.id}, which outlives the call",
+            )
 
     def visit_Try(self, node: ast.Try) -> None:
         for handler in node.handlers:
             text = ast.unparse(handler)
             returns = [n for n in ast.walk(handler) if isinstance(n, ast.Return)]
-            computed = any(isinstance(n, ast.Return) and n.value is not None and not isinstance(n.value, ast.Constant)
-                           for n in returns)
+            computed = any(
+                isinstance(n, ast.Return) and n.value is not None and not isinstance(n.value, ast.Constant)
+                for n in returns
+            )
             if computed or any(isinstance(n, ast.Call) and self._torch_compute(n) for n in ast.walk(handler)):
-                self.add("fallback", handler, "an except handler returns or computes a result: a failing kernel must "
-                                              f"fail, not fall back ({text.splitlines()[0][:60]})")
+                self.add(
+                    "fallback",
+                    handler,
+                    "an except handler returns or computes a result: a failing kernel must "
+                    f"fail, not fall back ({text.splitlines()[0][:60]})",
+                )
         self.generic_visit(node)
 
     visit_TryStar = visit_Try  # type: ignore[assignment]
 
     def visit_BinOp(self, node: ast.BinOp) -> None:
-        if isinstance(node.op, ast.MatMult) and self.language in ("triton", "cuda") and not self._in_kernel \
-                and self._runtime:
-            self.add("torch-compute", node, "uses the @ operator: a matrix product outside the candidate's kernels")
+        if (
+            isinstance(node.op, ast.MatMult)
+            and self.language in ("triton", "cuda")
+            and not self._in_kernel
+            and self._runtime
+        ):
+            self.add(
+                "torch-compute", node, "uses the @ operator: a matrix product outside the candidate's kernels"
+            )
         self.generic_visit(node)
 
     def visit_Lambda(self, node: ast.Lambda) -> None:
@@ -672,15 +920,21 @@ class _Screen(ast.NodeVisitor):
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         for dec in node.decorator_list:
             self.visit(dec)  # decorators run at import time, in the enclosing scope
-        kernel = any(self.qualified(d.func if isinstance(d, ast.Call) else d) in KERNEL_MAKERS
-                     for d in node.decorator_list)
+        kernel = any(
+            self.qualified(d.func if isinstance(d, ast.Call) else d) in KERNEL_MAKERS
+            for d in node.decorator_list
+        )
         self.kernels += kernel
         fn = self.flow.fns.get(node)
         if fn is not None and node.name in self.cached:
             for p in _params(node):
                 if p.annotation is not None and not self._scalar_annotation(p.annotation):
-                    self.add("output-cache", p, f"memoises {node.name}() on {p.arg}: "
-                                                f"{ast.unparse(p.annotation)} is not an int or a string")
+                    self.add(
+                        "output-cache",
+                        p,
+                        f"memoises {node.name}() on {p.arg}: "
+                        f"{ast.unparse(p.annotation)} is not an int or a string",
+                    )
         saved = (self._fn, self._in_kernel, self._in_lambda)
         self._fn, self._in_kernel, self._in_lambda = fn, self._in_kernel or kernel, False
         for child in [node.args, *node.body]:  # inside a @triton.jit body everything is Triton, not PyTorch
@@ -698,9 +952,14 @@ class _Screen(ast.NodeVisitor):
 
     @staticmethod
     def _scalar_annotation(annotation: ast.AST) -> bool:
-        names = {n.id if isinstance(n, ast.Name) else n.attr for n in ast.walk(annotation)
-                 if isinstance(n, ast.Name | ast.Attribute)}
-        texts = [n.value for n in ast.walk(annotation) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+        names = {
+            n.id if isinstance(n, ast.Name) else n.attr
+            for n in ast.walk(annotation)
+            if isinstance(n, ast.Name | ast.Attribute)
+        }
+        texts = [
+            n.value for n in ast.walk(annotation) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+        ]
         if any("Tensor" in t or "ndarray" in t for t in texts):
             return False
         return names <= SCALAR_ANNOTATIONS
@@ -713,8 +972,14 @@ def screen(candidate: Candidate) -> list[Finding]:
     for name in candidate.files:
         stem = name.rsplit(".", 1)[0]
         if name.endswith(".py") and stem in SHADOWED_MODULES:
-            findings.append(Finding("evaluator-access", name, 1, f"the file {name} would be imported instead of "
-                                                                 f"the {stem} module"))
+            findings.append(
+                Finding(
+                    "evaluator-access",
+                    name,
+                    1,
+                    f"the file {name} would be imported instead of the {stem} module",
+                )
+            )
     for name, text in candidate.files.items():
         if not name.endswith(".py"):
             continue
@@ -728,6 +993,13 @@ def screen(candidate: Candidate) -> list[Finding]:
         kernels += visitor.kernels
     if candidate.language in ("triton", "cuda") and not kernels:
         entry = candidate.entry if candidate.entry in candidate.files else next(iter(candidate.files), "")
-        findings.append(Finding("torch-compute", entry, 1, f"a {candidate.language} candidate without any kernel of "
-                                                           "its own (no @triton.jit function, no CUDA launch)"))
+        findings.append(
+            Finding(
+                "torch-compute",
+                entry,
+                1,
+                f"a {candidate.language} candidate without any kernel of "
+                "its own (no @triton.jit function, no CUDA launch)",
+            )
+        )
     return findings

@@ -22,14 +22,25 @@ def attempt_from_report(report: EvalReport, origin: str) -> Attempt:
     log = "\n".join(f"{w.workload}: {w.status}: {w.log}" for w in failing[:3])
     if report.correctness.note:
         log = (log + "\n" + report.correctness.note).strip()
-    return Attempt(candidate_id=report.candidate_id, origin=origin, status=report.status,
-                   geomean_speedup=prof.geomean_speedup if prof else None,
-                   geomean_latency_ms=prof.geomean_latency_ms if prof else None, log=log[-4000:])
+    return Attempt(
+        candidate_id=report.candidate_id,
+        origin=origin,
+        status=report.status,
+        geomean_speedup=prof.geomean_speedup if prof else None,
+        geomean_latency_ms=prof.geomean_latency_ms if prof else None,
+        log=log[-4000:],
+    )
 
 
 def failed_attempt(candidate_id: str, origin: str, status: str, log: str) -> Attempt:
-    return Attempt(candidate_id=candidate_id, origin=origin, status=status, geomean_speedup=None,
-                   geomean_latency_ms=None, log=log[-4000:])
+    return Attempt(
+        candidate_id=candidate_id,
+        origin=origin,
+        status=status,
+        geomean_speedup=None,
+        geomean_latency_ms=None,
+        log=log[-4000:],
+    )
 
 
 def _score(a: Attempt) -> float:
@@ -67,7 +78,10 @@ def stop_reason(state: SearchState, ctx: SearchContext, *, now: float | None = N
 
 def budget_reason(state: SearchState, ctx: SearchContext, *, now: float | None = None) -> str | None:
     """Wall time or token/USD budget spent: this also ends a cycle early."""
-    if ctx.max_wall_s is not None and (now or time.time()) - state.get("started_at", time.time()) > ctx.max_wall_s:
+    if (
+        ctx.max_wall_s is not None
+        and (now or time.time()) - state.get("started_at", time.time()) > ctx.max_wall_s
+    ):
         return "wall_time"
     over = UsageLedger.model_validate(state.get("usage") or {}).over_budget(ctx.max_tokens, ctx.budget_usd)
     return f"budget: {over}" if over else None
@@ -91,15 +105,27 @@ def next_after_attempt(state: SearchState, ctx: SearchContext) -> Literal["repai
 
 def best_from_row(row: dict[str, Any], run_dir: str) -> dict[str, Any]:
     """The state's ``best`` entry for a candidate row of the run store."""
-    return {"candidate_id": row["id"], "node_id": row["action_node"], "round": row["round"],
-            "geomean_speedup": row["geomean_speedup"], "geomean_latency_ms": row["geomean_latency_ms"],
-            "language": row["language"], "files_dir": str(Path(run_dir) / "candidates" / row["id"])}
+    return {
+        "candidate_id": row["id"],
+        "node_id": row["action_node"],
+        "round": row["round"],
+        "geomean_speedup": row["geomean_speedup"],
+        "geomean_latency_ms": row["geomean_latency_ms"],
+        "language": row["language"],
+        "files_dir": str(Path(run_dir) / "candidates" / row["id"]),
+    }
 
 
 def lineage(wm: WorldModel, node_id: str | None) -> list[dict[str, Any]]:
     if node_id is None:
         return []
-    return [{"id": n.id, "decision": n.decision,
-             "candidate_id": n.solution.candidate_id if n.solution else None,
-             "geomean_speedup": n.solution.geomean_speedup if n.solution else None}
-            for n in wm.lineage(node_id) if n.id != "root"]
+    return [
+        {
+            "id": n.id,
+            "decision": n.decision,
+            "candidate_id": n.solution.candidate_id if n.solution else None,
+            "geomean_speedup": n.solution.geomean_speedup if n.solution else None,
+        }
+        for n in wm.lineage(node_id)
+        if n.id != "root"
+    ]

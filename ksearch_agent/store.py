@@ -59,23 +59,52 @@ class RunStore:
         return json.loads(row[0]) if row else default
 
     # candidates
-    def save_candidate(self, cand: Candidate, *, round: int, action_node: str | None, parent_id: str | None,
-                       origin: str, attempt: int) -> str:
+    def save_candidate(
+        self,
+        cand: Candidate,
+        *,
+        round: int,
+        action_node: str | None,
+        parent_id: str | None,
+        origin: str,
+        attempt: int,
+    ) -> str:
         directory = self.run_dir / "candidates"
         cand.materialize(directory)
         (directory / cand.id / "candidate.json").write_text(
-            json.dumps({"language": cand.language, "entry": cand.entry, "api": cand.api, "files": sorted(cand.files)}))
-        self._db.execute("INSERT OR IGNORE INTO candidates VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                         (cand.id, round, action_node, parent_id, cand.language, cand.api, cand.entry, origin,
-                          attempt, cand.label, time.time()))
+            json.dumps(
+                {"language": cand.language, "entry": cand.entry, "api": cand.api, "files": sorted(cand.files)}
+            )
+        )
+        self._db.execute(
+            "INSERT OR IGNORE INTO candidates VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                cand.id,
+                round,
+                action_node,
+                parent_id,
+                cand.language,
+                cand.api,
+                cand.entry,
+                origin,
+                attempt,
+                cand.label,
+                time.time(),
+            ),
+        )
         return cand.id
 
     def load_candidate(self, cand_id: str) -> Candidate:
         directory = self.run_dir / "candidates" / cand_id
         meta = json.loads((directory / "candidate.json").read_text())
         files = {name: (directory / name).read_text() for name in meta["files"]}
-        return Candidate(language=meta["language"], files=files, entry=meta["entry"], api=meta["api"],
-                         label=f"run candidate {cand_id}")
+        return Candidate(
+            language=meta["language"],
+            files=files,
+            entry=meta["entry"],
+            api=meta["api"],
+            label=f"run candidate {cand_id}",
+        )
 
     def candidate_row(self, cand_id: str) -> dict[str, Any] | None:
         cur = self._db.execute("SELECT * FROM candidates WHERE id = ?", (cand_id,))
@@ -86,7 +115,8 @@ class RunStore:
         cur = self._db.execute(
             "SELECT c.id, c.round, c.action_node, c.parent_id, c.language, c.origin, c.attempt, e.status, "
             "e.geomean_speedup, e.geomean_latency_ms FROM candidates c LEFT JOIN evaluations e "
-            "ON e.candidate_id = c.id ORDER BY c.created")
+            "ON e.candidate_id = c.id ORDER BY c.created"
+        )
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
@@ -103,9 +133,17 @@ class RunStore:
     # evaluations
     def save_evaluation(self, report: EvalReport) -> None:
         prof = report.profile
-        self._db.execute("INSERT OR REPLACE INTO evaluations VALUES (?,?,?,?,?,?)",
-                         (report.candidate_id, report.status, prof.geomean_speedup if prof else None,
-                          prof.geomean_latency_ms if prof else None, report.model_dump_json(), time.time()))
+        self._db.execute(
+            "INSERT OR REPLACE INTO evaluations VALUES (?,?,?,?,?,?)",
+            (
+                report.candidate_id,
+                report.status,
+                prof.geomean_speedup if prof else None,
+                prof.geomean_latency_ms if prof else None,
+                report.model_dump_json(),
+                time.time(),
+            ),
+        )
 
     def get_evaluation(self, cand_id: str) -> EvalReport | None:
         row = self._db.execute("SELECT report FROM evaluations WHERE candidate_id = ?", (cand_id,)).fetchone()
@@ -113,24 +151,30 @@ class RunStore:
 
     # world model, usage, events
     def save_snapshot(self, round: int, world_model: dict[str, Any], note: str = "") -> None:
-        self._db.execute("INSERT INTO snapshots (round, note, world_model, created) VALUES (?,?,?,?)",
-                         (round, note, json.dumps(world_model), time.time()))
+        self._db.execute(
+            "INSERT INTO snapshots (round, note, world_model, created) VALUES (?,?,?,?)",
+            (round, note, json.dumps(world_model), time.time()),
+        )
 
     def snapshots(self) -> list[dict[str, Any]]:
         rows = self._db.execute("SELECT round, note, world_model FROM snapshots ORDER BY seq").fetchall()
         return [{"round": r, "note": n, "world_model": json.loads(w)} for r, n, w in rows]
 
     def save_usage(self, round: int, ledger: dict[str, Any]) -> None:
-        self._db.execute("INSERT INTO usage (round, ledger, created) VALUES (?,?,?)",
-                         (round, json.dumps(ledger), time.time()))
+        self._db.execute(
+            "INSERT INTO usage (round, ledger, created) VALUES (?,?,?)",
+            (round, json.dumps(ledger), time.time()),
+        )
 
     def latest_usage(self) -> dict[str, Any] | None:
         row = self._db.execute("SELECT ledger FROM usage ORDER BY seq DESC LIMIT 1").fetchone()
         return json.loads(row[0]) if row else None
 
     def log_event(self, round: int, kind: str, data: dict[str, Any]) -> None:
-        self._db.execute("INSERT INTO events (round, kind, data, created) VALUES (?,?,?,?)",
-                         (round, kind, json.dumps(data, default=str), time.time()))
+        self._db.execute(
+            "INSERT INTO events (round, kind, data, created) VALUES (?,?,?,?)",
+            (round, kind, json.dumps(data, default=str), time.time()),
+        )
 
     def events(self) -> list[dict[str, Any]]:
         rows = self._db.execute("SELECT round, kind, data FROM events ORDER BY seq").fetchall()

@@ -25,7 +25,6 @@ Role = Literal["correctness", "benchmark"]
 ComputeUnit = Literal["bf16_tensor_core", "fp32", "memory"]
 
 
-
 def _bundled_tasks_dir() -> Path:
     """``tasks/`` ships inside the package as ``ksearch_agent.tasks``; a plain checkout has it beside."""
     spec = importlib.util.find_spec("ksearch_agent.tasks")
@@ -53,7 +52,9 @@ class Axis(_Strict):
     type: Literal["const", "var"]
     value: int | None = None
     description: str = ""
-    multiple_of: int = Field(default=1, ge=1, description="unlisted test values are drawn as multiples of this")
+    multiple_of: int = Field(
+        default=1, ge=1, description="unlisted test values are drawn as multiples of this"
+    )
 
     @model_validator(mode="after")
     def _const_has_value(self) -> Axis:
@@ -173,7 +174,9 @@ class Task(BaseModel):
     def seeds(self) -> list[Path]:
         return sorted((self.directory / "seeds").glob("*.py"))
 
-    def select(self, ids: list[str] | None = None, *, cpu: bool = False, role: Role | None = None) -> list[Workload]:
+    def select(
+        self, ids: list[str] | None = None, *, cpu: bool = False, role: Role | None = None
+    ) -> list[Workload]:
         """Workloads by id (all when ``ids`` is empty), restricted to the CPU subset or a role."""
         chosen = self.workloads
         if ids:
@@ -202,7 +205,9 @@ class Task(BaseModel):
             axes = dict(template.axes)
             for name in rng.sample(var_axes, len(var_axes)):
                 span = sorted({w.axes[name] for w in pool})
-                listed = {w.axes[name] for w in self.workloads}  # avoid every listed value, not just the pool's
+                listed = {
+                    w.axes[name] for w in self.workloads
+                }  # avoid every listed value, not just the pool's
                 step = self.definition.axes[name].multiple_of
                 lo, hi = span[0], (min(span[-1] * 2, max(span[-1], 128)) if cpu else span[-1])
                 first = max(step, -(-lo // step) * step)
@@ -211,8 +216,15 @@ class Task(BaseModel):
                     axes[name] = rng.choice(choices)
                     break
             label = ",".join(f"{a}={v}" for a, v in axes.items())
-            out.append(Workload(id=f"unlisted{k}[{label}]", axes=axes, inputs=template.inputs, roles=["correctness"],
-                                cpu=cpu))
+            out.append(
+                Workload(
+                    id=f"unlisted{k}[{label}]",
+                    axes=axes,
+                    inputs=template.inputs,
+                    roles=["correctness"],
+                    cpu=cpu,
+                )
+            )
         return out
 
     def axis_values(self, workload: Workload) -> dict[str, int]:
@@ -236,8 +248,13 @@ class Task(BaseModel):
             if init is not None:
                 for key in ("mean", "std", "scale", "low", "high", "value"):
                     params[key] = float(evaluate(getattr(init, key), axes))
-            return {"name": name, "shape": shape, "dtype": spec.dtype, "kind": init.kind if init else None,
-                    "params": params}
+            return {
+                "name": name,
+                "shape": shape,
+                "dtype": spec.dtype,
+                "kind": init.kind if init else None,
+                "params": params,
+            }
 
         inputs = [tensor(n, s, workload.inputs.get(n, s.init)) for n, s in self.definition.inputs.items()]
         outputs = [tensor(n, s, None) for n, s in self.definition.outputs.items()]
@@ -271,7 +288,9 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise TaskFileError(path, f"<line {exc.lineno} col {exc.colno}>", f"invalid JSON: {exc.msg}") from None
+        raise TaskFileError(
+            path, f"<line {exc.lineno} col {exc.colno}>", f"invalid JSON: {exc.msg}"
+        ) from None
 
 
 def _validated(model: type[BaseModel], data: Any, path: Path) -> Any:
@@ -297,7 +316,9 @@ def _check_workloads(definition: Definition, workloads: list[Workload], path: Pa
         if missing:
             raise TaskFileError(path, f"{where}.axes", f"missing values for var axes {sorted(missing)}")
         if extra:
-            raise TaskFileError(path, f"{where}.axes", f"{sorted(extra)} are not var axes of {definition.name!r}")
+            raise TaskFileError(
+                path, f"{where}.axes", f"{sorted(extra)} are not var axes of {definition.name!r}"
+            )
         for axis, value in w.axes.items():
             if value <= 0:
                 raise TaskFileError(path, f"{where}.axes.{axis}", f"must be positive, got {value}")

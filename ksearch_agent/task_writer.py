@@ -24,7 +24,11 @@ from ksearch_agent.task import BUNDLED_TASKS_DIR, Task, TaskFileError, load_task
 
 
 def _write(payload: dict, root: Path) -> Path:
-    definition, reference, workloads = payload.get("definition"), payload.get("reference"), payload.get("workloads")
+    definition, reference, workloads = (
+        payload.get("definition"),
+        payload.get("reference"),
+        payload.get("workloads"),
+    )
     if not isinstance(definition, dict) or not isinstance(reference, str) or not isinstance(workloads, list):
         raise ParseError('the JSON needs "definition" (object), "reference" (string) and "workloads" (list)')
     name = str(definition.get("name", ""))
@@ -39,18 +43,32 @@ def _write(payload: dict, root: Path) -> Path:
     return directory
 
 
-def write_task(model: BaseChatModel, model_name: str, request: str, tasks_root: Path, engine: Engine,
-               ledger: UsageLedger, prices: PriceTable | None = None) -> tuple[Task | None, list[str]]:
+def write_task(
+    model: BaseChatModel,
+    model_name: str,
+    request: str,
+    tasks_root: Path,
+    engine: Engine,
+    ledger: UsageLedger,
+    prices: PriceTable | None = None,
+) -> tuple[Task | None, list[str]]:
     """A validated task, or the problems that remained after one round of fixes."""
     example = (BUNDLED_TASKS_DIR / "rmsnorm" / "definition.json").read_text()
     messages: list[BaseMessage] = [
-        SystemMessage("You define GPU kernel tasks precisely: shapes, dtypes, tolerances and a correct reference."),
-        HumanMessage(render("new_task", request=request, example=example))]
+        SystemMessage(
+            "You define GPU kernel tasks precisely: shapes, dtypes, tolerances and a correct reference."
+        ),
+        HumanMessage(render("new_task", request=request, example=example)),
+    ]
     problems: list[str] = []
     for _ in range(2):
         reply = model.invoke(messages)
-        ledger.record("intake", reply if hasattr(reply, "usage_metadata") else None, model_name,  # type: ignore[arg-type]
-                      prices or PriceTable())
+        ledger.record(
+            "intake",
+            reply if hasattr(reply, "usage_metadata") else None,
+            model_name,  # type: ignore[arg-type]
+            prices or PriceTable(),
+        )
         try:
             directory = _write(extract_json(message_text(reply)), tasks_root)
             task = load_task(directory)
@@ -59,6 +77,12 @@ def write_task(model: BaseChatModel, model_name: str, request: str, tasks_root: 
             problems = [str(exc)]
         if not problems:
             return task, []
-        messages += [reply, HumanMessage("The task did not validate:\n- " + "\n- ".join(problems)
-                                         + "\nFix it and answer with the complete JSON again.")]
+        messages += [
+            reply,
+            HumanMessage(
+                "The task did not validate:\n- "
+                + "\n- ".join(problems)
+                + "\nFix it and answer with the complete JSON again."
+            ),
+        ]
     return None, problems

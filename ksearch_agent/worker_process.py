@@ -40,16 +40,35 @@ def worker_env(mode: str, gpu_index: int | None = None) -> dict[str, str]:
 class WorkerProcess(ChildProcess):
     """A judge (``gpu`` or ``cpu``) or ``compile`` worker: ``python -m ksearch_agent.worker.main``."""
 
-    def __init__(self, mode: str, workdir: Path, *, gpu_index: int | None = None, start_timeout: float = 180.0,
-                 log_name: str | None = None) -> None:
-        super().__init__("ksearch_agent.worker.main", mode, workdir, env=worker_env(mode, gpu_index),
-                         start_timeout=start_timeout, log_name=log_name)
+    def __init__(
+        self,
+        mode: str,
+        workdir: Path,
+        *,
+        gpu_index: int | None = None,
+        start_timeout: float = 180.0,
+        log_name: str | None = None,
+    ) -> None:
+        super().__init__(
+            "ksearch_agent.worker.main",
+            mode,
+            workdir,
+            env=worker_env(mode, gpu_index),
+            start_timeout=start_timeout,
+            log_name=log_name,
+        )
         self.gpu_index = gpu_index
 
     def ready(self) -> dict[str, Any]:
         fresh = not self.hello
         hello = super().ready()
         if fresh:
-            log.info("worker started", mode=self.mode, pid=self.pid, seconds=round(self.last_start_seconds, 2),
-                     device=hello.get("device_name"), stage="worker")
+            log.info(
+                "worker started",
+                mode=self.mode,
+                pid=self.pid,
+                seconds=round(self.last_start_seconds, 2),
+                device=hello.get("device_name"),
+                stage="worker",
+            )
         return hello

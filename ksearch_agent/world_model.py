@@ -31,6 +31,7 @@ class WorldModelError(ValueError):
 # Node contents
 # --------------------------------------------------------------------------------------------------
 
+
 class Impact(BaseModel):
     """Expected impact of a design choice along one dimension: a 0..10 rating and a 0..1 risk."""
 
@@ -103,6 +104,7 @@ class Node(BaseModel):
 # --------------------------------------------------------------------------------------------------
 # Edit script
 # --------------------------------------------------------------------------------------------------
+
 
 class _NodeFields(BaseModel):
     """What describing a new node takes, wherever a node is written (insert, split, initial tree)."""
@@ -260,6 +262,7 @@ def _root_node() -> Node:
 # The tree
 # --------------------------------------------------------------------------------------------------
 
+
 class WorldModel(BaseModel):
     """The decision tree plus the LLM's running summary of the kernel and its open questions."""
 
@@ -362,8 +365,9 @@ class WorldModel(BaseModel):
                 continue
             if spec.ref is not None:
                 if spec.ref in ref_owner:
-                    problems.append(f"node #{i} ({spec.ref}): duplicate ref (first used by node "
-                                    f"#{ref_owner[spec.ref]})")
+                    problems.append(
+                        f"node #{i} ({spec.ref}): duplicate ref (first used by node #{ref_owner[spec.ref]})"
+                    )
                     continue
                 ref_owner[spec.ref] = i
             specs[i] = spec
@@ -408,13 +412,20 @@ class WorldModel(BaseModel):
             node_id = f"n{model.next_id}"
             model.next_id += 1
             model.nodes[node_id] = Node(
-                id=node_id, parent=ref_to_id[spec.parent], decision=spec.decision, notes=spec.notes,
-                rating=spec.rating, confidence=spec.confidence, impacts=spec.impacts or Impacts(),
-                action=spec.action)
+                id=node_id,
+                parent=ref_to_id[spec.parent],
+                decision=spec.decision,
+                notes=spec.notes,
+                rating=spec.rating,
+                confidence=spec.confidence,
+                impacts=spec.impacts or Impacts(),
+                action=spec.action,
+            )
             report.inserted_ids.append(node_id)
             ref = f" (ref {spec.ref})" if spec.ref else ""
-            report.applied.append(f"insert {node_id}{ref} under {ref_to_id[spec.parent]}: "
-                                  f"{_one_line(spec.decision)}")
+            report.applied.append(
+                f"insert {node_id}{ref} under {ref_to_id[spec.parent]}: {_one_line(spec.decision)}"
+            )
         report.dropped = problems
         return model, report
 
@@ -469,8 +480,11 @@ class WorldModel(BaseModel):
         root or solved (plain action-less ancestors are looked through).  Ordered by score desc,
         difficulty asc, rating desc, then numeric id asc.
         """
-        eligible = [n for n in self.open_actions()
-                    if n.action is not None and n.action.difficulty <= max_difficulty and self._is_unlocked(n)]
+        eligible = [
+            n
+            for n in self.open_actions()
+            if n.action is not None and n.action.difficulty <= max_difficulty and self._is_unlocked(n)
+        ]
 
         def key(n: Node) -> tuple[float, int, float, tuple[int, int, str]]:
             assert n.action is not None
@@ -523,8 +537,10 @@ class WorldModel(BaseModel):
         if unknown:
             raise WorldModelError(f"add_node: unknown field(s) {', '.join(unknown)}")
         node_id = f"n{self.next_id}"
-        data = {name: (value.model_dump() if isinstance(value, BaseModel) else value)
-                for name, value in fields.items()}
+        data = {
+            name: (value.model_dump() if isinstance(value, BaseModel) else value)
+            for name, value in fields.items()
+        }
         try:
             node = Node.model_validate({"id": node_id, "parent": parent, "decision": decision, **data})
         except ValidationError as err:
@@ -545,12 +561,15 @@ class WorldModel(BaseModel):
         if node.action is None:
             raise WorldModelError(f"attach_solution: node {node_id!r} has no action")
         try:
-            sol = Solution.model_validate(solution.model_dump() if isinstance(solution, Solution) else solution)
+            sol = Solution.model_validate(
+                solution.model_dump() if isinstance(solution, Solution) else solution
+            )
         except ValidationError as err:
             raise WorldModelError(f"attach_solution: {_format_validation_error(err)}") from None
         if sol.status != "PASSED":
-            raise WorldModelError(f"attach_solution: status is {sol.status!r}; only PASSED candidates "
-                                  f"can be solutions")
+            raise WorldModelError(
+                f"attach_solution: status is {sol.status!r}; only PASSED candidates can be solutions"
+            )
         node.solution = sol
         node.attempts += 1
 
@@ -565,10 +584,12 @@ class WorldModel(BaseModel):
             raise WorldModelError(f"mark_too_hard: node {node_id!r} has no action")
         if node.solution is not None:
             raise WorldModelError(f"mark_too_hard: node {node_id!r} is already solved")
-        node.action = node.action.model_copy(update={
-            "difficulty": min(5, node.action.difficulty + 1),
-            "score": node.action.score * 0.5,
-        })
+        node.action = node.action.model_copy(
+            update={
+                "difficulty": min(5, node.action.difficulty + 1),
+                "score": node.action.score * 0.5,
+            }
+        )
         node.attempts += 1
         line = f"too hard: {reason}"
         node.notes = f"{node.notes}\n{line}" if node.notes else line
@@ -642,9 +663,16 @@ class WorldModel(BaseModel):
             raise _Rejected(f"insert limit ({max_inserts}) reached{extra}")
 
     def _insert(self, parent: str, spec: InsertNode | NodeSpec, current_round: int) -> str:
-        return self.add_node(parent, spec.decision, notes=spec.notes, rating=spec.rating,
-                             confidence=spec.confidence, impacts=spec.impacts or Impacts(),
-                             action=spec.action, created_round=current_round)
+        return self.add_node(
+            parent,
+            spec.decision,
+            notes=spec.notes,
+            rating=spec.rating,
+            confidence=spec.confidence,
+            impacts=spec.impacts or Impacts(),
+            action=spec.action,
+            created_round=current_round,
+        )
 
     def _apply_insert(self, op: InsertNode, report: EditReport, max_inserts: int, current_round: int) -> str:
         if op.parent not in self.nodes:
@@ -697,12 +725,16 @@ class WorldModel(BaseModel):
             parts = [f"{'  ' * depth}{n.id}: {_one_line(n.decision)} [rating {n.rating:g}]"]
             if n.action is not None:
                 a = n.action
-                parts.append(f"[action: {_one_line(a.title)} (d={a.difficulty}, s={a.score:.2f}, "
-                             f"x={a.expected_speedup:.2f})]")
+                parts.append(
+                    f"[action: {_one_line(a.title)} (d={a.difficulty}, s={a.score:.2f}, "
+                    f"x={a.expected_speedup:.2f})]"
+                )
             if n.solution is not None:
                 sp = n.solution.geomean_speedup
-                parts.append(f"[solution: {n.solution.candidate_id}, "
-                             f"{f'{sp:.3f}x' if sp is not None else 'speedup n/a'}]")
+                parts.append(
+                    f"[solution: {n.solution.candidate_id}, "
+                    f"{f'{sp:.3f}x' if sp is not None else 'speedup n/a'}]"
+                )
             lines.append(" ".join(parts))
             for child in self.children(node_id):
                 walk(child.id, depth + 1)
@@ -720,13 +752,22 @@ class WorldModel(BaseModel):
         for n in self._ordered():
             if n.id == ROOT_ID:
                 continue
-            entry: dict[str, Any] = {"id": n.id, "parent": n.parent, "decision": n.decision,
-                                     "rating": n.rating, "confidence": n.confidence}
+            entry: dict[str, Any] = {
+                "id": n.id,
+                "parent": n.parent,
+                "decision": n.decision,
+                "rating": n.rating,
+                "confidence": n.confidence,
+            }
             if n.notes:
                 entry["notes"] = n.notes
-            entry["action"] = (None if n.action is None else
-                               {k: v for k, v in n.action.model_dump().items() if v != ""})
+            entry["action"] = (
+                None if n.action is None else {k: v for k, v in n.action.model_dump().items() if v != ""}
+            )
             entry["solution"] = None if n.solution is None else {"speedup": n.solution.geomean_speedup}
             nodes.append(entry)
-        return {"kernel_summary": self.kernel_summary, "open_questions": list(self.open_questions),
-                "nodes": nodes}
+        return {
+            "kernel_summary": self.kernel_summary,
+            "open_questions": list(self.open_questions),
+            "nodes": nodes,
+        }

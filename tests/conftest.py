@@ -26,7 +26,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def cpu_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     root = tmp_path_factory.mktemp("engine")
-    with Engine(device="cpu", workdir=root / "work", cache_dir=root / "cache", correctness_timeout=120) as engine:
+    with Engine(
+        device="cpu", workdir=root / "work", cache_dir=root / "cache", correctness_timeout=120
+    ) as engine:
         yield engine
 
 

@@ -27,8 +27,16 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - http.server naming
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
         if "response_format" in body and os.environ.get("FAKE_REJECT_JSON_MODE"):
-            data = json.dumps({"error": {"message": "response_format is not supported", "type": "invalid_request_error",
-                                         "code": None, "param": "response_format"}}).encode()
+            data = json.dumps(
+                {
+                    "error": {
+                        "message": "response_format is not supported",
+                        "type": "invalid_request_error",
+                        "code": None,
+                        "param": "response_format",
+                    }
+                }
+            ).encode()
             self.send_response(400)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
@@ -40,12 +48,20 @@ class Handler(BaseHTTPRequestHandler):
                 f.write(json.dumps(body) + "\n")
             text = script.pop(0) if script else "script exhausted"
         prompt_chars = sum(len(str(m.get("content", ""))) for m in body.get("messages", []))
-        reply = {"id": f"chatcmpl-{time.time_ns()}", "object": "chat.completion", "created": int(time.time()),
-                 "model": body.get("model", "fake"),
-                 "choices": [{"index": 0, "finish_reason": "stop",
-                              "message": {"role": "assistant", "content": text}}],
-                 "usage": {"prompt_tokens": prompt_chars // 4, "completion_tokens": len(text) // 4,
-                           "total_tokens": prompt_chars // 4 + len(text) // 4}}
+        reply = {
+            "id": f"chatcmpl-{time.time_ns()}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "fake"),
+            "choices": [
+                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+            ],
+            "usage": {
+                "prompt_tokens": prompt_chars // 4,
+                "completion_tokens": len(text) // 4,
+                "total_tokens": prompt_chars // 4 + len(text) // 4,
+            },
+        }
         data = json.dumps(reply).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

@@ -21,8 +21,14 @@ GOOD_SOURCE = SEED.read_text()
 
 def _eval(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KSEARCH_CACHE_DIR": str(cwd / "cache"), "COLUMNS": "80"}
-    return subprocess.run([sys.executable, "-m", "ksearch_agent.cli", "eval", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "ksearch_agent.cli", "eval", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=120,
+    )
 
 
 def _refused(out: subprocess.CompletedProcess[str], *phrases: str) -> None:
@@ -53,7 +59,9 @@ def test_non_utf8_cu_file_the_candidate_names_is_refused_by_name(tmp_path: Path)
 
 def test_directory_candidate_is_called_a_directory_and_a_py_file_is_asked_for(tmp_path: Path) -> None:
     (tmp_path / "kernels").mkdir()
-    _refused(_eval("rmsnorm", tmp_path / "kernels", cwd=tmp_path), "kernels is a directory", "expected a .py file")
+    _refused(
+        _eval("rmsnorm", tmp_path / "kernels", cwd=tmp_path), "kernels is a directory", "expected a .py file"
+    )
 
 
 def test_missing_candidate_is_reported_not_found(tmp_path: Path) -> None:
@@ -64,7 +72,9 @@ def test_thirty_megabyte_candidate_is_refused_for_its_size(tmp_path: Path) -> No
     with (tmp_path / "huge.py").open("wb") as fh:  # sparse: the size is refused before anything is read
         fh.truncate(30 * 1000 * 1000)
     assert MAX_FILE_BYTES == 1024 * 1024
-    _refused(_eval("rmsnorm", tmp_path / "huge.py", cwd=tmp_path), "huge.py is 28.6 MiB", "limit is 1 MiB per file")
+    _refused(
+        _eval("rmsnorm", tmp_path / "huge.py", cwd=tmp_path), "huge.py is 28.6 MiB", "limit is 1 MiB per file"
+    )
 
 
 def test_candidate_whose_cuda_files_total_over_the_limit_is_refused(tmp_path: Path) -> None:
@@ -90,14 +100,17 @@ def test_unknown_option_value_is_refused_with_the_value(tmp_path: Path) -> None:
     _refused(_eval("rmsnorm", SEED, "--protocol", "fastest", cwd=tmp_path), "--protocol", "'fastest'")
 
 
-@pytest.mark.parametrize(("args", "phrase"), [
-    (["rmsnorm", "blob.py"], "is binary"),
-    (["rmsnorm", "."], "is a directory"),
-    (["rmsnorm", str(SEED), "--cpu", "--workloads", ","], "names no workload"),
-    (["nope", str(SEED)], "no such task"),
-    (["rmsnorm", str(SEED), "--trials", "0"], "--trials"),
-    (["rmsnorm"], "Missing argument"),
-])
+@pytest.mark.parametrize(
+    ("args", "phrase"),
+    [
+        (["rmsnorm", "blob.py"], "is binary"),
+        (["rmsnorm", "."], "is a directory"),
+        (["rmsnorm", str(SEED), "--cpu", "--workloads", ","], "names no workload"),
+        (["nope", str(SEED)], "no such task"),
+        (["rmsnorm", str(SEED), "--trials", "0"], "--trials"),
+        (["rmsnorm"], "Missing argument"),
+    ],
+)
 def test_json_errors_are_one_json_document_on_stdout(tmp_path: Path, args: list[str], phrase: str) -> None:
     (tmp_path / "blob.py").write_bytes(b"\x00\x01\x02" * 100)
     out = _eval(*args, "--json", cwd=tmp_path)
@@ -112,6 +125,9 @@ def test_a_reference_that_breaks_its_own_definition_is_blamed_not_the_candidate(
     task = tmp_path / "rms_bad_ref"
     shutil.copytree(BUNDLED_TASKS_DIR / "rmsnorm", task)
     ref = task / "reference.py"
-    ref.write_text(ref.read_text().replace("def run(", "def _run(") + "\n\ndef run(*args):\n    return _run(*args).float()\n")
+    ref.write_text(
+        ref.read_text().replace("def run(", "def _run(")
+        + "\n\ndef run(*args):\n    return _run(*args).float()\n"
+    )
     out = _eval(task, SEED, "--cpu", "--workloads", "b1", cwd=tmp_path)
     _refused(out, "reference.py", "float32", "bfloat16")

@@ -36,8 +36,10 @@ CHEATS = sorted((Path(__file__).parent / "cheats").glob("*.py"))
 TASKS = ("rmsnorm", "softmax", "trimul")
 ISSUE_CLASSES = {f"{n}" for n in range(12, 20)}
 
-_EXPECT = re.compile(r'"""expect: (?P<status>[A-Z_]+(?:\|[A-Z_]+)*)(?:\[(?P<rule>[\w-]+)\])?'
-                     r'(?P<flags>(?: (?:phase=\w+|gpu-only))*) — ')
+_EXPECT = re.compile(
+    r'"""expect: (?P<status>[A-Z_]+(?:\|[A-Z_]+)*)(?:\[(?P<rule>[\w-]+)\])?'
+    r"(?P<flags>(?: (?:phase=\w+|gpu-only))*) — "
+)
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,9 @@ def expectation(path: Path) -> Expectation:
     flags = m.group("flags").split()
     phase = next((f.split("=", 1)[1] for f in flags if f.startswith("phase=")), "correctness")
     assert phase in ("correctness", "profile"), f"{path.name}: unknown phase {phase!r}"
-    return Expectation(tuple(m.group("status").split("|")), m.group("rule"), phase,
-                       "gpu-only" in flags or phase == "profile")
+    return Expectation(
+        tuple(m.group("status").split("|")), m.group("rule"), phase, "gpu-only" in flags or phase == "profile"
+    )
 
 
 def _class(path: Path) -> str:
@@ -141,4 +144,6 @@ def test_every_cheat_file_is_well_formed() -> None:
         task, number, *what = path.stem.split("_")
         assert task in TASKS and re.fullmatch(r"\d\d[a-z]?", number) and what, path.name
         exp = expectation(path)
-        assert exp.rule is None or exp.statuses == ("REJECTED",), f"{path.name}: a rule goes with REJECTED only"
+        assert exp.rule is None or exp.statuses == ("REJECTED",), (
+            f"{path.name}: a rule goes with REJECTED only"
+        )

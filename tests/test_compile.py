@@ -46,14 +46,18 @@ def test_second_compile_of_the_same_sources_is_a_cache_hit(cpu_engine: Engine) -
 def test_ncu_csv_is_parsed_per_kernel_launch() -> None:
     from ksearch_agent.ncu import parse_ncu_csv
 
-    text = ('==PROF== Connected to process 1\n'
-            '"ID","Process ID","Kernel Name","Section Name","Metric Name","Metric Unit","Metric Value"\n'
-            '"0","1","rmsnorm_bf16","Command line profiler metrics","dram__throughput.avg.pct_of_peak_sustained_elapsed","%","81.5"\n'
-            '"0","1","rmsnorm_bf16","Command line profiler metrics","sm__warps_active.avg.pct_of_peak_sustained_active","%","55.25"\n'
-            '"1","1","other","Command line profiler metrics","gpu__time_duration.sum","ns","1,024"\n')
+    text = (
+        "==PROF== Connected to process 1\n"
+        '"ID","Process ID","Kernel Name","Section Name","Metric Name","Metric Unit","Metric Value"\n'
+        '"0","1","rmsnorm_bf16","Command line profiler metrics","dram__throughput.avg.pct_of_peak_sustained_elapsed","%","81.5"\n'
+        '"0","1","rmsnorm_bf16","Command line profiler metrics","sm__warps_active.avg.pct_of_peak_sustained_active","%","55.25"\n'
+        '"1","1","other","Command line profiler metrics","gpu__time_duration.sum","ns","1,024"\n'
+    )
     kernels = parse_ncu_csv(text)
-    assert kernels == [{"kernel": "rmsnorm_bf16", "dram_throughput_pct": 81.5, "achieved_occupancy_pct": 55.25},
-                       {"kernel": "other", "duration_ns": 1024.0}]
+    assert kernels == [
+        {"kernel": "rmsnorm_bf16", "dram_throughput_pct": 81.5, "achieved_occupancy_pct": 55.25},
+        {"kernel": "other", "duration_ns": 1024.0},
+    ]
 
 
 def test_triton_tensor_descriptor_arguments_compile_to_tma_kernels(cpu_engine: Engine) -> None:

@@ -32,18 +32,31 @@ class _SideBySideEngine(Engine):
 
     duels: list[tuple[str, str]]
 
-    def profile(self, task: Any, candidate: Any, workload_ids: Any = None, *, baseline: Any = None,
-                **kw: Any) -> ProfileResult:
+    def profile(
+        self, task: Any, candidate: Any, workload_ids: Any = None, *, baseline: Any = None, **kw: Any
+    ) -> ProfileResult:
         if baseline is None:
             speed = _marked(candidate, "speed")
-            return ProfileResult(measured=True, device="stand-in", geomean_speedup=speed, geomean_latency_ms=1.0 / speed)
+            return ProfileResult(
+                measured=True, device="stand-in", geomean_speedup=speed, geomean_latency_ms=1.0 / speed
+            )
         self.duels.append((candidate.id, baseline.id))
         if "# untimeable" in candidate.files[candidate.entry]:
-            rows = [WorkloadTiming(workload="w0", status="RUNTIME_ERROR", baseline_latency_ms=1.0, log="boom")]
+            rows = [
+                WorkloadTiming(workload="w0", status="RUNTIME_ERROR", baseline_latency_ms=1.0, log="boom")
+            ]
             return ProfileResult(measured=True, device="stand-in", workloads=rows)
         mine, theirs = 1.0 / _marked(candidate, "true"), 1.0 / _marked(baseline, "true")
-        rows = [WorkloadTiming(workload=f"w{i}", status="PASSED", latency_ms=mine, baseline_latency_ms=theirs,
-                               speedup_vs_baseline=theirs / mine) for i in range(3)]
+        rows = [
+            WorkloadTiming(
+                workload=f"w{i}",
+                status="PASSED",
+                latency_ms=mine,
+                baseline_latency_ms=theirs,
+                speedup_vs_baseline=theirs / mine,
+            )
+            for i in range(3)
+        ]
         return ProfileResult(measured=True, device="stand-in", workloads=rows)
 
     @property
@@ -66,8 +79,15 @@ def _kernel(speed: float, true: float, extra: str = "") -> str:
 
 def _search(tmp_path: Path, answers: list[str], **kw: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     register_model("scripted-confirm", ScriptedChatModel(answers))
-    ctx = SearchContext(model="scripted-confirm", device="cpu", runs_root=str(tmp_path / "runs"), max_rounds=2,
-                        max_repairs=0, trials=1, **kw)
+    ctx = SearchContext(
+        model="scripted-confirm",
+        device="cpu",
+        runs_root=str(tmp_path / "runs"),
+        max_rounds=2,
+        max_repairs=0,
+        trials=1,
+        **kw,
+    )
     events: list[dict[str, Any]] = []
     try:
         return run_search("rmsnorm", ctx, run_id="confirm", on_event=events.append), events
@@ -75,9 +95,12 @@ def _search(tmp_path: Path, answers: list[str], **kw: Any) -> tuple[dict[str, An
         unregister_model("scripted-confirm")
 
 
-def test_the_candidate_faster_side_by_side_is_named_best_over_a_luckier_score(tmp_path: Path, engine: Any) -> None:
-    final, events = _search(tmp_path, [initial_answer(), _kernel(2.0, 1.8), edit_answer([]),
-                                       _kernel(2.1, 1.7), edit_answer([])])
+def test_the_candidate_faster_side_by_side_is_named_best_over_a_luckier_score(
+    tmp_path: Path, engine: Any
+) -> None:
+    final, events = _search(
+        tmp_path, [initial_answer(), _kernel(2.0, 1.8), edit_answer([]), _kernel(2.1, 1.7), edit_answer([])]
+    )
     store = store_for(final["run_dir"])
     first, second = [r["id"] for r in store.candidates()]
     assert engine.duels == [(first, second)]  # the runner-up challenged the top score, once
@@ -90,41 +113,60 @@ def test_the_candidate_faster_side_by_side_is_named_best_over_a_luckier_score(tm
 
 
 def test_export_writes_the_confirmed_best_not_the_top_score(tmp_path: Path, engine: Any) -> None:
-    final, _ = _search(tmp_path, [initial_answer(), _kernel(2.0, 1.8), edit_answer([]),
-                                  _kernel(2.1, 1.7), edit_answer([])])
+    final, _ = _search(
+        tmp_path, [initial_answer(), _kernel(2.0, 1.8), edit_answer([]), _kernel(2.1, 1.7), edit_answer([])]
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("KSEARCH_MODEL", "KSEARCH_BASE_URL")}
-    out = subprocess.run([sys.executable, "-m", "ksearch_agent.cli", "export", final["run_dir"],
-                          str(tmp_path / "best.py")], capture_output=True, text=True, env=env, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "ksearch_agent.cli", "export", final["run_dir"], str(tmp_path / "best.py")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert "# speed: 2.0\n" in (tmp_path / "best.py").read_text()
 
 
 def test_the_top_score_stands_when_it_is_also_faster_side_by_side(tmp_path: Path, engine: Any) -> None:
-    final, _ = _search(tmp_path, [initial_answer(), _kernel(2.0, 1.6), edit_answer([]),
-                                  _kernel(2.1, 1.7), edit_answer([])])
+    final, _ = _search(
+        tmp_path, [initial_answer(), _kernel(2.0, 1.6), edit_answer([]), _kernel(2.1, 1.7), edit_answer([])]
+    )
     second = store_for(final["run_dir"]).candidates()[1]["id"]
     assert final["best"]["candidate_id"] == second and len(engine.duels) == 1
     assert final["best"]["confirmation"]["duels"][0]["winner"] == second
 
 
 def test_a_challenger_that_cannot_be_timed_loses_its_duel(tmp_path: Path, engine: Any) -> None:
-    final, _ = _search(tmp_path, [initial_answer(), _kernel(2.0, 9.0, "# untimeable"), edit_answer([]),
-                                  _kernel(2.1, 1.7), edit_answer([])])
+    final, _ = _search(
+        tmp_path,
+        [
+            initial_answer(),
+            _kernel(2.0, 9.0, "# untimeable"),
+            edit_answer([]),
+            _kernel(2.1, 1.7),
+            edit_answer([]),
+        ],
+    )
     second = store_for(final["run_dir"]).candidates()[1]["id"]
     duel = final["best"]["confirmation"]["duels"][0]
     assert final["best"]["candidate_id"] == second and duel["ratio"] is None and duel["winner"] == second
 
 
 def test_candidates_outside_the_margin_are_not_re_timed(tmp_path: Path, engine: Any) -> None:
-    final, _ = _search(tmp_path, [initial_answer(), _kernel(1.0, 3.0), edit_answer([]),
-                                  _kernel(2.1, 1.7), edit_answer([])])
+    final, _ = _search(
+        tmp_path, [initial_answer(), _kernel(1.0, 3.0), edit_answer([]), _kernel(2.1, 1.7), edit_answer([])]
+    )
     assert engine.duels == [] and final["best"]["geomean_speedup"] == 2.1
     assert final["best"]["confirmation"] == {"contenders": [final["best"]["candidate_id"]], "duels": []}
 
 
 def test_confirm_top_below_two_turns_the_re_timing_off(tmp_path: Path, engine: Any) -> None:
-    final, _ = _search(tmp_path, [initial_answer(), _kernel(2.0, 1.8), edit_answer([]),
-                                  _kernel(2.1, 1.7), edit_answer([])], confirm_top=1)
+    final, _ = _search(
+        tmp_path,
+        [initial_answer(), _kernel(2.0, 1.8), edit_answer([]), _kernel(2.1, 1.7), edit_answer([])],
+        confirm_top=1,
+    )
     assert engine.duels == [] and final["best"]["geomean_speedup"] == 2.1
 
 
@@ -135,16 +177,22 @@ def test_a_crash_of_the_re_timing_keeps_the_top_score_and_says_why(tmp_path: Pat
         return _SideBySideEngine.profile(engine, *a, **kw)
 
     engine.profile = broken
-    final, _ = _search(tmp_path, [initial_answer(), _kernel(2.0, 1.8), edit_answer([]),
-                                  _kernel(2.1, 1.7), edit_answer([])])
+    final, _ = _search(
+        tmp_path, [initial_answer(), _kernel(2.0, 1.8), edit_answer([]), _kernel(2.1, 1.7), edit_answer([])]
+    )
     assert final["best"]["geomean_speedup"] == 2.1 and final["status"] == "max_rounds"
     assert "GPU worker lost" in final["best"]["confirmation"]["error"]
 
 
 def test_contenders_are_passing_timed_candidates_within_the_margin_best_first() -> None:
-    rows = [{"id": "a", "status": "PASSED", "geomean_speedup": 1.95}, {"id": "b", "status": "PASSED", "geomean_speedup": 2.0},
-            {"id": "c", "status": "INCORRECT", "geomean_speedup": None}, {"id": "d", "status": "PASSED", "geomean_speedup": 1.7},
-            {"id": "e", "status": "PASSED", "geomean_speedup": None}, {"id": "f", "status": "PASSED", "geomean_speedup": 1.85}]
+    rows = [
+        {"id": "a", "status": "PASSED", "geomean_speedup": 1.95},
+        {"id": "b", "status": "PASSED", "geomean_speedup": 2.0},
+        {"id": "c", "status": "INCORRECT", "geomean_speedup": None},
+        {"id": "d", "status": "PASSED", "geomean_speedup": 1.7},
+        {"id": "e", "status": "PASSED", "geomean_speedup": None},
+        {"id": "f", "status": "PASSED", "geomean_speedup": 1.85},
+    ]
     assert contenders(rows, top=3, margin=0.1) == ["b", "a", "f"]
     assert contenders(rows, top=2, margin=0.1) == ["b", "a"]
     assert contenders(rows, top=5, margin=0.03) == ["b", "a"]
@@ -152,7 +200,11 @@ def test_contenders_are_passing_timed_candidates_within_the_margin_best_first() 
 
 
 def test_a_duel_with_any_workload_unpaired_has_no_ratio() -> None:
-    paired = [WorkloadTiming(workload="w", status="PASSED", latency_ms=1.0, baseline_latency_ms=2.0, speedup_vs_baseline=2.0)]
+    paired = [
+        WorkloadTiming(
+            workload="w", status="PASSED", latency_ms=1.0, baseline_latency_ms=2.0, speedup_vs_baseline=2.0
+        )
+    ]
     unpaired = [*paired, WorkloadTiming(workload="v", status="TIMEOUT", baseline_latency_ms=2.0)]
     assert duel_ratio(ProfileResult(measured=True, workloads=paired)) == 2.0
     assert duel_ratio(ProfileResult(measured=True, workloads=unpaired)) is None
@@ -163,11 +215,20 @@ def test_duels_are_king_of_the_hill_in_score_order() -> None:
     true = {"a": 1.0, "b": 1.2, "c": 1.1}
 
     class Engine:
-        def profile(self, task: Any, candidate: str, workload_ids: Any = None, *, baseline: Any = None) -> ProfileResult:
+        def profile(
+            self, task: Any, candidate: str, workload_ids: Any = None, *, baseline: Any = None
+        ) -> ProfileResult:
             r = true[candidate] / true[baseline]
-            return ProfileResult(measured=True, workloads=[
-                WorkloadTiming(workload="w", status="PASSED", latency_ms=1.0, speedup_vs_baseline=r)])
+            return ProfileResult(
+                measured=True,
+                workloads=[
+                    WorkloadTiming(workload="w", status="PASSED", latency_ms=1.0, speedup_vs_baseline=r)
+                ],
+            )
 
     result = run_duels(Engine(), None, lambda cid: cid, ["a", "b", "c"])
-    assert [(d["challenger"], d["champion"], d["winner"]) for d in result["duels"]] == [("b", "a", "b"), ("c", "b", "b")]
+    assert [(d["challenger"], d["champion"], d["winner"]) for d in result["duels"]] == [
+        ("b", "a", "b"),
+        ("c", "b", "b"),
+    ]
     assert result["candidate_id"] == "b"

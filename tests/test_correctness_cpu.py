@@ -20,7 +20,11 @@ def test_seed_passes_every_cpu_workload_under_the_interpreter(cpu_engine: Engine
     res = cpu_engine.run_correctness(RMS, seed("rmsnorm", "triton_rowwise.py"))
     assert res.status == "PASSED" and res.checked == "interpreter"
     ids = [w.workload for w in res.workloads]
-    assert ids[:4] == ["b1", "b7", "b64", "b300"] and len(ids) == 5 and ids[4].startswith("unlisted0[batch_size=")
+    assert (
+        ids[:4] == ["b1", "b7", "b64", "b300"]
+        and len(ids) == 5
+        and ids[4].startswith("unlisted0[batch_size=")
+    )
     assert all(w.trials == 3 and w.max_abs_error is not None for w in res.workloads)
     assert "speed not measured" in res.note
 
@@ -64,7 +68,8 @@ def test_cuda_candidate_without_gpu_is_compile_checked_only(cpu_engine: Engine) 
 
 def test_interpreter_bf16_dot_is_made_exact(tmp_path: Path) -> None:
     script = tmp_path / "bf16_dot.py"
-    script.write_text(textwrap.dedent('''
+    script.write_text(
+        textwrap.dedent("""
         import torch, triton, triton.language as tl
         from ksearch_agent.worker.interpreter import patch_bf16_dot
 
@@ -80,14 +85,17 @@ def test_interpreter_bf16_dot_is_made_exact(tmp_path: Path) -> None:
         assert patch_bf16_dot()
         mm[(1,)](a, b, c, B=32)
         print(float((c - a.float() @ b.float()).abs().max()))
-    '''))
+    """)
+    )
     env = {**os.environ, "TRITON_INTERPRET": "1", "TRITON_DEFAULT_FP_FUSION": "1"}
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert float(out.stdout.strip()) < 1e-4
 
 
-def test_gpumode_submission_is_accepted_for_trimul_on_the_cpu_subset(cpu_engine: Engine, tmp_path: Path) -> None:
+def test_gpumode_submission_is_accepted_for_trimul_on_the_cpu_subset(
+    cpu_engine: Engine, tmp_path: Path
+) -> None:
     source = seed("trimul", "triton_simple.py").files["triton_simple.py"]
     only_custom_kernel = source.replace("def run(", "def _trimul(").replace("return run(", "return _trimul(")
     (tmp_path / "submission.py").write_text(only_custom_kernel)

@@ -22,10 +22,29 @@ def _evaluations(db: Path) -> list[tuple[str, float]]:
 def test_kill_9_mid_run_then_resume_loses_nothing(tmp_path: Path) -> None:
     env = {**os.environ, "KSEARCH_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("KSEARCH_MODEL", None)
-    cmd = [sys.executable, "-m", "ksearch_agent.cli", "run", "rmsnorm", "--policy", "playbook", "--rounds", "4",
-           "--device", "cpu", "--runs-root", str(tmp_path / "runs")]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "ksearch_agent.cli",
+        "run",
+        "rmsnorm",
+        "--policy",
+        "playbook",
+        "--rounds",
+        "4",
+        "--device",
+        "cpu",
+        "--runs-root",
+        str(tmp_path / "runs"),
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 240
     db = None
     while time.monotonic() < deadline:
@@ -38,8 +57,14 @@ def test_kill_9_mid_run_then_resume_loses_nothing(tmp_path: Path) -> None:
     os.killpg(proc.pid, signal.SIGKILL)  # the agent and its workers, mid-run
     proc.wait(timeout=30)
     before = _evaluations(db)
-    out = subprocess.run([sys.executable, "-m", "ksearch_agent.cli", "resume", str(db.parent)], cwd=tmp_path,
-                         env=env, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-m", "ksearch_agent.cli", "resume", str(db.parent)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     after = _evaluations(db)
     assert after[: len(before)] == before  # same candidates, same evaluation timestamps: nothing redone
@@ -53,8 +78,13 @@ def test_resume_of_a_run_with_no_checkpoint_names_the_problem(tmp_path: Path) ->
     run_dir = tmp_path / "runs" / "rmsnorm-20261124-000000-dead"
     run_dir.mkdir(parents=True)
     store_for(run_dir).set_meta("run_id", run_dir.name)
-    out = subprocess.run([sys.executable, "-m", "ksearch_agent.cli", "resume", str(run_dir)], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "ksearch_agent.cli", "resume", str(run_dir)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2
     assert "holds no checkpoint" in out.stderr and "ksearch run" in out.stderr
 
@@ -77,16 +107,41 @@ def test_resume_after_a_kill_between_a_nodes_saved_writes_and_its_checkpoint_goe
         "            os._exit(9)\n"
         "SqliteSaver.put_writes = put_writes\n"
         "sys.argv = ['ksearch'] + sys.argv[1:]\n"
-        "app()\n")
+        "app()\n"
+    )
     env = {**os.environ, "KSEARCH_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("KSEARCH_MODEL", None)
-    died = subprocess.run([sys.executable, str(script), "run", "rmsnorm", "--policy", "playbook", "--rounds", "3",
-                           "--device", "cpu", "--runs-root", str(tmp_path / "runs")], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600)
+    died = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "run",
+            "rmsnorm",
+            "--policy",
+            "playbook",
+            "--rounds",
+            "3",
+            "--device",
+            "cpu",
+            "--runs-root",
+            str(tmp_path / "runs"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert died.returncode == 9, died.stdout + died.stderr
     (db,) = (tmp_path / "runs").glob("*/run.sqlite")
     assert len(_evaluations(db)) == 1  # round 1 evaluated; round 2's candidate written, not yet evaluated
-    out = subprocess.run([sys.executable, "-m", "ksearch_agent.cli", "resume", str(db.parent)], cwd=tmp_path,
-                         env=env, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-m", "ksearch_agent.cli", "resume", str(db.parent)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert len(_evaluations(db)) == 3 and "status: max_rounds" in out.stdout, out.stdout

@@ -22,11 +22,15 @@ def test_concurrent_evaluations_of_different_tasks_each_get_their_own_verdict(tm
         for _ in range(ROUNDS):
             got: dict[str, CorrectnessResult] = {}
 
-            def evaluate(key: str, task: Task, cand: Candidate, got: dict[str, CorrectnessResult] = got) -> None:
+            def evaluate(
+                key: str, task: Task, cand: Candidate, got: dict[str, CorrectnessResult] = got
+            ) -> None:
                 got[key] = engine.run_correctness(task, cand, ["b1"])
 
-            threads = [threading.Thread(target=evaluate, args=("rms", RMS, wrong)),
-                       threading.Thread(target=evaluate, args=("sm", SOFTMAX, right))]
+            threads = [
+                threading.Thread(target=evaluate, args=("rms", RMS, wrong)),
+                threading.Thread(target=evaluate, args=("sm", SOFTMAX, right)),
+            ]
             for t in threads:
                 t.start()
             for t in threads:

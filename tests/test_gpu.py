@@ -26,7 +26,9 @@ def gpu_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
 def test_trimul_seed_passes_all_tests_and_benchmarks_on_the_gpu(gpu_engine: Engine, name: str) -> None:
     res = gpu_engine.run_correctness(load_task("trimul"), seed("trimul", name))
     assert res.checked == "gpu" and len(res.workloads) == 25 + 2  # and two unlisted shapes
-    assert res.status == "PASSED", [(w.workload, w.status, w.log[:200]) for w in res.workloads if w.status != "PASSED"]
+    assert res.status == "PASSED", [
+        (w.workload, w.status, w.log[:200]) for w in res.workloads if w.status != "PASSED"
+    ]
 
 
 def test_gpumode_submission_is_accepted_on_the_gpu(gpu_engine: Engine) -> None:
@@ -40,13 +42,20 @@ def test_profile_times_candidate_and_reference_in_the_same_worker(gpu_engine: En
     res = gpu_engine.profile(load_task("rmsnorm"), seed("rmsnorm", "triton_rowwise.py"), ["b4096"])
     (w,) = res.workloads
     assert res.measured and ("H100" in res.device or "H200" in res.device)
-    assert w.latency_ms and w.reference_latency_ms and w.speedup == pytest.approx(w.reference_latency_ms / w.latency_ms)
+    assert (
+        w.latency_ms
+        and w.reference_latency_ms
+        and w.speedup == pytest.approx(w.reference_latency_ms / w.latency_ms)
+    )
     assert w.plausible and 0 < (w.roofline_fraction or 0) <= 1.1
     assert res.ceilings["copy_gbps"] > 500 and res.ceilings["bf16_tflops"] > 100
 
 
 def test_cuda_seed_runs_through_nvrtc_and_cuda_core(gpu_engine: Engine) -> None:
-    assert gpu_engine.run_correctness(load_task("rmsnorm"), seed("rmsnorm", "cuda_rowwise.py")).status == "PASSED"
+    assert (
+        gpu_engine.run_correctness(load_task("rmsnorm"), seed("rmsnorm", "cuda_rowwise.py")).status
+        == "PASSED"
+    )
 
 
 def test_illegal_memory_access_ends_only_its_contestant(gpu_engine: Engine) -> None:
@@ -55,7 +64,9 @@ def test_illegal_memory_access_ends_only_its_contestant(gpu_engine: Engine) -> N
     bad = gpu_engine.run_correctness(rms, candidate("rmsnorm_illegal_address.py"), ["b64"])
     assert bad.status == "RUNTIME_ERROR" and "illegal memory access" in bad.workloads[0].log
     good = gpu_engine.run_correctness(rms, seed("rmsnorm", "triton_rowwise.py"), ["b64"])
-    assert good.status == "PASSED" and gpu_engine.worker("gpu").starts == starts  # the judge's context survived
+    assert (
+        good.status == "PASSED" and gpu_engine.worker("gpu").starts == starts
+    )  # the judge's context survived
 
 
 def test_hanging_kernel_is_killed_and_the_gpu_reused(gpu_engine: Engine, tmp_path: Path) -> None:
@@ -98,8 +109,9 @@ def test_dispatch_seed_direct_launches_follow_new_values_and_unaligned_inputs(di
     sys.path.insert(0, str(BUNDLED_TASKS_DIR / "trimul"))
     import reference  # type: ignore[import-not-found]
 
-    spec = importlib.util.spec_from_file_location("dispatch_direct", BUNDLED_TASKS_DIR / "trimul" / "seeds" /
-                                                  "triton_dispatch.py")
+    spec = importlib.util.spec_from_file_location(
+        "dispatch_direct", BUNDLED_TASKS_DIR / "trimul" / "seeds" / "triton_dispatch.py"
+    )
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -107,9 +119,14 @@ def test_dispatch_seed_direct_launches_follow_new_values_and_unaligned_inputs(di
     n = 64
 
     def fresh(n: int = n) -> list[torch.Tensor]:
-        args = [torch.randn(1, n, n, dim), (torch.rand(1, n, n) > 0.5).float(), torch.randn(dim), torch.randn(dim)]
-        args += [torch.randn(128, dim) / 128 ** 0.5 for _ in range(5)]
-        args += [torch.randn(128), torch.randn(128), torch.randn(dim, 128) / dim ** 0.5]
+        args = [
+            torch.randn(1, n, n, dim),
+            (torch.rand(1, n, n) > 0.5).float(),
+            torch.randn(dim),
+            torch.randn(dim),
+        ]
+        args += [torch.randn(128, dim) / 128**0.5 for _ in range(5)]
+        args += [torch.randn(128), torch.randn(128), torch.randn(dim, 128) / dim**0.5]
         return [a.cuda() for a in args]
 
     def close(out: torch.Tensor, ref: torch.Tensor) -> bool:
@@ -118,8 +135,12 @@ def test_dispatch_seed_direct_launches_follow_new_values_and_unaligned_inputs(di
     args = fresh()
     first = mod.run(*args)
     (plan,) = mod._PLANS.values()
-    projection = plan.proj if plan.resident else plan.gemm  # dim 128: resident projection; 384: LN pass + GEMM
-    assert plan.direct and plan.ws is not None and plan.out.launch is not None and projection.launch is not None
+    projection = (
+        plan.proj if plan.resident else plan.gemm
+    )  # dim 128: resident projection; 384: LN pass + GEMM
+    assert (
+        plan.direct and plan.ws is not None and plan.out.launch is not None and projection.launch is not None
+    )
     assert close(first, reference.run(*args))
     for a, b in zip(args, fresh(), strict=True):
         a.copy_(b)  # same pointers, new values
@@ -134,7 +155,9 @@ def test_dispatch_seed_direct_launches_follow_new_values_and_unaligned_inputs(di
     side.synchronize()
     assert close(on_side, reference.run(*args)) and plan.ws is not None and plan.ws is not kept
     expander = mod.__dict__["_descriptor_expander"]
-    mod.__dict__["_descriptor_expander"] = lambda: None  # a Triton whose launcher layout the seed does not know
+    mod.__dict__["_descriptor_expander"] = lambda: (
+        None
+    )  # a Triton whose launcher layout the seed does not know
     third = torch.cuda.Stream()
     with torch.cuda.stream(third):
         unknown = mod.run(*args)  # the rebind for this stream fails: nothing stays bound
@@ -145,8 +168,10 @@ def test_dispatch_seed_direct_launches_follow_new_values_and_unaligned_inputs(di
     for m in (32, 48, 80):  # three other shapes: the first of them is pushed out of the bound set
         other = fresh(m)
         assert close(mod.run(*other), reference.run(*other))
-    assert len(mod._BOUND) == mod._MAX_BOUND and mod._PLANS[(torch.Size([1, 32, 32, dim]), torch.Size([128, dim]),
-                                                              args[0].device)].ws is None
+    assert (
+        len(mod._BOUND) == mod._MAX_BOUND
+        and mod._PLANS[(torch.Size([1, 32, 32, dim]), torch.Size([128, dim]), args[0].device)].ws is None
+    )
     assert close(mod.run(*args), reference.run(*args)) and plan.ws is not None  # bound again
     assert close(mod.run(*args), reference.run(*args)) and len(mod._BOUND) == mod._MAX_BOUND
 
@@ -168,7 +193,9 @@ def _unscreened_candidate(tmp_path: Path, body: str) -> Candidate:
 def test_a_timer_that_under_reports_is_refused_by_the_judges_wall_clock(tmp_path: Path) -> None:
     """The candidate patches the contestant's event timing to claim a tenth of the real time, and stretches
     each call so the lie is large; the judge compares with its own wall clock."""
-    cand = _unscreened_candidate(tmp_path, '''
+    cand = _unscreened_candidate(
+        tmp_path,
+        """
 import time as _t
 import torch as _torch
 _orig_elapsed = _torch.cuda.Event.elapsed_time
@@ -177,7 +204,8 @@ _run = run
 def run(*args):
     _t.sleep(0.003)
     return _run(*args)
-''')
+""",
+    )
     with Engine(device="gpu", workdir=tmp_path / "w", cache_dir=tmp_path / "c", screening=False) as engine:
         res = engine.profile(load_task("rmsnorm"), cand, ["b4096"])
     (w,) = res.workloads
@@ -187,7 +215,9 @@ def run(*args):
 def test_right_while_checked_then_stale_while_timed_fails_on_the_gpu(tmp_path: Path) -> None:
     """Correct for its first calls, then it replays its first output: the judge's checks of sampled
     timed calls (on their own fresh inputs) catch it."""
-    cand = _unscreened_candidate(tmp_path, '''
+    cand = _unscreened_candidate(
+        tmp_path,
+        """
 _calls = [0]
 _first = []
 _run = run
@@ -198,8 +228,12 @@ def run(*args):
         _first[:] = [out]
         return out
     return _first[0]
-''')
+""",
+    )
     with Engine(device="gpu", workdir=tmp_path / "w", cache_dir=tmp_path / "c", screening=False) as engine:
         report = engine.evaluate(load_task("rmsnorm"), cand, ["b64", "b4096"])
-    assert report.correctness.status == "PASSED" and report.status in ("INCORRECT_NUMERICAL", "INCORRECT_SHAPE")
+    assert report.correctness.status == "PASSED" and report.status in (
+        "INCORRECT_NUMERICAL",
+        "INCORRECT_SHAPE",
+    )
     assert report.profile is not None and all("[timed-output]" in w.log for w in report.profile.workloads)

@@ -38,19 +38,29 @@ def model() -> Iterator[Any]:
 
 
 def _ctx(tmp_path: Path, **kw: Any) -> SearchContext:
-    base: dict[str, Any] = {"model": "scripted", "device": "cpu", "runs_root": str(tmp_path / "runs"),
-                            "max_rounds": 1, "max_repairs": 2, "max_tool_calls": 2, "trials": 1}
+    base: dict[str, Any] = {
+        "model": "scripted",
+        "device": "cpu",
+        "runs_root": str(tmp_path / "runs"),
+        "max_rounds": 1,
+        "max_repairs": 2,
+        "max_tool_calls": 2,
+        "trials": 1,
+    }
     base.update(kw)
     return SearchContext(**base)
 
 
-def _run(ctx: SearchContext, run_id: str = "r1", checkpointer: Any = None) -> tuple[dict[str, Any], list[dict]]:
+def _run(
+    ctx: SearchContext, run_id: str = "r1", checkpointer: Any = None
+) -> tuple[dict[str, Any], list[dict]]:
     graph = build_kernel_search_graph(checkpointer=checkpointer)
     config = {"configurable": {"thread_id": run_id}, "recursion_limit": recursion_limit(ctx)}
     events: list[dict] = []
     final: dict[str, Any] = {}
-    for mode, chunk in graph.stream({"task": "rmsnorm", "run_id": run_id}, config, context=ctx,
-                                    stream_mode=["custom", "values"]):
+    for mode, chunk in graph.stream(
+        {"task": "rmsnorm", "run_id": run_id}, config, context=ctx, stream_mode=["custom", "values"]
+    ):
         if mode == "custom":
             events.append(chunk)
         else:
@@ -58,12 +68,31 @@ def _run(ctx: SearchContext, run_id: str = "r1", checkpointer: Any = None) -> tu
     return final, events
 
 
-def test_success_path_solves_the_best_scored_action_and_records_everything(tmp_path: Path, model: Any) -> None:
-    m = model([initial_answer(), code_answer(GOOD),
-               edit_answer([{"op": "update_node", "id": "n1", "rating": 8, "confidence": 0.8},
-                            {"op": "insert_node", "parent": "n1", "decision": "two rows per program",
-                             "action": {"title": "pack two rows", "difficulty": 2, "score": 0.6,
-                                        "expected_speedup": 1.1}}])])
+def test_success_path_solves_the_best_scored_action_and_records_everything(
+    tmp_path: Path, model: Any
+) -> None:
+    m = model(
+        [
+            initial_answer(),
+            code_answer(GOOD),
+            edit_answer(
+                [
+                    {"op": "update_node", "id": "n1", "rating": 8, "confidence": 0.8},
+                    {
+                        "op": "insert_node",
+                        "parent": "n1",
+                        "decision": "two rows per program",
+                        "action": {
+                            "title": "pack two rows",
+                            "difficulty": 2,
+                            "score": 0.6,
+                            "expected_speedup": 1.1,
+                        },
+                    },
+                ]
+            ),
+        ]
+    )
     final, events = _run(_ctx(tmp_path))
     assert final["status"] == "max_rounds"
     wm = WorldModel.model_validate(final["world_model"])
@@ -71,8 +100,15 @@ def test_success_path_solves_the_best_scored_action_and_records_everything(tmp_p
     assert solved.solution is not None and solved.solution.candidate_id == final["best"]["candidate_id"]
     assert solved.rating == 8 and len(wm.children("n1")) == 2  # row_vec from the start + the inserted step
     kinds = [e["event"] for e in events]
-    for kind in ("world_model_initialised", "cycle_start", "candidate", "evaluated", "new_best",
-                 "world_model_updated", "finished"):
+    for kind in (
+        "world_model_initialised",
+        "cycle_start",
+        "candidate",
+        "evaluated",
+        "new_best",
+        "world_model_updated",
+        "finished",
+    ):
         assert kind in kinds
     store = store_for(final["run_dir"])
     assert [r["status"] for r in store.candidates()] == ["PASSED"]
@@ -81,8 +117,14 @@ def test_success_path_solves_the_best_scored_action_and_records_everything(tmp_p
 
 
 def test_compile_error_is_repaired_into_a_passing_kernel(tmp_path: Path, model: Any) -> None:
-    m = model([initial_answer(), code_answer(BROKEN), code_answer(GOOD, "Fixed the undefined name."),
-               edit_answer([])])
+    m = model(
+        [
+            initial_answer(),
+            code_answer(BROKEN),
+            code_answer(GOOD, "Fixed the undefined name."),
+            edit_answer([]),
+        ]
+    )
     final, _ = _run(_ctx(tmp_path))
     rows = store_for(final["run_dir"]).candidates()
     assert [(r["origin"], r["status"]) for r in rows] == [("coder", "COMPILE_ERROR"), ("repair", "PASSED")]
@@ -92,8 +134,17 @@ def test_compile_error_is_repaired_into_a_passing_kernel(tmp_path: Path, model: 
 
 
 def test_persistent_failure_marks_the_action_too_hard_and_moves_on(tmp_path: Path, model: Any) -> None:
-    model([initial_answer(), code_answer(WRONG), code_answer(WRONG, "Trying again."), MALFORMED_EDIT,
-           MALFORMED_EDIT, code_answer(GOOD), edit_answer([])])
+    model(
+        [
+            initial_answer(),
+            code_answer(WRONG),
+            code_answer(WRONG, "Trying again."),
+            MALFORMED_EDIT,
+            MALFORMED_EDIT,
+            code_answer(GOOD),
+            edit_answer([]),
+        ]
+    )
     final, events = _run(_ctx(tmp_path, max_rounds=2, max_repairs=1))
     wm = WorldModel.model_validate(final["world_model"])
     n1 = wm.node("n1")
@@ -103,7 +154,9 @@ def test_persistent_failure_marks_the_action_too_hard_and_moves_on(tmp_path: Pat
     assert starts == ["n1", "n2"]  # next best: n2 (0.5) now outranks n1 (0.45)
     assert wm.node("n2").solution is not None
     updated = [e for e in events if e["event"] == "world_model_updated"][0]
-    assert updated["applied"] == [] and any("rating" in d for d in updated["dropped"])  # the invalid op, dropped
+    assert updated["applied"] == [] and any(
+        "rating" in d for d in updated["dropped"]
+    )  # the invalid op, dropped
 
 
 def test_unparseable_edit_script_leaves_the_tree_as_it_was(tmp_path: Path, model: Any) -> None:
@@ -122,9 +175,13 @@ def test_stagnation_window_ends_a_cycle_before_the_repair_allowance(tmp_path: Pa
     assert final["status"] == "max_rounds"
 
 
-def test_tool_call_with_bad_arguments_gets_an_error_back_and_the_coder_goes_on(tmp_path: Path, model: Any) -> None:
-    bad_call = AIMessage(content="Let me compile first.",
-                         tool_calls=[{"name": "compile", "args": {"files": "run.py"}, "id": "call_1"}])
+def test_tool_call_with_bad_arguments_gets_an_error_back_and_the_coder_goes_on(
+    tmp_path: Path, model: Any
+) -> None:
+    bad_call = AIMessage(
+        content="Let me compile first.",
+        tool_calls=[{"name": "compile", "args": {"files": "run.py"}, "id": "call_1"}],
+    )
     m = model([initial_answer(), bad_call, code_answer(GOOD), edit_answer([])])
     final, events = _run(_ctx(tmp_path))
     assert final["best"] is not None
@@ -134,9 +191,12 @@ def test_tool_call_with_bad_arguments_gets_an_error_back_and_the_coder_goes_on(t
 
 
 def test_coder_tool_calls_run_the_real_engine(tmp_path: Path, model: Any) -> None:
-    call = AIMessage(content="", tool_calls=[{"name": "run_correctness", "args": {"files": {"run.py": GOOD},
-                                                                                   "workloads": ["b1"]},
-                                              "id": "c1"}])
+    call = AIMessage(
+        content="",
+        tool_calls=[
+            {"name": "run_correctness", "args": {"files": {"run.py": GOOD}, "workloads": ["b1"]}, "id": "c1"}
+        ],
+    )
     model([initial_answer(), call, code_answer(GOOD), edit_answer([])])
     _, events = _run(_ctx(tmp_path))
     result = [e for e in events if e["event"] == "tool_result"][0]["result"]
@@ -163,7 +223,9 @@ def test_missing_model_ends_with_a_message_pointing_at_the_playbook(tmp_path: Pa
 
 
 def test_rate_limit_is_retried_by_the_node_retry_policy(tmp_path: Path, model: Any) -> None:
-    m = model([TimeoutError("simulated upstream timeout"), initial_answer(), code_answer(GOOD), edit_answer([])])
+    m = model(
+        [TimeoutError("simulated upstream timeout"), initial_answer(), code_answer(GOOD), edit_answer([])]
+    )
     final, _ = _run(_ctx(tmp_path))
     assert final["best"] is not None and m.remaining == 0
 
@@ -188,7 +250,10 @@ def test_resume_after_an_interrupted_run_loses_nothing(tmp_path: Path, model: An
     final = graph.get_state(config).values
     after = store.candidates()
     assert after[0] == before[0] and len(after) == 2 and m2.remaining == 0
-    assert final["status"] == "max_rounds" and WorldModel.model_validate(final["world_model"]).node("n1").solution
+    assert (
+        final["status"] == "max_rounds"
+        and WorldModel.model_validate(final["world_model"]).node("n1").solution
+    )
 
 
 class _SpeedMarkedEngine(Engine):
@@ -199,7 +264,9 @@ class _SpeedMarkedEngine(Engine):
         from ksearch_agent.results import ProfileResult
 
         speed = float(candidate.files[candidate.entry].rsplit("# speed:", 1)[1].split()[0])
-        return ProfileResult(measured=True, device="stand-in", geomean_speedup=speed, geomean_latency_ms=1.0 / speed)
+        return ProfileResult(
+            measured=True, device="stand-in", geomean_speedup=speed, geomean_latency_ms=1.0 / speed
+        )
 
     @property
     def mode(self) -> str:
@@ -213,10 +280,24 @@ def test_slower_intermediate_step_is_kept_and_its_child_becomes_the_best(tmp_pat
     def speed(x: float) -> str:
         return code_answer(GOOD + f"\n# speed: {x}\n")
 
-    step3 = {"op": "insert_node", "parent": "n3", "decision": "vector loads plus two rows per program",
-             "action": {"title": "pack rows", "difficulty": 2, "score": 0.95, "expected_speedup": 1.5}}
-    model([initial_answer(), speed(2.0), edit_answer([]), speed(1.5), speed(1.4), edit_answer([step3]),
-           speed(3.0), edit_answer([])])
+    step3 = {
+        "op": "insert_node",
+        "parent": "n3",
+        "decision": "vector loads plus two rows per program",
+        "action": {"title": "pack rows", "difficulty": 2, "score": 0.95, "expected_speedup": 1.5},
+    }
+    model(
+        [
+            initial_answer(),
+            speed(2.0),
+            edit_answer([]),
+            speed(1.5),
+            speed(1.4),
+            edit_answer([step3]),
+            speed(3.0),
+            edit_answer([]),
+        ]
+    )
     try:
         final, events = _run(_ctx(tmp_path, max_rounds=3, max_repairs=1))
     finally:
@@ -237,8 +318,14 @@ def _openai_error(kind: str, status: int, message: str) -> Exception:
 
 
 def test_rate_limit_error_from_the_endpoint_is_retried_with_backoff(tmp_path: Path, model: Any) -> None:
-    m = model([_openai_error("RateLimitError", 429, "Rate limit reached"), initial_answer(), code_answer(GOOD),
-               edit_answer([])])
+    m = model(
+        [
+            _openai_error("RateLimitError", 429, "Rate limit reached"),
+            initial_answer(),
+            code_answer(GOOD),
+            edit_answer([]),
+        ]
+    )
     final, _ = _run(_ctx(tmp_path))
     assert final["best"] is not None and m.remaining == 0
 

@@ -138,8 +138,11 @@ def test_poisoned_empty_like_and_new_empty_are_all_nan(seen: dict[str, Any]) -> 
 
 
 def test_poisoned_integer_tensors_hold_the_dtype_maximum(seen: dict[str, Any]) -> None:
-    assert seen["int_empty"] == {"torch.int32": [2**31 - 1] * 4, "torch.int64": [2**63 - 1] * 4,
-                                 "torch.uint8": [255] * 4}
+    assert seen["int_empty"] == {
+        "torch.int32": [2**31 - 1] * 4,
+        "torch.int64": [2**63 - 1] * 4,
+        "torch.uint8": [255] * 4,
+    }
 
 
 def test_rows_a_kernel_never_writes_come_out_nan(seen: dict[str, Any]) -> None:
@@ -154,7 +157,9 @@ def test_disabling_the_poison_restores_the_earlier_determinism_setting(seen: dic
     assert seen["deterministic_after_disable"] is False
 
 
-def test_shuffle_reports_false_when_the_interpreter_has_another_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_shuffle_reports_false_when_the_interpreter_has_another_shape(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from triton.runtime import interpreter as interp
 
     from ksearch_agent.worker import interpreter

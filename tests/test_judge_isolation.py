@@ -29,7 +29,9 @@ def cheat(name: str) -> Candidate:
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    with Engine(device="cpu", workdir=tmp_path / "work", cache_dir=tmp_path / "cache", correctness_timeout=120) as e:
+    with Engine(
+        device="cpu", workdir=tmp_path / "work", cache_dir=tmp_path / "cache", correctness_timeout=120
+    ) as e:
         yield e
 
 
@@ -38,9 +40,11 @@ def _detail(res: CorrectnessResult) -> list[tuple[str, str, str]]:
 
 
 def test_patching_candidates_spoil_no_later_verdict(engine: Engine) -> None:
-    patchers = [("rmsnorm", "rmsnorm_15_poison_comparator_at_import.py"),  # check_output via sys.modules
-                ("softmax", "softmax_15_poison_tensor_abs_at_import.py"),  # torch.Tensor.abs
-                ("rmsnorm", "rmsnorm_13_patch_comparator.py")]  # check_output, patched during its own call
+    patchers = [
+        ("rmsnorm", "rmsnorm_15_poison_comparator_at_import.py"),  # check_output via sys.modules
+        ("softmax", "softmax_15_poison_tensor_abs_at_import.py"),  # torch.Tensor.abs
+        ("rmsnorm", "rmsnorm_13_patch_comparator.py"),
+    ]  # check_output, patched during its own call
     for task, name in patchers:
         res = engine.run_correctness(load_task(task), cheat(name))
         assert res.status != "PASSED", (name, _detail(res))
@@ -51,13 +55,19 @@ def test_patching_candidates_spoil_no_later_verdict(engine: Engine) -> None:
 
 
 def test_a_forged_record_is_never_passed_and_leaves_nothing_for_the_next_request(engine: Engine) -> None:
-    for task, name in [("rmsnorm", "rmsnorm_14_forged_record_fds.py"), ("softmax", "softmax_14_forged_record_fds.py")]:
+    for task, name in [
+        ("rmsnorm", "rmsnorm_14_forged_record_fds.py"),
+        ("softmax", "softmax_14_forged_record_fds.py"),
+    ]:
         t = load_task(task)
         res = engine.run_correctness(t, cheat(name))
         assert res.status != "PASSED", (name, _detail(res))
         assert all(w.status != "PASSED" for w in res.workloads), (name, _detail(res))
         listed = {w.id for w in t.select(cpu=True)}
-        assert listed <= {w.workload for w in res.workloads}, (name, _detail(res))  # one row per workload, no fakes
+        assert listed <= {w.workload for w in res.workloads}, (
+            name,
+            _detail(res),
+        )  # one row per workload, no fakes
         assert len(res.workloads) == len({w.workload for w in res.workloads}), (name, _detail(res))
     right = engine.run_correctness(RMS, seed("rmsnorm", "triton_rowwise.py"))
     assert right.status == "PASSED", _detail(right)
@@ -85,9 +95,12 @@ def test_a_contestant_can_neither_signal_nor_read_the_judge(tmp_path: Path) -> N
         "    seen = {'kill': _try(lambda: os.kill(judge, 0)),\n"
         "            'mem': _try(lambda: open(f'/proc/{judge}/mem', 'rb').close()),\n"
         "            'fd': _try(lambda: open(f'/proc/{judge}/fd/1', 'wb').close())}\n"
-        "    raise RuntimeError(f'probe {seen}')\n")
+        "    raise RuntimeError(f'probe {seen}')\n"
+    )
     with Engine(device="cpu", workdir=tmp_path / "w", cache_dir=tmp_path / "c", screening=False) as engine:
-        res = engine.run_correctness(load_task("rmsnorm"), Candidate.from_path(probe, language="python"), ["b1"])
+        res = engine.run_correctness(
+            load_task("rmsnorm"), Candidate.from_path(probe, language="python"), ["b1"]
+        )
     log = res.workloads[0].log
     assert "probe {" in log and "ALLOWED" not in log, log
 

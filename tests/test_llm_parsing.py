@@ -48,7 +48,9 @@ def test_python_literals_outside_strings_become_json() -> None:
 
 
 def test_braces_and_quotes_inside_strings_do_not_end_the_object() -> None:
-    text = 'Result: {"code": "if (x) { y[\\"k\\"] = \'}\'; }", "inner": {"d": [1, {"e": "]"}]}} trailing prose }'
+    text = (
+        'Result: {"code": "if (x) { y[\\"k\\"] = \'}\'; }", "inner": {"d": [1, {"e": "]"}]}} trailing prose }'
+    )
     assert extract_json(text) == {"code": "if (x) { y[\"k\"] = '}'; }", "inner": {"d": [1, {"e": "]"}]}}
 
 
@@ -90,7 +92,9 @@ class Plan(BaseModel):
 
 
 def test_parse_model_validates_extracted_json() -> None:
-    plan = parse_model('Plan:\n```json\n{"goal": "faster", "steps": [{"name": "tile", "repeats": 2}]}\n```', Plan)
+    plan = parse_model(
+        'Plan:\n```json\n{"goal": "faster", "steps": [{"name": "tile", "repeats": 2}]}\n```', Plan
+    )
     assert plan == Plan(goal="faster", steps=[Step(name="tile", repeats=2)])
 
 
@@ -117,7 +121,7 @@ def test_parse_model_without_json_raises_parse_error() -> None:
 
 RUN_V1 = "import torch\n\ndef run(x):\n    return x\n"
 RUN_V2 = "import torch\n\ndef run(x):\n    return x * 1\n"
-KERNEL = '#include <cuda_runtime.h>\n__global__ void scale(float* x) { x[threadIdx.x] *= 2.0f; }\n'
+KERNEL = "#include <cuda_runtime.h>\n__global__ void scale(float* x) { x[threadIdx.x] *= 2.0f; }\n"
 HOST = 'from pathlib import Path\nSRC = (Path(__file__).parent / "kernel.cu").read_text()\n\ndef run(x):\n    return x\n'
 
 
@@ -126,7 +130,9 @@ def test_single_python_fence_becomes_the_entry() -> None:
 
 
 def test_last_of_two_python_blocks_defining_run_wins() -> None:
-    text = f"First attempt:\n```python\n{RUN_V1}```\nOops, fixed version:\n```py\n{RUN_V2}```\nThis is faster."
+    text = (
+        f"First attempt:\n```python\n{RUN_V1}```\nOops, fixed version:\n```py\n{RUN_V2}```\nThis is faster."
+    )
     assert extract_code_files(text, "triton") == {"run.py": RUN_V2}
 
 
@@ -137,7 +143,9 @@ def test_usage_example_block_without_run_is_ignored() -> None:
 
 def test_custom_kernel_counts_as_entry_point() -> None:
     source = "def custom_kernel(data):\n    return data\n"
-    assert extract_code_files(f"```python\n{source}```", "python", entry="submission.py") == {"submission.py": source}
+    assert extract_code_files(f"```python\n{source}```", "python", entry="submission.py") == {
+        "submission.py": source
+    }
 
 
 def test_file_names_come_from_the_info_string() -> None:
@@ -263,8 +271,11 @@ def test_bad_price_file_names_file_and_key(tmp_path: Path) -> None:
 def _reply(input_tokens: int, output_tokens: int) -> AIMessage:
     return AIMessage(
         content="ok",
-        usage_metadata={"input_tokens": input_tokens, "output_tokens": output_tokens,
-                        "total_tokens": input_tokens + output_tokens},
+        usage_metadata={
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "total_tokens": input_tokens + output_tokens,
+        },
     )
 
 

@@ -15,8 +15,13 @@ from ksearch_agent.task import BUNDLED_TASKS_DIR
 
 def _ksearch(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KSEARCH_CACHE_DIR": str(tmp / "cache")}
-    return subprocess.run([sys.executable, "-m", "ksearch_agent.cli", *args], capture_output=True, text=True,
-                          env=env, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "ksearch_agent.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
 
 
 def test_eval_json_passes_with_exit_zero_and_json_log_lines(tmp_path: Path) -> None:
@@ -25,7 +30,9 @@ def test_eval_json_passes_with_exit_zero_and_json_log_lines(tmp_path: Path) -> N
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["status"] == "PASSED" and doc["speed_measured"] is False
-    assert [w["id"] for w in doc["workloads"]][:4] == ["b1", "b7", "b64", "b300"] and len(doc["workloads"]) == 5
+    assert [w["id"] for w in doc["workloads"]][:4] == ["b1", "b7", "b64", "b300"] and len(
+        doc["workloads"]
+    ) == 5
     assert all(w["status"] == "PASSED" and w["max_abs_error"] is not None for w in doc["workloads"])
     records = [json.loads(line) for line in out.stderr.splitlines() if line.startswith("{")]
     staged = [r for r in records if r.get("stage") == "correctness"]
@@ -33,8 +40,16 @@ def test_eval_json_passes_with_exit_zero_and_json_log_lines(tmp_path: Path) -> N
 
 
 def test_eval_of_a_wrong_kernel_exits_one_with_the_failure_in_json(tmp_path: Path) -> None:
-    out = _ksearch("eval", "rmsnorm", str(CANDIDATES / "rmsnorm_wrong.py"), "--cpu", "--json",
-                   "--workloads", "b1", tmp=tmp_path)
+    out = _ksearch(
+        "eval",
+        "rmsnorm",
+        str(CANDIDATES / "rmsnorm_wrong.py"),
+        "--cpu",
+        "--json",
+        "--workloads",
+        "b1",
+        tmp=tmp_path,
+    )
     assert out.returncode == 1
     doc = json.loads(out.stdout)
     assert doc["status"] == "INCORRECT_NUMERICAL" and doc["workloads"][0]["status"] == "INCORRECT_NUMERICAL"

@@ -44,16 +44,26 @@ def test_every_playbook_node_builds_a_candidate_from_its_seed(task: str) -> None
 
 
 def test_failures_are_classified_from_status_and_log() -> None:
-    assert classify_failure("RUNTIME_ERROR", "triton OutOfResources: shared memory, Required: 262144", None, None) \
+    assert (
+        classify_failure(
+            "RUNTIME_ERROR", "triton OutOfResources: shared memory, Required: 262144", None, None
+        )
         == "shared_memory"
+    )
     assert classify_failure("INCORRECT_NUMERICAL", "3 elements out of tolerance", None, None) == "numerical"
     assert classify_failure("PASSED", "", 1.1, 1.3) == "slower"
     assert classify_failure("TIMEOUT", "", None, None) == "timeout"
 
 
 def _attempt(status: str, log: str = "", speed: float | None = None) -> Attempt:
-    return Attempt(candidate_id="c", origin="coder", status=status, geomean_speedup=speed, geomean_latency_ms=None,
-                   log=log)
+    return Attempt(
+        candidate_id="c",
+        origin="coder",
+        status=status,
+        geomean_speedup=speed,
+        geomean_latency_ms=None,
+        log=log,
+    )
 
 
 def test_repair_of_a_shared_memory_failure_takes_the_next_unapplied_variant() -> None:
@@ -62,9 +72,14 @@ def test_repair_of_a_shared_memory_failure_takes_the_next_unapplied_variant() ->
     policy = PlaybookPolicy()
     wm = policy.initial_world_model(t, "triton", UsageLedger())
     files = files_for(t, book, "k1_wide")
-    req = RepairRequest(task=t, language="triton", action=wm.node("n2"), files=files,
-                        attempt=_attempt("RUNTIME_ERROR", "OutOfResources: out of resource: shared memory"),
-                        parent_speedup=5.0)
+    req = RepairRequest(
+        task=t,
+        language="triton",
+        action=wm.node("n2"),
+        files=files,
+        attempt=_attempt("RUNTIME_ERROR", "OutOfResources: out of resource: shared memory"),
+        parent_speedup=5.0,
+    )
     first = policy.repair(req, UsageLedger())
     assert first.files is not None and read_knobs(first.files["run.py"])["K1_NUM_STAGES"] == 1
     req.files = first.files
@@ -76,8 +91,14 @@ def test_repair_without_a_rule_for_the_failure_says_so() -> None:
     t = load_task("softmax")
     policy = PlaybookPolicy()
     wm = policy.initial_world_model(t, "triton", UsageLedger())
-    req = RepairRequest(task=t, language="triton", action=wm.node("n1"), files=files_for(t, load_playbook(t), "row"),
-                        attempt=_attempt("INCORRECT_NUMERICAL", "mismatch"), parent_speedup=None)
+    req = RepairRequest(
+        task=t,
+        language="triton",
+        action=wm.node("n1"),
+        files=files_for(t, load_playbook(t), "row"),
+        attempt=_attempt("INCORRECT_NUMERICAL", "mismatch"),
+        parent_speedup=None,
+    )
     turn = policy.repair(req, UsageLedger())
     assert turn.files is None and "no further repair for a numerical failure" in (turn.error or "")
 
@@ -88,9 +109,15 @@ def test_update_moves_open_actions_with_the_evidence() -> None:
     wm = policy.initial_world_model(t, "triton", UsageLedger())
     before = [n.id for n in wm.frontier()]
     assert before == ["n1", "n2"]
-    wm.attach_solution("n1", Solution(candidate_id="a", geomean_speedup=1.2))  # predicted 3.0: a disappointment
-    outcome = CycleOutcome(action=wm.node("n1"), parent_speedup=None,
-                           attempts=[_attempt("PASSED", speed=1.2)], best=_attempt("PASSED", speed=1.2))
+    wm.attach_solution(
+        "n1", Solution(candidate_id="a", geomean_speedup=1.2)
+    )  # predicted 3.0: a disappointment
+    outcome = CycleOutcome(
+        action=wm.node("n1"),
+        parent_speedup=None,
+        attempts=[_attempt("PASSED", speed=1.2)],
+        best=_attempt("PASSED", speed=1.2),
+    )
     ops, problems = policy.update_world_model(t, wm, outcome, UsageLedger())
     report = wm.apply(ops)
     assert not problems and not report.dropped
@@ -104,8 +131,9 @@ def playbook_run(tmp_path: Path, cpu_engine: Engine):  # type: ignore[no-untyped
     register_engine("cpu", cpu_engine)
 
     def run(task: str, rounds: int) -> dict:  # type: ignore[type-arg]
-        ctx = SearchContext(policy="playbook", device="cpu", runs_root=str(tmp_path / "runs"), max_rounds=rounds,
-                            trials=1)
+        ctx = SearchContext(
+            policy="playbook", device="cpu", runs_root=str(tmp_path / "runs"), max_rounds=rounds, trials=1
+        )
         return run_search(task, ctx)
 
     return run

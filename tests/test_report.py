@@ -39,8 +39,14 @@ PLOTS = ("plot-progress", "plot-workloads", "plot-timeline", "plot-usage")
 def _cli(*args: str, cwd: Path, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("KSEARCH_MODEL", "KSEARCH_BASE_URL")}
     env.update({"COLUMNS": "200", **(env_extra or {})})
-    return subprocess.run([sys.executable, "-m", "ksearch_agent.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "ksearch_agent.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +57,18 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def cli_run(root: Path) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """One real CPU playbook run of one round through `ksearch run` (its report is written at the end)."""
-    out = _cli("run", "rmsnorm", "--rounds", "1", "--device", "cpu", "--runs-root", str(root / "runs"), cwd=root,
-               env_extra={"KSEARCH_CACHE_DIR": str(root / "cache")})
+    out = _cli(
+        "run",
+        "rmsnorm",
+        "--rounds",
+        "1",
+        "--device",
+        "cpu",
+        "--runs-root",
+        str(root / "runs"),
+        cwd=root,
+        env_extra={"KSEARCH_CACHE_DIR": str(root / "cache")},
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     (run_dir,) = [d for d in (root / "runs").iterdir() if d.name != "rmsnorm-error"]
     return run_dir, out
@@ -63,8 +79,11 @@ def error_run(root: Path) -> Path:
     """A run that ends in an error at once: the LLM policy with no model configured."""
     from ksearch_agent.runner import run_search
 
-    final = run_search("rmsnorm", SearchContext(policy="llm", model=None, device="cpu",
-                                                runs_root=str(root / "runs")), run_id="rmsnorm-error")
+    final = run_search(
+        "rmsnorm",
+        SearchContext(policy="llm", model=None, device="cpu", runs_root=str(root / "runs")),
+        run_id="rmsnorm-error",
+    )
     assert final["status"].startswith("error")
     return root / "runs" / "rmsnorm-error"
 
@@ -82,41 +101,96 @@ def _measured_run(run_dir: Path) -> Path:
     nodes[2] = wm.add_node(nodes[1], "wider loads", action={"title": "16-byte loads", **act})
     nodes[3] = wm.add_node("root", "split row", action={"title": "two-pass kernel", **act})
     store.save_snapshot(0, wm.snapshot(), "initial")
-    plan: dict[int, list[tuple[str, str, float | None]]] = {1: [("coder", "PASSED", 1.5)], 2: [("coder", "INCORRECT_NUMERICAL", None), ("repair", "PASSED", 1.9)],
-            3: [("coder", "COMPILE_ERROR", None)]}
+    plan: dict[int, list[tuple[str, str, float | None]]] = {
+        1: [("coder", "PASSED", 1.5)],
+        2: [("coder", "INCORRECT_NUMERICAL", None), ("repair", "PASSED", 1.9)],
+        3: [("coder", "COMPILE_ERROR", None)],
+    }
     ledger, parent = UsageLedger(), None
     for rnd, tries in plan.items():
         store.log_event(rnd, "cycle_start", {"action_id": nodes[rnd], "title": f"action of round {rnd}"})
         for k, (origin, status, speed) in enumerate(tries, 1):
             cand = Candidate(language="triton", files={"run.py": f"def run(x):\n    return x  # {rnd}.{k}\n"})
-            store.save_candidate(cand, round=rnd, action_node=nodes[rnd], parent_id=parent, origin=origin, attempt=k)
+            store.save_candidate(
+                cand, round=rnd, action_node=nodes[rnd], parent_id=parent, origin=origin, attempt=k
+            )
             store.log_event(rnd, "candidate", {"candidate_id": cand.id, "origin": origin, "attempt": k})
-            corr = CorrectnessResult(status=status, checked="gpu", device="H100", workloads=[  # type: ignore[arg-type]
-                WorkloadCorrectness(workload=w, status=status, max_abs_error=1e-3,  # type: ignore[arg-type]
-                                    log="" if status == "PASSED" else "mismatch") for w in ("b1", "b64")])
+            corr = CorrectnessResult(
+                status=status,
+                checked="gpu",
+                device="H100",
+                workloads=[  # type: ignore[arg-type]
+                    WorkloadCorrectness(
+                        workload=w,
+                        status=status,
+                        max_abs_error=1e-3,  # type: ignore[arg-type]
+                        log="" if status == "PASSED" else "mismatch",
+                    )
+                    for w in ("b1", "b64")
+                ],
+            )
             prof = None
             if speed is not None:
-                prof = ProfileResult(measured=True, device="H100", workloads=[
-                    WorkloadTiming(workload=w, status="PASSED", latency_ms=0.01 * i / speed, speedup=speed,
-                                   reference_latency_ms=0.01 * i, baseline_latency_ms=0.009 * i,
-                                   roofline_fraction=0.3 + 0.1 * i) for i, w in ((1, "b1"), (2, "b64"))])
+                prof = ProfileResult(
+                    measured=True,
+                    device="H100",
+                    workloads=[
+                        WorkloadTiming(
+                            workload=w,
+                            status="PASSED",
+                            latency_ms=0.01 * i / speed,
+                            speedup=speed,
+                            reference_latency_ms=0.01 * i,
+                            baseline_latency_ms=0.009 * i,
+                            roofline_fraction=0.3 + 0.1 * i,
+                        )
+                        for i, w in ((1, "b1"), (2, "b64"))
+                    ],
+                )
                 prof.summarize()
-            store.save_evaluation(EvalReport(task="rmsnorm", candidate_id=cand.id, language="triton", status=status,  # type: ignore[arg-type]
-                                             correctness=corr, profile=prof))
+            store.save_evaluation(
+                EvalReport(
+                    task="rmsnorm",
+                    candidate_id=cand.id,
+                    language="triton",
+                    status=status,  # type: ignore[arg-type]
+                    correctness=corr,
+                    profile=prof,
+                )
+            )
             if status == "PASSED":
-                wm.attach_solution(nodes[rnd], Solution(candidate_id=cand.id, geomean_speedup=speed, round=rnd))
+                wm.attach_solution(
+                    nodes[rnd], Solution(candidate_id=cand.id, geomean_speedup=speed, round=rnd)
+                )
                 parent = cand.id
         if not any(t[1] == "PASSED" for t in tries):
             wm.mark_too_hard(nodes[rnd], "compile error")
         coder = ledger.by_node.setdefault("coder", NodeUsage())
-        coder.calls, coder.input_tokens, coder.output_tokens = coder.calls + 1, coder.input_tokens + 1000 * rnd, \
-            coder.output_tokens + 300
+        coder.calls, coder.input_tokens, coder.output_tokens = (
+            coder.calls + 1,
+            coder.input_tokens + 1000 * rnd,
+            coder.output_tokens + 300,
+        )
         coder.cost_usd = (coder.cost_usd or 0.0) + 0.01
         store.save_snapshot(rnd, wm.snapshot(), f"after action {nodes[rnd]}")
         store.save_usage(rnd, ledger.model_dump())
-    store.set_meta("confirmed_best", {"candidate_id": parent, "contenders": [parent, "0123456789ab"], "duels": [
-        {"challenger": "0123456789ab", "champion": parent, "ratio": 0.98, "winner": parent, "protocol": "flushed",
-         "device": "H100"}]})
+    store.set_meta(
+        "confirmed_best",
+        {
+            "candidate_id": parent,
+            "contenders": [parent, "0123456789ab"],
+            "duels": [
+                {
+                    "challenger": "0123456789ab",
+                    "champion": parent,
+                    "ratio": 0.98,
+                    "winner": parent,
+                    "protocol": "flushed",
+                    "device": "H100",
+                }
+            ],
+        },
+    )
     store.log_event(3, "finished", {"status": "max_rounds", "best": None})
     store.close()
     _write_coder_transcript(run_dir, round_no=2)
@@ -136,8 +210,15 @@ def _write_coder_transcript(run_dir: Path, round_no: int) -> None:
         round: int
         coder_transcript: list[dict[str, object]]
 
-    talk = messages_to_dict([AIMessage(content="Let me compile first.", tool_calls=[
-        {"name": "compile", "args": {"files": "run.py"}, "id": "call1"}]), ToolMessage("OK: 1 kernel", tool_call_id="call1")])
+    talk = messages_to_dict(
+        [
+            AIMessage(
+                content="Let me compile first.",
+                tool_calls=[{"name": "compile", "args": {"files": "run.py"}, "id": "call1"}],
+            ),
+            ToolMessage("OK: 1 kernel", tool_call_id="call1"),
+        ]
+    )
     graph = StateGraph(State)
     graph.add_node("coder", lambda state: {"round": round_no, "coder_transcript": talk})
     graph.add_node("planner", lambda state: {"round": round_no + 1, "coder_transcript": []})
@@ -146,7 +227,9 @@ def _write_coder_transcript(run_dir: Path, round_no: int) -> None:
     graph.add_edge("planner", END)
     conn = sqlite3.connect(run_dir / "checkpoints.sqlite", check_same_thread=False)
     try:
-        graph.compile(checkpointer=SqliteSaver(conn)).invoke({}, {"configurable": {"thread_id": run_dir.name}})
+        graph.compile(checkpointer=SqliteSaver(conn)).invoke(
+            {}, {"configurable": {"thread_id": run_dir.name}}
+        )
     finally:
         conn.close()
 
@@ -175,23 +258,30 @@ def _refs(page: str) -> _Refs:
     return parser
 
 
-def test_ksearch_run_writes_the_report_and_prints_its_path(cli_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+def test_ksearch_run_writes_the_report_and_prints_its_path(
+    cli_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
     run_dir, out = cli_run
     assert f"report: {run_dir / 'report.html'}" in out.stdout
     assert (run_dir / "report.html").stat().st_size > 10_000
 
 
 def test_the_report_is_self_contained_and_has_the_plots_and_the_tree(
-        cli_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    cli_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
     run_dir, _ = cli_run
     page = (run_dir / "report.html").read_text()
     refs = _refs(page)
-    assert refs.refs and all(r.startswith("#") for r in refs.refs), [r for r in refs.refs if not r.startswith("#")]
+    assert refs.refs and all(r.startswith("#") for r in refs.refs), [
+        r for r in refs.refs if not r.startswith("#")
+    ]
     assert not {"link", "img", "iframe", "object", "embed"} & refs.tags
     assert "@import" not in page and not re.search(r"url\((?!#)", page)
     for plot in PLOTS:
         assert re.search(f'<figure class="plot" id="{plot}"><svg ', page), plot
-    assert len(re.findall(r'\bid="([^"]+)"', page)) == len(set(re.findall(r'\bid="([^"]+)"', page)))  # unique ids
+    assert len(re.findall(r'\bid="([^"]+)"', page)) == len(
+        set(re.findall(r'\bid="([^"]+)"', page))
+    )  # unique ids
     snapshots = open_run(run_dir).snapshots()
     assert page.count('class="tree-frame"') == len(snapshots) == 2
     assert 'data-node="n1"' in page and "best-path" in page and "row-per-program kernel" in page
@@ -199,8 +289,14 @@ def test_the_report_is_self_contained_and_has_the_plots_and_the_tree(
 
 
 def _browser() -> str | None:
-    return next((b for b in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-                 if shutil.which(b)), None)
+    return next(
+        (
+            b
+            for b in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+            if shutil.which(b)
+        ),
+        None,
+    )
 
 
 PROBE = """<script>
@@ -212,7 +308,8 @@ console.log("probe svgs=" + document.querySelectorAll("figure.plot svg").length 
 
 
 def test_the_report_loads_in_headless_chromium_without_console_errors(
-        cli_run: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
+    cli_run: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
     browser = _browser()
     if browser is None:
         pytest.skip("no Chromium on this machine (.ci/run installs Debian's chromium)")
@@ -222,12 +319,28 @@ def test_the_report_loads_in_headless_chromium_without_console_errors(
     page = tmp_path / "report.html"
     page.write_text((run_dir / "report.html").read_text().replace("</body>", PROBE))
     shot = tmp_path / "shot.png"
-    out = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                          f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
-                          "--window-size=1280,1600", f"--screenshot={shot}", page.as_uri()],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1280,1600",
+            f"--screenshot={shot}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     console = [line for line in out.stderr.splitlines() if ":CONSOLE" in line]
-    assert len(console) == 1 and '"probe svgs=4 frames=2 slider=true"' in console[0], console or out.stderr[-3000:]
+    assert len(console) == 1 and '"probe svgs=4 frames=2 slider=true"' in console[0], (
+        console or out.stderr[-3000:]
+    )
     import matplotlib.image
 
     pixels = matplotlib.image.imread(shot)
@@ -245,16 +358,21 @@ def test_show_json_round_trips(cli_run: tuple[Path, subprocess.CompletedProcess[
     best = store.best_candidate()
     assert best is not None and doc["summary"]["best"]["candidate_id"] == best["id"]
     assert doc["summary"]["status"] == "finished" and doc["summary"]["stop_reason"] == "max_rounds"
-    assert doc["summary"]["policy"] == "playbook" and doc["summary"]["lineage"][0]["id"] == best["action_node"]
+    assert (
+        doc["summary"]["policy"] == "playbook" and doc["summary"]["lineage"][0]["id"] == best["action_node"]
+    )
     assert [c["id"] for c in doc["candidates"]] == [c["id"] for c in store.candidates()]
-    assert doc["best_workloads"][0]["status"] == "PASSED" and "def run(" in doc["best_source"]["files"]["run.py"]
+    assert (
+        doc["best_workloads"][0]["status"] == "PASSED" and "def run(" in doc["best_source"]["files"]["run.py"]
+    )
     text = _cli("show", str(run_dir), cwd=root)
     assert text.returncode == 0 and "status: finished (max_rounds)" in text.stdout
     assert "policy playbook" in text.stdout and "lineage: n1" in text.stdout
 
 
-def test_runs_lists_both_runs(cli_run: tuple[Path, subprocess.CompletedProcess[str]], error_run: Path,
-                              root: Path) -> None:
+def test_runs_lists_both_runs(
+    cli_run: tuple[Path, subprocess.CompletedProcess[str]], error_run: Path, root: Path
+) -> None:
     run_dir, _ = cli_run
     listed = _cli("runs", str(root / "runs"), "--json", cwd=root)
     assert listed.returncode == 0, listed.stderr
@@ -276,18 +394,30 @@ def test_the_report_of_a_run_that_ended_in_an_error_still_renders(error_run: Pat
     assert "no attempt was made" in page
 
 
-def test_a_measured_run_draws_its_curves_workloads_duels_tree_and_usage(measured_run: Path, root: Path) -> None:
+def test_a_measured_run_draws_its_curves_workloads_duels_tree_and_usage(
+    measured_run: Path, root: Path
+) -> None:
     store = open_run(measured_run)
     records = attempts(store)
-    assert [(r.origin, r.status) for r in records] == [("coder", "PASSED"), ("coder", "INCORRECT_NUMERICAL"),
-                                                        ("repair", "PASSED"), ("coder", "COMPILE_ERROR")]
-    assert [(p.evaluation, p.round, p.best) for p in best_curves(records)["flushed"]] == [(1, 1, 1.5), (3, 2, 1.9)]
-    assert [(u.round, u.input_tokens, u.output_tokens) for u in usage_per_round(usage_history(measured_run))] == [
-        (1, 1000, 300), (2, 2000, 300), (3, 3000, 300)]
+    assert [(r.origin, r.status) for r in records] == [
+        ("coder", "PASSED"),
+        ("coder", "INCORRECT_NUMERICAL"),
+        ("repair", "PASSED"),
+        ("coder", "COMPILE_ERROR"),
+    ]
+    assert [(p.evaluation, p.round, p.best) for p in best_curves(records)["flushed"]] == [
+        (1, 1, 1.5),
+        (3, 2, 1.9),
+    ]
+    assert [
+        (u.round, u.input_tokens, u.output_tokens) for u in usage_per_round(usage_history(measured_run))
+    ] == [(1, 1000, 300), (2, 2000, 300), (3, 3000, 300)]
     page = write_run_report(measured_run).read_text()
-    progress = page[page.index('id="plot-progress"'):page.index('id="plot-workloads"')]
+    progress = page[page.index('id="plot-progress"') : page.index('id="plot-workloads"')]
     assert "flushed" in progress and "evaluations" in progress and "round" in progress
-    bars = page[page.index('id="plot-workloads"'):page.index("</figure>", page.index('id="plot-workloads"'))]
+    bars = page[
+        page.index('id="plot-workloads"') : page.index("</figure>", page.index('id="plot-workloads"'))
+    ]
     assert "baseline" in bars and "reference" in bars and "50% of roofline" in bars
     assert "1.900x the reference (flushed protocol)" in page and "0.980x" in page  # the best and its duel
     assert page.count('class="tree-frame"') == 4 and 'class="node failed family"' in page
@@ -297,15 +427,16 @@ def test_a_measured_run_draws_its_curves_workloads_duels_tree_and_usage(measured
     assert [(r.round, r.origin) for r in with_transcript] == [(2, "coder")]  # the coder's, not the repair's
     assert "Let me compile first.\n[tool calls: compile(" in with_transcript[0].transcript
     assert "tool: OK: 1 kernel" in page
-    usage = page[page.index('id="plot-usage"'):]
+    usage = page[page.index('id="plot-usage"') :]
     assert "coder" in usage and "3 calls" in usage and "$0.0300" in page
 
 
-def test_compare_overlays_the_runs(measured_run: Path, cli_run: tuple[Path, subprocess.CompletedProcess[str]],
-                                   root: Path) -> None:
+def test_compare_overlays_the_runs(
+    measured_run: Path, cli_run: tuple[Path, subprocess.CompletedProcess[str]], root: Path
+) -> None:
     run_dir, _ = cli_run
     page = write_compare_report([measured_run, run_dir], root / "compare.html").read_text()
-    figure = page[page.index('id="plot-compare"'):]
+    figure = page[page.index('id="plot-compare"') :]
     assert "rmsnorm-measured (llm, gpt-4.1) · flushed" in figure
     assert run_dir.name in page and "Without a measured speedup (not drawn)" in page
     out = _cli("report", str(run_dir), str(measured_run), cwd=root)

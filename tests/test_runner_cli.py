@@ -23,7 +23,9 @@ from ksearch_agent.runner import resume_search, run_search
 def finished_run(tmp_path: Path, cpu_engine: Engine) -> Any:
     register_engine("cpu", cpu_engine)
     register_model("scripted-run", ScriptedChatModel([initial_answer(), code_answer(GOOD), edit_answer([])]))
-    ctx = SearchContext(model="scripted-run", device="cpu", runs_root=str(tmp_path / "runs"), max_rounds=1, trials=1)
+    ctx = SearchContext(
+        model="scripted-run", device="cpu", runs_root=str(tmp_path / "runs"), max_rounds=1, trials=1
+    )
     events: list[dict[str, Any]] = []
     try:
         final = run_search("rmsnorm", ctx, run_id="cli-run", on_event=events.append)
@@ -49,8 +51,14 @@ def test_resume_of_a_finished_run_changes_nothing(finished_run: Any) -> None:
 def _cli(*args: str, cwd: Path, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("KSEARCH_MODEL", "KSEARCH_BASE_URL")}
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", "ksearch_agent.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "ksearch_agent.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+    )
 
 
 def test_show_prints_candidates_best_kernel_and_the_tree(finished_run: Any, tmp_path: Path) -> None:
@@ -67,8 +75,18 @@ def test_llm_policy_without_a_model_exits_two_and_points_at_the_playbook(tmp_pat
 
 
 def test_run_without_a_model_uses_the_playbook_and_says_so(tmp_path: Path) -> None:
-    out = _cli("run", "rmsnorm", "--rounds", "2", "--device", "cpu", "--runs-root", str(tmp_path / "runs"),
-               cwd=tmp_path, env_extra={"KSEARCH_CACHE_DIR": str(tmp_path / "cache")})
+    out = _cli(
+        "run",
+        "rmsnorm",
+        "--rounds",
+        "2",
+        "--device",
+        "cpu",
+        "--runs-root",
+        str(tmp_path / "runs"),
+        cwd=tmp_path,
+        env_extra={"KSEARCH_CACHE_DIR": str(tmp_path / "cache")},
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "using the playbook policy" in out.stderr
     assert "status: max_rounds" in out.stdout and "speed not measured" in out.stdout
@@ -84,8 +102,15 @@ def _serve(tmp_path: Path, script: list[str], **env: str) -> tuple[subprocess.Po
     import time
 
     (tmp_path / "script.json").write_text(json.dumps(script))
-    server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("fake_openai_server.py")),
-                               str(tmp_path / "script.json"), str(tmp_path / "port")], env={**os.environ, **env})
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("fake_openai_server.py")),
+            str(tmp_path / "script.json"),
+            str(tmp_path / "port"),
+        ],
+        env={**os.environ, **env},
+    )
     for _ in range(100):
         if (tmp_path / "port").is_file() and (tmp_path / "port").read_text():
             break
@@ -95,11 +120,26 @@ def _serve(tmp_path: Path, script: list[str], **env: str) -> tuple[subprocess.Po
 
 @pytest.mark.enable_socket
 def test_a_server_without_json_mode_is_asked_again_plainly(tmp_path: Path) -> None:
-    server, port = _serve(tmp_path, [initial_answer(), code_answer(GOOD), edit_answer([])], FAKE_REJECT_JSON_MODE="1")
+    server, port = _serve(
+        tmp_path, [initial_answer(), code_answer(GOOD), edit_answer([])], FAKE_REJECT_JSON_MODE="1"
+    )
     try:
-        out = _cli("run", "rmsnorm", "--model", "m", "--base-url", f"http://127.0.0.1:{port}/v1", "--rounds", "1",
-                   "--device", "cpu", "--runs-root", str(tmp_path / "runs"), cwd=tmp_path,
-                   env_extra={"KSEARCH_CACHE_DIR": str(tmp_path / "cache")})
+        out = _cli(
+            "run",
+            "rmsnorm",
+            "--model",
+            "m",
+            "--base-url",
+            f"http://127.0.0.1:{port}/v1",
+            "--rounds",
+            "1",
+            "--device",
+            "cpu",
+            "--runs-root",
+            str(tmp_path / "runs"),
+            cwd=tmp_path,
+            env_extra={"KSEARCH_CACHE_DIR": str(tmp_path / "cache")},
+        )
     finally:
         server.kill()
     assert out.returncode == 0, out.stdout + out.stderr
@@ -112,14 +152,29 @@ def test_ksearch_run_talks_to_an_openai_compatible_endpoint(tmp_path: Path) -> N
 
     server, port = _serve(tmp_path, [initial_answer(), code_answer(GOOD), edit_answer([])])
     try:
-        out = _cli("run", "rmsnorm", "--model", "served-model", "--base-url", f"http://127.0.0.1:{port}/v1",
-                   "--rounds", "1", "--device", "cpu", "--runs-root", str(tmp_path / "runs"), cwd=tmp_path,
-                   env_extra={"KSEARCH_CACHE_DIR": str(tmp_path / "cache")})
+        out = _cli(
+            "run",
+            "rmsnorm",
+            "--model",
+            "served-model",
+            "--base-url",
+            f"http://127.0.0.1:{port}/v1",
+            "--rounds",
+            "1",
+            "--device",
+            "cpu",
+            "--runs-root",
+            str(tmp_path / "runs"),
+            cwd=tmp_path,
+            env_extra={"KSEARCH_CACHE_DIR": str(tmp_path / "cache")},
+        )
     finally:
         server.kill()
     assert out.returncode == 0, out.stdout + out.stderr
     assert "best candidate" in out.stdout and "speed not measured" in out.stdout
-    requests = [json.loads(line) for line in (tmp_path / "script.json.requests.jsonl").read_text().splitlines()]
+    requests = [
+        json.loads(line) for line in (tmp_path / "script.json.requests.jsonl").read_text().splitlines()
+    ]
     assert len(requests) == 3 and all(r["model"] == "served-model" for r in requests)
     assert "world model" in requests[0]["messages"][-1]["content"]
     assert requests[0]["response_format"] == {"type": "json_object"} and "response_format" not in requests[1]
@@ -128,7 +183,9 @@ def test_ksearch_run_talks_to_an_openai_compatible_endpoint(tmp_path: Path) -> N
 
     ledger = UsageLedger.model_validate(RunStore(next((tmp_path / "runs").iterdir())).latest_usage())
     assert ledger.by_node["planner"].calls == 1 and ledger.by_node["coder"].calls == 1
-    assert ledger.input_tokens > 500 and ledger.output_tokens > 100  # usage parsed from the endpoint's answers
+    assert (
+        ledger.input_tokens > 500 and ledger.output_tokens > 100
+    )  # usage parsed from the endpoint's answers
 
 
 def test_export_writes_the_best_kernel_that_eval_accepts(finished_run: Any, tmp_path: Path) -> None:
@@ -139,14 +196,25 @@ def test_export_writes_the_best_kernel_that_eval_accepts(finished_run: Any, tmp_
 
     best = store_for(final["run_dir"]).load_candidate(final["best"]["candidate_id"])
     assert (tmp_path / "best.py").read_text() == best.files[best.entry]
-    check = _cli("eval", "rmsnorm", str(tmp_path / "best.py"), "--cpu", "--json", cwd=tmp_path,
-                 env_extra={"KSEARCH_CACHE_DIR": str(tmp_path / "cache")})
+    check = _cli(
+        "eval",
+        "rmsnorm",
+        str(tmp_path / "best.py"),
+        "--cpu",
+        "--json",
+        cwd=tmp_path,
+        env_extra={"KSEARCH_CACHE_DIR": str(tmp_path / "cache")},
+    )
     assert check.returncode == 0 and '"status": "PASSED"' in check.stdout
     refuse = _cli("export", final["run_dir"], str(tmp_path / "gm.py"), "--gpumode", cwd=tmp_path)
-    assert refuse.returncode == 1 and "custom_kernel" in refuse.stderr  # rmsnorm kernels have no GPUMode entry
+    assert (
+        refuse.returncode == 1 and "custom_kernel" in refuse.stderr
+    )  # rmsnorm kernels have no GPUMode entry
 
 
-def test_seed_code_is_stored_and_given_to_the_coder_for_root_actions(tmp_path: Path, cpu_engine: Engine) -> None:
+def test_seed_code_is_stored_and_given_to_the_coder_for_root_actions(
+    tmp_path: Path, cpu_engine: Engine
+) -> None:
     from ksearch_agent.playbook import playbook_seed_files
     from ksearch_agent.resources import store_for
     from ksearch_agent.task import load_task
@@ -156,7 +224,9 @@ def test_seed_code_is_stored_and_given_to_the_coder_for_root_actions(tmp_path: P
     model = ScriptedChatModel([initial_answer(), code_answer(changed), edit_answer([])])
     register_model("scripted-seed", model)
     seed_files = playbook_seed_files(load_task("rmsnorm"))
-    ctx = SearchContext(model="scripted-seed", device="cpu", runs_root=str(tmp_path / "runs"), max_rounds=1, trials=1)
+    ctx = SearchContext(
+        model="scripted-seed", device="cpu", runs_root=str(tmp_path / "runs"), max_rounds=1, trials=1
+    )
     try:
         final = run_search("rmsnorm", ctx, seed_code=seed_files, run_id="seeded")
     finally:
@@ -164,4 +234,6 @@ def test_seed_code_is_stored_and_given_to_the_coder_for_root_actions(tmp_path: P
     rows = store_for(final["run_dir"]).candidates()
     assert rows[0]["origin"] == "seed" and rows[1]["parent_id"] == rows[0]["id"]
     coder_prompt = str(model.calls[1][1].content)
-    assert "Start from the parent kernel" in coder_prompt and seed_files["run.py"].strip()[:200] in coder_prompt
+    assert (
+        "Start from the parent kernel" in coder_prompt and seed_files["run.py"].strip()[:200] in coder_prompt
+    )

@@ -15,7 +15,7 @@ from ksearch_agent.candidate import Candidate, detect_language
 from ksearch_agent.screening import Finding, screen
 from ksearch_agent.task import BUNDLED_TASKS_DIR
 
-ROWWISE_KERNEL = '''
+ROWWISE_KERNEL = """
 @{jit}
 def _rmsnorm_row(x_ptr, w_ptr, y_ptr, hidden, eps, BLOCK: {tl}.constexpr):
     row = {tl}.program_id(0)
@@ -25,15 +25,15 @@ def _rmsnorm_row(x_ptr, w_ptr, y_ptr, hidden, eps, BLOCK: {tl}.constexpr):
     w = {tl}.load(w_ptr + offs, mask=mask, other=0.0).to({tl}.float32)
     inv_rms = {tl}.rsqrt({tl}.sum(x * x, axis=0) / hidden + eps)
     {tl}.store(y_ptr + row * hidden + offs, (x * inv_rms * w).to({tl}.bfloat16), mask=mask)
-'''
+"""
 
-LAUNCH = '''
+LAUNCH = """
 def run(hidden_states: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     rows, hidden = hidden_states.shape
     out = torch.empty_like(hidden_states)
     _rmsnorm_row[(rows,)](hidden_states, weight, out, hidden, 1e-6, BLOCK=triton.next_power_of_2(hidden))
     return out
-'''
+"""
 
 
 def _candidate(source: str, files: dict[str, str] | None = None) -> Candidate:
@@ -54,18 +54,21 @@ def _rules(source: str, files: dict[str, str] | None = None) -> set[str]:
 
 GOOD = {
     "from_triton_import_jit": "import torch\nimport triton\nimport triton.language as tl\nfrom triton import jit\n"
-                              + ROWWISE_KERNEL.format(jit="jit", tl="tl") + LAUNCH,
+    + ROWWISE_KERNEL.format(jit="jit", tl="tl")
+    + LAUNCH,
     "jit_import_renamed": "import torch\nimport triton\nfrom triton import jit as triton_jit\n"
-                          "from triton import language as tl\n" + ROWWISE_KERNEL.format(jit="triton_jit", tl="tl") + LAUNCH,
+    "from triton import language as tl\n" + ROWWISE_KERNEL.format(jit="triton_jit", tl="tl") + LAUNCH,
     "language_imported_as_language": "import torch\nimport triton\nimport triton.language as language\n"
-                                     + ROWWISE_KERNEL.format(jit="triton.jit", tl="language") + LAUNCH,
+    + ROWWISE_KERNEL.format(jit="triton.jit", tl="language")
+    + LAUNCH,
     "language_names_imported": "import torch\nimport triton\nimport triton.language as tl\n"
-                               "from triton.language import constexpr\n"
-                               + ROWWISE_KERNEL.format(jit="triton.jit", tl="tl") + LAUNCH,
+    "from triton.language import constexpr\n" + ROWWISE_KERNEL.format(jit="triton.jit", tl="tl") + LAUNCH,
     "jit_with_options": "import torch\nimport triton\nimport triton.language as tl\n"
-                        + ROWWISE_KERNEL.format(jit='triton.jit(do_not_specialize=["hidden"])', tl="tl") + LAUNCH,
+    + ROWWISE_KERNEL.format(jit='triton.jit(do_not_specialize=["hidden"])', tl="tl")
+    + LAUNCH,
     "runtime_jit_path": "import torch\nimport triton\nimport triton.language as tl\nfrom triton.runtime.jit import jit\n"
-                        + ROWWISE_KERNEL.format(jit="jit", tl="tl") + LAUNCH,
+    + ROWWISE_KERNEL.format(jit="jit", tl="tl")
+    + LAUNCH,
 }
 
 LRU_CACHE_CONFIG = '''
@@ -112,7 +115,7 @@ def run(hidden_states: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return out
 '''
 
-DICT_CACHE_CONFIG = '''
+DICT_CACHE_CONFIG = """
 import torch
 import triton
 import triton.language as tl
@@ -145,9 +148,9 @@ def run(x: torch.Tensor) -> torch.Tensor:
     out = torch.empty_like(x)
     _scale[(triton.cdiv(n, block),)](x, out, n, BLOCK=block)
     return out
-'''
+"""
 
-MATH_AT_IMPORT = '''
+MATH_AT_IMPORT = """
 import math
 
 import torch
@@ -178,9 +181,9 @@ def run(x: torch.Tensor) -> torch.Tensor:
     y = torch.empty_like(x)
     _softmax_row[(rows,)](x, y, cols, LOG2E_C=LOG2E, BLOCK=triton.next_power_of_2(cols), num_warps=_warps(cols))
     return y
-'''
+"""
 
-HOST_HELPERS = '''
+HOST_HELPERS = """
 from pathlib import Path
 
 import torch
@@ -211,9 +214,9 @@ def run(x: torch.Tensor) -> torch.Tensor:
     y = torch.empty_like(x)
     _copy[(triton.cdiv(x.numel(), 1024),)](x, y, x.numel(), BLOCK=1024)
     return y
-'''
+"""
 
-JIT_AS_CALL = '''
+JIT_AS_CALL = """
 import torch
 import triton
 import triton.language as tl
@@ -231,9 +234,9 @@ def run(x: torch.Tensor) -> torch.Tensor:
     y = torch.empty_like(x)
     _copy[(triton.cdiv(x.numel(), 1024),)](x, y, x.numel(), BLOCK=1024)
     return y
-'''
+"""
 
-DATA_DEPENDENT_GRID = '''
+DATA_DEPENDENT_GRID = """
 import torch
 import triton
 import triton.language as tl
@@ -250,12 +253,16 @@ def run(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     y = torch.zeros_like(x)
     _copy_prefix[(triton.cdiv(n, 256),)](x, y, n, BLOCK=256)
     return y
-'''
+"""
 
 GOOD.update(data_dependent_grid=DATA_DEPENDENT_GRID)
-GOOD.update(lru_cache_on_int_helper=LRU_CACHE_CONFIG, dict_cache_keyed_by_ints_and_strings=DICT_CACHE_CONFIG,
-            math_at_import_time=MATH_AT_IMPORT, own_file_capability_probe_and_pointers=HOST_HELPERS,
-            jit_applied_as_a_call=JIT_AS_CALL)
+GOOD.update(
+    lru_cache_on_int_helper=LRU_CACHE_CONFIG,
+    dict_cache_keyed_by_ints_and_strings=DICT_CACHE_CONFIG,
+    math_at_import_time=MATH_AT_IMPORT,
+    own_file_capability_probe_and_pointers=HOST_HELPERS,
+    jit_applied_as_a_call=JIT_AS_CALL,
+)
 
 
 @pytest.mark.parametrize("name", sorted(GOOD))
@@ -275,7 +282,7 @@ def test_bundled_seeds_have_no_findings(path: Path) -> None:
 
 # -- what the resolved rules still refuse ----------------------------------------------------------------
 
-FAKE_JIT = '''
+FAKE_JIT = """
 import torch
 import triton
 
@@ -291,7 +298,7 @@ def _rmsnorm(x, w):
 
 def run(hidden_states, weight):
     return _rmsnorm(hidden_states, weight)
-'''
+"""
 
 
 def test_a_local_function_named_jit_is_not_a_kernel() -> None:
@@ -301,13 +308,16 @@ def test_a_local_function_named_jit_is_not_a_kernel() -> None:
 
 
 def test_a_rebound_triton_name_is_not_trusted() -> None:
-    source = GOOD["from_triton_import_jit"].replace("from triton import jit\n",
-                                                    "from triton import jit\njit = lambda fn: fn\n")
+    source = GOOD["from_triton_import_jit"].replace(
+        "from triton import jit\n", "from triton import jit\njit = lambda fn: fn\n"
+    )
     assert "torch-compute" in _rules(source)
 
 
 def test_math_on_scalars_is_fine_but_tensor_math_at_run_time_is_not() -> None:
-    source = MATH_AT_IMPORT.replace("    y = torch.empty_like(x)\n", "    y = torch.exp(x)\n    z = x.sigmoid()\n")
+    source = MATH_AT_IMPORT.replace(
+        "    y = torch.empty_like(x)\n", "    y = torch.exp(x)\n    z = x.sigmoid()\n"
+    )
     messages = [f.message for f in _findings(source)]
     assert len(messages) == 2 and "torch.exp" in messages[0] and "x.sigmoid" in messages[1], messages
 
@@ -316,8 +326,14 @@ CACHE_CHEATS = {
     "lru_cache fed a tensor": ("@functools.lru_cache\ndef _memo(t):\n    return t * 2\n", "_memo(x)"),
     "lru_cache fed a shape": ("@functools.cache\ndef _memo(shape):\n    return shape\n", "_memo(x.shape)"),
     "lru_cache fed an address": ("@functools.cache\ndef _memo(p):\n    return p\n", "_memo(x.data_ptr())"),
-    "lru_cache fed contents": ("_memo = functools.lru_cache(maxsize=8)(lambda v: v)\n", "_memo(x.sum().item())"),
-    "lru_cache annotated tensor": ("@functools.cache\ndef _memo(t: torch.Tensor) -> int:\n    return 0\n", "0"),
+    "lru_cache fed contents": (
+        "_memo = functools.lru_cache(maxsize=8)(lambda v: v)\n",
+        "_memo(x.sum().item())",
+    ),
+    "lru_cache annotated tensor": (
+        "@functools.cache\ndef _memo(t: torch.Tensor) -> int:\n    return 0\n",
+        "0",
+    ),
     "dict keyed by id": ("_C = {}\n", "_C.get(id(x))"),
     "dict keyed by address": ("_C = {}\n", "_C.get((x.data_ptr(), x.numel()))"),
     "dict keyed by a tensor": ("_C = {}\n", "x in _C"),
@@ -331,26 +347,37 @@ CACHE_CHEATS = {
 def test_caches_keyed_or_filled_by_the_inputs_are_refused(case: str) -> None:
     prelude, use = CACHE_CHEATS[case]
     signature = "x, _memo=[]" if case == "mutable default argument" else "x"
-    source = (f"import functools\n\nimport torch\nimport triton\n\n{prelude}\n\n"
-              f"@triton.jit\ndef _k(p):\n    pass\n\n\ndef run({signature}):\n    {use}\n    return x\n")
+    source = (
+        f"import functools\n\nimport torch\nimport triton\n\n{prelude}\n\n"
+        f"@triton.jit\ndef _k(p):\n    pass\n\n\ndef run({signature}):\n    {use}\n    return x\n"
+    )
     assert "output-cache" in _rules(source), (case, _findings(source))
 
 
 def test_a_global_assigned_an_output_is_refused() -> None:
-    source = ("import torch\nimport triton\n\n_LAST = None\n\n\n@triton.jit\ndef _k(p):\n    pass\n\n\n"
-              "def _keep(y):\n    global _LAST\n    _LAST = y\n\n\ndef run(x):\n    _keep(x.clone())\n    return x\n")
+    source = (
+        "import torch\nimport triton\n\n_LAST = None\n\n\n@triton.jit\ndef _k(p):\n    pass\n\n\n"
+        "def _keep(y):\n    global _LAST\n    _LAST = y\n\n\ndef run(x):\n    _keep(x.clone())\n    return x\n"
+    )
     assert "output-cache" in _rules(source)
 
 
 def test_references_and_aliases_of_process_internals_are_refused() -> None:
-    assert "evaluator-access" in _rules("import sys\n\n\ndef run(x):\n    sys.modules['torch']\n    return x\n")
+    assert "evaluator-access" in _rules(
+        "import sys\n\n\ndef run(x):\n    sys.modules['torch']\n    return x\n"
+    )
     assert "evaluator-access" in _rules("from sys import _getframe as f\n\n\ndef run(x):\n    return x\n")
-    assert "evaluator-access" in _rules("import sys as s\n\nframe = s._getframe\n\n\ndef run(x):\n    return x\n")
+    assert "evaluator-access" in _rules(
+        "import sys as s\n\nframe = s._getframe\n\n\ndef run(x):\n    return x\n"
+    )
     assert "concurrency" in _rules("import os as o\n\n\ndef run(x):\n    o.fork()\n    return x\n")
     assert "evaluator-access" in _rules("run_code = eval\n\n\ndef run(x):\n    return x\n")
-    assert "monkeypatch" in _rules("import sys\n\nsys.modules['torch'] = None\n\n\ndef run(x):\n    return x\n")
-    assert "monkeypatch" in _rules("import torch\n\nobject.__setattr__(torch, 'exp', None)\n\n\ndef run(x):\n"
-                                   "    return x\n")
+    assert "monkeypatch" in _rules(
+        "import sys\n\nsys.modules['torch'] = None\n\n\ndef run(x):\n    return x\n"
+    )
+    assert "monkeypatch" in _rules(
+        "import torch\n\nobject.__setattr__(torch, 'exp', None)\n\n\ndef run(x):\n    return x\n"
+    )
 
 
 def test_a_file_that_shadows_a_library_is_refused() -> None:

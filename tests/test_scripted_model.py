@@ -53,7 +53,9 @@ def test_answers_carry_rough_usage_metadata() -> None:
 
 def test_bind_tools_returns_self_and_records_tool_names() -> None:
     model = ScriptedChatModel([])
-    bound = model.bind_tools([compile_kernel, {"type": "function", "function": {"name": "run_bench", "parameters": {}}}])
+    bound = model.bind_tools(
+        [compile_kernel, {"type": "function", "function": {"name": "run_bench", "parameters": {}}}]
+    )
     assert bound is model
     assert model.bound_tools == ["compile_kernel", "run_bench"]
 

@@ -27,18 +27,41 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("dev") / "server.log"
-    env = {**os.environ, "LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGGRAPH_NO_VERSION_CHECK": "1",
-           "LANGSMITH_TRACING": "false", "NO_COLOR": "1"}
+    env = {
+        **os.environ,
+        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
+        "LANGGRAPH_NO_VERSION_CHECK": "1",
+        "LANGSMITH_TRACING": "false",
+        "NO_COLOR": "1",
+    }
     cli = Path(sys.executable).with_name("langgraph")
     with open(log, "w") as out:
-        proc = subprocess.Popen([str(cli), "dev", "--port", str(_free_port()), "--host", "127.0.0.1", "--no-browser",
-                                 "--no-reload", "--config", str(ROOT / "langgraph.json")], cwd=ROOT, env=env,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                str(cli),
+                "dev",
+                "--port",
+                str(_free_port()),
+                "--host",
+                "127.0.0.1",
+                "--no-browser",
+                "--no-reload",
+                "--config",
+                str(ROOT / "langgraph.json"),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         url = None
         for _ in range(300):
             text = re.sub(r"\x1b\[[0-9;]*m", "", log.read_text())
-            m = re.search(r"API: (http://127\.0\.0\.1:\d+)", text)  # it moves to another port if ours was taken
+            m = re.search(
+                r"API: (http://127\.0\.0\.1:\d+)", text
+            )  # it moves to another port if ours was taken
             if m and "Application started up" in text:
                 url = m.group(1)
                 break
@@ -53,7 +76,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def _context(tmp_path: Path) -> dict[str, Any]:
-    return {"policy": "playbook", "device": "cpu", "runs_root": str(tmp_path / "runs"), "max_rounds": 1, "trials": 1}
+    return {
+        "policy": "playbook",
+        "device": "cpu",
+        "runs_root": str(tmp_path / "runs"),
+        "max_rounds": 1,
+        "trials": 1,
+    }
 
 
 @pytest.mark.enable_socket
@@ -64,9 +93,14 @@ def test_both_graphs_are_served_with_their_schemas(server: str) -> None:
     found = {a["graph_id"]: a for a in client.assistants.search()}
     assert {"kernel_search", "kernel_chat"} <= set(found)
     graph = client.assistants.get_graph(found["kernel_search"]["assistant_id"])
-    assert {"planner", "coder", "coder_tools", "evaluate", "repair", "world_model_update"} <= {n["id"] for n in graph["nodes"]}
+    assert {"planner", "coder", "coder_tools", "evaluate", "repair", "world_model_update"} <= {
+        n["id"] for n in graph["nodes"]
+    }
     schemas = client.assistants.get_schemas(found["kernel_search"]["assistant_id"])
-    assert "task" in schemas["input_schema"]["properties"] and "world_model" in schemas["output_schema"]["properties"]
+    assert (
+        "task" in schemas["input_schema"]["properties"]
+        and "world_model" in schemas["output_schema"]["properties"]
+    )
     assert "max_rounds" in schemas["context_schema"]["properties"]  # Studio renders this as the settings form
 
 
@@ -76,14 +110,21 @@ def test_search_runs_wait_and_stream_with_progress_events(server: str, tmp_path:
 
     client = get_sync_client(url=server)
     thread = client.threads.create()
-    out = client.runs.wait(thread["thread_id"], "kernel_search", input={"task": "rmsnorm"}, context=_context(tmp_path))
+    out = client.runs.wait(
+        thread["thread_id"], "kernel_search", input={"task": "rmsnorm"}, context=_context(tmp_path)
+    )
     assert out["status"] == "max_rounds" and out["best"] and out["world_model"]["nodes"]
     state = client.threads.get_state(thread["thread_id"])
     assert "n1" in state["values"]["world_model"]["nodes"]
     streamed = client.threads.create()
     kinds, updates = [], 0
-    for part in client.runs.stream(streamed["thread_id"], "kernel_search", input={"task": "softmax"},
-                                   context=_context(tmp_path), stream_mode=["updates", "custom"]):
+    for part in client.runs.stream(
+        streamed["thread_id"],
+        "kernel_search",
+        input={"task": "softmax"},
+        context=_context(tmp_path),
+        stream_mode=["updates", "custom"],
+    ):
         if part.event.startswith("custom"):
             kinds.append(part.data.get("event"))
         elif part.event.startswith("updates"):
@@ -97,27 +138,37 @@ def test_chat_interrupt_is_resumed_through_the_server(server: str, tmp_path: Pat
 
     client = get_sync_client(url=server)
     thread = client.threads.create()
-    client.runs.wait(thread["thread_id"], "kernel_chat", context=_context(tmp_path),
-                     input={"messages": [{"role": "user", "content": "make softmax faster for 8192-wide rows"}]})
+    client.runs.wait(
+        thread["thread_id"],
+        "kernel_chat",
+        context=_context(tmp_path),
+        input={"messages": [{"role": "user", "content": "make softmax faster for 8192-wide rows"}]},
+    )
     state = client.threads.get_state(thread["thread_id"])
     question = state["tasks"][0]["interrupts"][0]["value"]
     assert question["action_requests"][0]["args"]["task"] == "softmax"
-    out = client.runs.wait(thread["thread_id"], "kernel_chat", context=_context(tmp_path),
-                           command={"resume": {"decisions": [{"type": "approve"}]}})
+    out = client.runs.wait(
+        thread["thread_id"],
+        "kernel_chat",
+        context=_context(tmp_path),
+        command={"resume": {"decisions": [{"type": "approve"}]}},
+    )
     assert "softmax" in out["messages"][-1]["content"] and "Run directory" in out["messages"][-1]["content"]
 
 
 @pytest.mark.enable_socket
-def test_two_searches_started_at_once_on_different_tasks_each_get_their_own_results(server: str,
-                                                                                      tmp_path: Path) -> None:
+def test_two_searches_started_at_once_on_different_tasks_each_get_their_own_results(
+    server: str, tmp_path: Path
+) -> None:
     from langgraph_sdk import get_sync_client
 
     client = get_sync_client(url=server)
     started = {}
     for task in ("rmsnorm", "softmax"):
         thread = client.threads.create()
-        run = client.runs.create(thread["thread_id"], "kernel_search", input={"task": task},
-                                 context=_context(tmp_path / task))
+        run = client.runs.create(
+            thread["thread_id"], "kernel_search", input={"task": task}, context=_context(tmp_path / task)
+        )
         started[task] = (thread["thread_id"], run["run_id"])
     for task, (thread_id, run_id) in started.items():
         client.runs.join(thread_id, run_id)

@@ -40,7 +40,9 @@ def test_trimul_cpu_run_always_reaches_an_n_that_is_not_a_multiple_of_32() -> No
     shape drawn on every CPU run, the only multiple of 16 between the listed 32 and 64."""
     t = load_task("trimul")
     assert {w.axes["seqlen"] for w in t.select(cpu=True)} == {32}
-    drawn = {w.axes["seqlen"] for seed in range(20) for w in t.unlisted_workloads(1, random.Random(seed), cpu=True)}
+    drawn = {
+        w.axes["seqlen"] for seed in range(20) for w in t.unlisted_workloads(1, random.Random(seed), cpu=True)
+    }
     assert drawn == {48}
 
 

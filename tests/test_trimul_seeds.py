@@ -24,15 +24,17 @@ FOLDED = BUNDLED_TASKS_DIR / "trimul" / "seeds" / "triton_folded.py"
 def test_trimul_seed_passes_the_cpu_subset_under_the_interpreter(cpu_engine: Engine, name: str) -> None:
     res = cpu_engine.run_correctness(TRIMUL, seed("trimul", name))
     assert res.status == "PASSED" and res.checked == "interpreter", [w.log for w in res.workloads]
-    assert len(res.workloads) == 4 and all(w.max_abs_error is not None and w.max_abs_error < 0.02
-                                           for w in res.workloads)
+    assert len(res.workloads) == 4 and all(
+        w.max_abs_error is not None and w.max_abs_error < 0.02 for w in res.workloads
+    )
 
 
 def test_dispatch_seed_is_correct_on_each_projection_path_and_wide_dims(tmp_path: Path) -> None:
     """dim 128 takes the register-resident projection, wider dims the LayerNorm pass + GEMM (both also forced);
     the last case lowers the small-N threshold so the TMA triangle kernel runs."""
     script = tmp_path / "paths.py"
-    script.write_text(textwrap.dedent(f'''
+    script.write_text(
+        textwrap.dedent(f"""
         import importlib.util, sys
         import torch
         root = {str(BUNDLED_TASKS_DIR / "trimul")!r}
@@ -54,7 +56,8 @@ def test_dispatch_seed_is_correct_on_each_projection_path_and_wide_dims(tmp_path
             out = mod.run(*args)
             ok = bool(((out - ref).abs() <= 0.02 + 0.02 * ref.abs()).all())
             print(n, bs, dim, rowres_max, ok, float((out - ref).abs().max()))
-    '''))
+    """)
+    )
     env = {**os.environ, "TRITON_INTERPRET": "1"}
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -66,7 +69,8 @@ def test_folded_seed_call_dispatches_no_pytorch_compute(tmp_path: Path) -> None:
     """Its weight fold is a Triton kernel: under the engine's monitor the call only allocates, views and
     converts, so the [op-count] rule has nothing to refuse."""
     script = tmp_path / "watch.py"
-    script.write_text(textwrap.dedent(f'''
+    script.write_text(
+        textwrap.dedent(f"""
         import importlib.util, json
         import torch
         from ksearch_agent.worker.monitor import CallMonitor, call_problems
@@ -83,7 +87,8 @@ def test_folded_seed_call_dispatches_no_pytorch_compute(tmp_path: Path) -> None:
             mod.run(*args)
         print(json.dumps({{"problems": call_problems(record, "triton"), "launches": record.launches,
                           "allowed": record.allowed_ops}}))
-    '''))
+    """)
+    )
     env = {**os.environ, "TRITON_INTERPRET": "1"}
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -102,5 +107,12 @@ def test_dispatch_seed_names_the_shape_it_cannot_take() -> None:
     spec.loader.exec_module(mod)
     x = torch.zeros(1, 20, 20, 128)  # N = 20 is not a multiple of 16
     with pytest.raises(ValueError, match=r"N % 16 == 0.*got x \(1, 20, 20, 128\)"):
-        mod.run(x, torch.ones(1, 20, 20), *([torch.zeros(128)] * 2), *([torch.zeros(128, 128)] * 5),
-                         torch.zeros(128), torch.zeros(128), torch.zeros(128, 128))
+        mod.run(
+            x,
+            torch.ones(1, 20, 20),
+            *([torch.zeros(128)] * 2),
+            *([torch.zeros(128, 128)] * 5),
+            torch.zeros(128),
+            torch.zeros(128),
+            torch.zeros(128, 128),
+        )

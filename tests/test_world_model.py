@@ -22,7 +22,9 @@ from ksearch_agent.world_model import (
 )
 
 
-def action(title: str = "try it", difficulty: int = 2, score: float = 0.5, expected: float = 1.2) -> dict[str, Any]:
+def action(
+    title: str = "try it", difficulty: int = 2, score: float = 0.5, expected: float = 1.2
+) -> dict[str, Any]:
     return {"title": title, "difficulty": difficulty, "score": score, "expected_speedup": expected}
 
 
@@ -48,6 +50,7 @@ def solve(wm: WorldModel, node_id: str, speedup: float | None = 1.5) -> None:
 
 
 # ---- construction -----------------------------------------------------------------------------------
+
 
 def test_new_model_has_only_the_root() -> None:
     wm = WorldModel.new("summary", ["q1"])
@@ -78,11 +81,13 @@ def test_from_initial_maps_refs_to_ids_in_listing_order_and_resolves_forward_par
 
 
 def test_from_initial_skips_node_with_unknown_parent_and_reports_it() -> None:
-    payload = {"nodes": [
-        {"ref": "fam_a", "parent": "root", "decision": "A", "action": action()},
-        {"ref": "orphan", "parent": "nowhere", "decision": "lost"},
-        {"ref": "bad", "parent": "root", "decision": "B", "rating": 42},
-    ]}
+    payload = {
+        "nodes": [
+            {"ref": "fam_a", "parent": "root", "decision": "A", "action": action()},
+            {"ref": "orphan", "parent": "nowhere", "decision": "lost"},
+            {"ref": "bad", "parent": "root", "decision": "B", "rating": 42},
+        ]
+    }
     wm, report = WorldModel.from_initial_with_report(payload)
     assert [n.decision for n in wm.children("root")] == ["A"]
     assert len(report.dropped) == 2
@@ -99,17 +104,20 @@ def test_from_initial_raises_listing_all_problems_when_no_node_is_valid() -> Non
 
 
 def test_from_initial_reports_children_of_skipped_nodes() -> None:
-    payload = {"nodes": [
-        {"ref": "ok", "parent": "root", "decision": "A"},
-        {"ref": "bad", "parent": "root", "decision": ""},
-        {"ref": "kid", "parent": "bad", "decision": "refine"},
-    ]}
+    payload = {
+        "nodes": [
+            {"ref": "ok", "parent": "root", "decision": "A"},
+            {"ref": "bad", "parent": "root", "decision": ""},
+            {"ref": "kid", "parent": "bad", "decision": "refine"},
+        ]
+    }
     wm, report = WorldModel.from_initial_with_report(payload)
     assert len(wm.nodes) == 2
     assert any("node #2 (kid)" in d and "skipped" in d for d in report.dropped)
 
 
 # ---- queries ------------------------------------------------------------------------------------
+
 
 def test_children_are_sorted_by_numeric_id() -> None:
     wm = WorldModel.new()
@@ -165,10 +173,10 @@ def test_selection_orders_by_score_then_difficulty_then_rating_then_numeric_id()
     for i in range(1, 11):
         wm.add_node("root", f"filler {i}", action=action(score=0.1))
     wm.nodes["n2"].action = act(score=0.1, difficulty=2)  # same as n10 in every key but the id
-    wm.add_node("root", "low rating", rating=3, action=action(score=0.7, difficulty=1))   # n11
+    wm.add_node("root", "low rating", rating=3, action=action(score=0.7, difficulty=1))  # n11
     wm.add_node("root", "high rating", rating=8, action=action(score=0.7, difficulty=1))  # n12
-    wm.add_node("root", "harder", rating=10, action=action(score=0.7, difficulty=3))      # n13
-    wm.add_node("root", "best score", action=action(score=0.9, difficulty=4))            # n14
+    wm.add_node("root", "harder", rating=10, action=action(score=0.7, difficulty=3))  # n13
+    wm.add_node("root", "best score", action=action(score=0.9, difficulty=4))  # n14
     order = [n.id for n in wm.frontier()]
     assert order[:4] == ["n14", "n12", "n11", "n13"]
     assert order.index("n2") < order.index("n10")
@@ -200,6 +208,7 @@ def test_best_solution_is_highest_speedup_with_unknown_speedups_last() -> None:
 
 
 # ---- direct mutation --------------------------------------------------------------------------------
+
 
 def test_add_node_returns_fresh_ids_and_validates_fields() -> None:
     wm = WorldModel.new()
@@ -248,10 +257,12 @@ def test_mark_too_hard_repeatedly_gates_the_action_out_at_difficulty_five() -> N
 
 # ---- edit ops -----------------------------------------------------------------------------------
 
+
 def test_update_node_merges_an_action_patch_and_sets_fields() -> None:
     wm = family_model()
-    ops, dropped = parse_edit_script({"ops": [
-        {"op": "update_node", "id": "n2", "rating": 8.5, "action": {"score": 0.95}}]})
+    ops, dropped = parse_edit_script(
+        {"ops": [{"op": "update_node", "id": "n2", "rating": 8.5, "action": {"score": 0.95}}]}
+    )
     report = wm.apply(ops)
     assert dropped == [] and report.dropped == [] and len(report.applied) == 1
     n2 = wm.node("n2")
@@ -279,8 +290,9 @@ def test_update_of_root_is_dropped() -> None:
 
 def test_insert_node_adds_a_new_family_under_root() -> None:
     wm = family_model()
-    report = wm.apply([InsertNode(op="insert_node", parent="root", decision="family C", action=act())],
-                      current_round=2)
+    report = wm.apply(
+        [InsertNode(op="insert_node", parent="root", decision="family C", action=act())], current_round=2
+    )
     assert report.inserted_ids == ["n4"]
     assert wm.node("n4").parent == "root" and wm.node("n4").created_round == 2
 
@@ -316,8 +328,10 @@ def test_split_of_a_solved_node_is_dropped() -> None:
 
 def test_split_that_does_not_fit_the_insert_limit_is_dropped_whole() -> None:
     wm = family_model()
-    ops: list[EditOp] = [InsertNode(op="insert_node", parent="root", decision="C"),
-                         SplitNode(op="split_node", id="n2", into=[spec("B1"), spec("B2"), spec("B3")])]
+    ops: list[EditOp] = [
+        InsertNode(op="insert_node", parent="root", decision="C"),
+        SplitNode(op="split_node", id="n2", into=[spec("B1"), spec("B2"), spec("B3")]),
+    ]
     report = wm.apply(ops)
     assert report.inserted_ids == ["n4"]
     assert report.dropped[0].startswith("op #1 (split_node): insert limit (3) reached")
@@ -326,8 +340,9 @@ def test_split_that_does_not_fit_the_insert_limit_is_dropped_whole() -> None:
 
 def test_delete_node_removes_an_open_leaf_action_and_never_reuses_its_id() -> None:
     wm = family_model()
-    report = wm.apply([DeleteNode(op="delete_node", id="n2"),
-                       InsertNode(op="insert_node", parent="root", decision="new")])
+    report = wm.apply(
+        [DeleteNode(op="delete_node", id="n2"), InsertNode(op="insert_node", parent="root", decision="new")]
+    )
     assert report.applied[0] == "delete n2" and "n2" not in wm.nodes
     assert report.inserted_ids == ["n4"]
 
@@ -347,19 +362,29 @@ def test_delete_of_a_node_with_children_is_dropped() -> None:
 
 def test_ops_are_checked_against_the_tree_as_edited_so_far() -> None:
     wm = family_model()
-    report = wm.apply([DeleteNode(op="delete_node", id="n3"), DeleteNode(op="delete_node", id="n1"),
-                       UpdateNode(op="update_node", id="n3", rating=1)])
+    report = wm.apply(
+        [
+            DeleteNode(op="delete_node", id="n3"),
+            DeleteNode(op="delete_node", id="n1"),
+            UpdateNode(op="update_node", id="n3", rating=1),
+        ]
+    )
     assert report.applied == ["delete n3", "delete n1"]
     assert report.dropped[0].startswith("op #2 (update_node)")
 
 
 # ---- parsing ----------------------------------------------------------------------------------------
 
+
 def test_out_of_range_rating_is_dropped_at_parse_time_with_its_index() -> None:
-    ops, dropped = parse_edit_script({"ops": [
-        {"op": "update_node", "id": "n1", "rating": 3},
-        {"op": "update_node", "id": "n1", "rating": 12},
-    ]})
+    ops, dropped = parse_edit_script(
+        {
+            "ops": [
+                {"op": "update_node", "id": "n1", "rating": 3},
+                {"op": "update_node", "id": "n1", "rating": 12},
+            ]
+        }
+    )
     assert len(ops) == 1
     assert len(dropped) == 1 and dropped[0].startswith("op #1 (update_node): rating")
 
@@ -377,7 +402,12 @@ def test_parse_edit_script_keeps_good_ops_among_garbage() -> None:
     ops, dropped = parse_edit_script(payload)
     assert [type(o) for o in ops] == [InsertNode, DeleteNode]
     assert [d.split(":")[0] for d in dropped] == [
-        "op #0 (?)", "op #1 (explode)", "op #2 (insert_node)", "op #3 (split_node)", "op #6 (?)"]
+        "op #0 (?)",
+        "op #1 (explode)",
+        "op #2 (insert_node)",
+        "op #3 (split_node)",
+        "op #6 (?)",
+    ]
 
 
 def test_parse_edit_script_rejects_non_container_payloads() -> None:
@@ -387,6 +417,7 @@ def test_parse_edit_script_rejects_non_container_payloads() -> None:
 
 
 # ---- views ------------------------------------------------------------------------------------------
+
 
 def test_snapshot_round_trips_through_json() -> None:
     wm = family_model()

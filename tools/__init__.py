@@ -7,4 +7,11 @@ from ksearch_agent.tools.compile import CompileInput, compile_candidate
 from ksearch_agent.tools.correctness import CorrectnessInput, run_correctness
 from ksearch_agent.tools.profile import ProfileInput, profile_h100
 
-__all__ = ["CompileInput", "CorrectnessInput", "ProfileInput", "compile_candidate", "profile_h100", "run_correctness"]
+__all__ = [
+    "CompileInput",
+    "CorrectnessInput",
+    "ProfileInput",
+    "compile_candidate",
+    "profile_h100",
+    "run_correctness",
+]

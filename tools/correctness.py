@@ -20,5 +20,6 @@ class CorrectnessInput(BaseModel):
 
 def run_correctness(inp: CorrectnessInput, engine: Engine | None = None) -> CorrectnessResult:
     """Per-workload PASSED / COMPILE_ERROR / RUNTIME_ERROR / INCORRECT_* / TIMEOUT with errors and a log."""
-    return (engine or shared_engine()).run_correctness(load_task(inp.task), inp.candidate, inp.workloads,
-                                                       trials=inp.trials)
+    return (engine or shared_engine()).run_correctness(
+        load_task(inp.task), inp.candidate, inp.workloads, trials=inp.trials
+    )

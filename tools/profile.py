@@ -27,5 +27,11 @@ def profile_h100(inp: ProfileInput, engine: Engine | None = None) -> ProfileResu
 
     Without a GPU the result says ``measured=False`` rather than inventing numbers.
     """
-    return (engine or shared_engine()).profile(load_task(inp.task), inp.candidate, inp.workloads,
-                                               baseline=inp.baseline, protocol=inp.protocol, budget_ms=inp.budget_ms)
+    return (engine or shared_engine()).profile(
+        load_task(inp.task),
+        inp.candidate,
+        inp.workloads,
+        baseline=inp.baseline,
+        protocol=inp.protocol,
+        budget_ms=inp.budget_ms,
+    )

@@ -37,11 +37,19 @@ def chat_model_for(ctx: SearchContext) -> BaseChatModel:
     if not ctx.model:
         raise ModelNotConfigured(
             "no model configured: pass --model NAME (with --base-url for vLLM, SGLang or Ollama) or set "
-            "KSEARCH_MODEL, or use the playbook policy (--policy playbook), which needs no LLM")
+            "KSEARCH_MODEL, or use the playbook policy (--policy playbook), which needs no LLM"
+        )
     with _lock:
         if ctx.model in _registry:
             return _registry[ctx.model]
-        key = (ctx.model, ctx.base_url, ctx.api_key_env, ctx.temperature, ctx.reasoning_effort, ctx.llm_timeout_s)
+        key = (
+            ctx.model,
+            ctx.base_url,
+            ctx.api_key_env,
+            ctx.temperature,
+            ctx.reasoning_effort,
+            ctx.llm_timeout_s,
+        )
         if key not in _cache:
             _cache[key] = _build_openai(ctx)
         return _cache[key]
@@ -52,11 +60,18 @@ def _build_openai(ctx: SearchContext) -> BaseChatModel:
 
     api_key = os.environ.get(ctx.api_key_env)
     if not api_key and ctx.base_url is None:
-        raise ModelNotConfigured(f"model {ctx.model!r} needs an API key in ${ctx.api_key_env} (or a --base-url)")
+        raise ModelNotConfigured(
+            f"model {ctx.model!r} needs an API key in ${ctx.api_key_env} (or a --base-url)"
+        )
     kwargs: dict[str, Any] = {
-        "model": ctx.model, "temperature": ctx.temperature, "timeout": ctx.llm_timeout_s, "max_retries": 2,
+        "model": ctx.model,
+        "temperature": ctx.temperature,
+        "timeout": ctx.llm_timeout_s,
+        "max_retries": 2,
         # Non-OpenAI servers speak chat completions, not the Responses API, and only report usage when asked.
-        "use_responses_api": False, "stream_usage": True, "api_key": api_key or "not-needed",
+        "use_responses_api": False,
+        "stream_usage": True,
+        "api_key": api_key or "not-needed",
     }
     if ctx.base_url:
         kwargs["base_url"] = ctx.base_url

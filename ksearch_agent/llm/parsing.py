@@ -68,9 +68,11 @@ def _fences(text: str) -> list[_Fence]:
         j = i + 1
         while j < len(lines) and not closing.match(lines[j]):
             line = lines[j]
-            body.append(line[min(indent, len(line) - len(line.lstrip(" \t"))):] if indent else line)
+            body.append(line[min(indent, len(line) - len(line.lstrip(" \t"))) :] if indent else line)
             j += 1
-        fences.append(_Fence(info=info, body="\n".join(body), caption=caption, offset=starts[min(i + 1, len(lines))]))
+        fences.append(
+            _Fence(info=info, body="\n".join(body), caption=caption, offset=starts[min(i + 1, len(lines))])
+        )
         caption = ""
         i = j + 1
     return fences
@@ -166,7 +168,7 @@ class _JsonSearch:
                 pos = offset + err.pos
                 line = self.text.count("\n", 0, pos) + 1
                 col = pos - (self.text.rfind("\n", 0, pos) + 1) + 1
-                near = self.text[max(0, pos - 20):pos + 20].replace("\n", "\\n")
+                near = self.text[max(0, pos - 20) : pos + 20].replace("\n", "\\n")
                 self.error = f"JSON parse error at line {line} col {col}: {err.msg} (near {near!r})"
             return False, None
         except RecursionError:  # absurdly deep nesting: not an answer worth recovering
@@ -185,7 +187,9 @@ class _JsonSearch:
             lang = fence.info.split()[0].lower() if fence.info.split() else ""
             body = fence.body.strip()
             if lang in _JSON_INFOS and (lang or body[:1] in ("{", "[")):
-                ok, value = self._try(body, fence.offset + fence.body.find(body[:1]) if body else fence.offset)
+                ok, value = self._try(
+                    body, fence.offset + fence.body.find(body[:1]) if body else fence.offset
+                )
                 if ok:
                     yield value
         budget = [_MAX_SCAN_TOKENS]
@@ -201,7 +205,7 @@ class _JsonSearch:
             end = ends.get(m.start())
             if end is None:
                 continue
-            ok, value = self._try(text[m.start():end], m.start())
+            ok, value = self._try(text[m.start() : end], m.start())
             if ok:
                 yield value
                 position = end
@@ -265,7 +269,21 @@ def parse_model(text: str, model: type[T]) -> T:
 # ------------------------------------------------------------------------------------------- code files
 
 _PY_LANGS = {"python", "py", "python3", "py3", "triton"}
-_CUDA_LANGS = {"cuda", "cu", "cuda-c", "cuda-cpp", "cuda-c++", "c++", "cpp", "cxx", "cc", "c", "cuh", "h", "hpp"}
+_CUDA_LANGS = {
+    "cuda",
+    "cu",
+    "cuda-c",
+    "cuda-cpp",
+    "cuda-c++",
+    "c++",
+    "cpp",
+    "cxx",
+    "cc",
+    "c",
+    "cuh",
+    "h",
+    "hpp",
+}
 _PY_EXT = {"py"}
 _CUDA_EXT = {"cu", "cuh", "cpp", "cc", "cxx", "c", "h", "hpp"}
 _FILE_LIKE = re.compile(r"[\w.\\/-]+\.(\w+)")
@@ -358,8 +376,10 @@ def _looks_like_python(text: str) -> bool:
 
 def _guidance(language: str, entry: str) -> str:
     if language == "cuda":
-        return (f"answer with one ```cuda block containing the complete kernel.cu and one ```python block "
-                f"containing the complete {entry} that loads it and defines run(...)")
+        return (
+            f"answer with one ```cuda block containing the complete kernel.cu and one ```python block "
+            f"containing the complete {entry} that loads it and defines run(...)"
+        )
     return f"answer with one ```python block containing the complete {entry}"
 
 
@@ -440,14 +460,20 @@ def extract_code_files(
                     n += 1
                 files[default] = body
 
-    note = f" (ignored file names {', '.join(map(repr, ignored))}: only plain names without directories)" if ignored else ""
+    note = (
+        f" (ignored file names {', '.join(map(repr, ignored))}: only plain names without directories)"
+        if ignored
+        else ""
+    )
     guidance = _guidance(language, entry)
     if entry not in files:
         if not fences and not files:
             raise ParseError(f"no code block found; {guidance}{note}")
         raise ParseError(f"no code block defining run(...) found; {guidance}{note}")
     if not _DEFINES_ENTRY.search(files[entry]):
-        raise ParseError(f"{entry} does not define run(...) or custom_kernel(...) at top level; {guidance}{note}")
+        raise ParseError(
+            f"{entry} does not define run(...) or custom_kernel(...) at top level; {guidance}{note}"
+        )
     if language == "cuda" and not any(n.endswith(".cu") for n in files):
         raise ParseError(f"no CUDA source found (no ```cuda block or .cu file); {guidance}{note}")
     return {entry: files[entry], **{n: s for n, s in files.items() if n != entry}}

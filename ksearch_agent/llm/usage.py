@@ -44,7 +44,9 @@ def _check_price(value: Any) -> tuple[float, float] | None:
     """A valid (input, output) price pair, or None when ``value`` is not two finite non-negative numbers."""
     if not isinstance(value, list | tuple) or len(value) != 2:
         return None
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0 for v in value):
+    if not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0 for v in value
+    ):
         return None
     return float(value[0]), float(value[1])
 
@@ -52,13 +54,17 @@ def _check_price(value: Any) -> tuple[float, float] | None:
 class PriceTable:
     """Maps model names to USD per 1M (input, output) tokens; unknown models have no price (None)."""
 
-    def __init__(self, prices: Mapping[str, tuple[float, float]] | None = None, *, include_defaults: bool = True) -> None:
+    def __init__(
+        self, prices: Mapping[str, tuple[float, float]] | None = None, *, include_defaults: bool = True
+    ) -> None:
         """Start from :data:`DEFAULT_PRICES` (unless ``include_defaults`` is False) and apply ``prices`` on top."""
         table: dict[str, tuple[float, float]] = dict(DEFAULT_PRICES) if include_defaults else {}
         for name, value in (prices or {}).items():
             checked = _check_price(value)
             if checked is None:
-                raise ValueError(f"price for {name!r} must be [input_usd_per_1m, output_usd_per_1m], got {value!r}")
+                raise ValueError(
+                    f"price for {name!r} must be [input_usd_per_1m, output_usd_per_1m], got {value!r}"
+                )
             table[name.lower()] = checked
         self.prices: dict[str, tuple[float, float]] = {k.lower(): v for k, v in table.items()}
 
@@ -72,7 +78,9 @@ class PriceTable:
         try:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err.msg} at line {err.lineno} col {err.colno})") from err
+            raise ValueError(
+                f"{path}: not valid JSON ({err.msg} at line {err.lineno} col {err.colno})"
+            ) from err
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a JSON object mapping model names to [input, output] prices")
         prices: dict[str, tuple[float, float]] = {}

@@ -28,6 +28,11 @@ def coder_tools(state: SearchState, runtime: Runtime[SearchContext]) -> Command[
             used += 1
         emit(state, "tool_result", tool=call.get("name"), result=text[:300])
         replies.append(ToolMessage(content=text, tool_call_id=call.get("id") or "call"))
-    return Command(goto="coder", update={
-        "coder_transcript": [*state.get("coder_transcript", []), *messages_to_dict(replies)],
-        "tool_calls_used": used, "pending_tool_calls": []})
+    return Command(
+        goto="coder",
+        update={
+            "coder_transcript": [*state.get("coder_transcript", []), *messages_to_dict(replies)],
+            "tool_calls_used": used,
+            "pending_tool_calls": [],
+        },
+    )

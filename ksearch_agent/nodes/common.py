@@ -25,8 +25,9 @@ def policy_for(ctx: SearchContext) -> Policy:
         try:
             from ksearch_agent.playbook_policy import PlaybookPolicy  # type: ignore[import-not-found]
         except ImportError:
-            raise PolicyError("the playbook policy is not available in this version; use --policy llm "
-                              "with --model") from None
+            raise PolicyError(
+                "the playbook policy is not available in this version; use --policy llm with --model"
+            ) from None
         return PlaybookPolicy()  # type: ignore[no-any-return]
 
     prices = PriceTable.from_file(ctx.price_table) if ctx.price_table else PriceTable()

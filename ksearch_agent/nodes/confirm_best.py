@@ -34,8 +34,12 @@ def _confirm(state: SearchState, ctx: SearchContext) -> dict[str, Any] | None:
         try:
             result = run_duels(engine_for(ctx.device), task_of(state), store.load_candidate, ids)
         except Exception as exc:  # noqa: BLE001 - a failing re-timing must not cost the run its answer
-            result = {"candidate_id": ids[0], "contenders": ids, "duels": [],
-                      "error": f"side-by-side re-timing failed, the top score stands: {type(exc).__name__}: {exc}"}
+            result = {
+                "candidate_id": ids[0],
+                "contenders": ids,
+                "duels": [],
+                "error": f"side-by-side re-timing failed, the top score stands: {type(exc).__name__}: {exc}",
+            }
     store.set_meta("confirmed_best", result)  # always: a continued run must not keep an older verdict
     return result
 
@@ -52,14 +56,27 @@ def confirm_best(state: SearchState, runtime: Runtime[SearchContext]) -> dict[st
         if result.get("error"):
             best["confirmation"]["error"] = result["error"]
         if result["duels"]:
-            emit(state, "best_confirmed", **{k: best[k] for k in ("candidate_id", "geomean_speedup")},
-                 duels=[{k: d[k] for k in ("challenger", "champion", "ratio", "winner")} for d in result["duels"]])
+            emit(
+                state,
+                "best_confirmed",
+                **{k: best[k] for k in ("candidate_id", "geomean_speedup")},
+                duels=[
+                    {k: d[k] for k in ("challenger", "champion", "ratio", "winner")} for d in result["duels"]
+                ],
+            )
     wm = WorldModel.model_validate(state["world_model"]) if state.get("world_model") else WorldModel.new()
     summary = None
     if best:
         report = store_of(state).get_evaluation(best["candidate_id"])
         if report is not None:
-            summary = {"status": report.status, "correctness": report.correctness.model_dump(),
-                       "profile": report.profile.model_dump() if report.profile else None}
+            summary = {
+                "status": report.status,
+                "correctness": report.correctness.model_dump(),
+                "profile": report.profile.model_dump() if report.profile else None,
+            }
     emit(state, "finished", status=state.get("status", ""), best=best)
-    return {"best": best, "eval_summary": summary, "lineage": lineage(wm, best.get("node_id")) if best else []}
+    return {
+        "best": best,
+        "eval_summary": summary,
+        "lineage": lineage(wm, best.get("node_id")) if best else [],
+    }

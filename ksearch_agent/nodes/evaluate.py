@@ -17,7 +17,9 @@ from ksearch_agent.search_logic import attempt_from_report, beats, is_improvemen
 from ksearch_agent.state import SearchState
 
 
-def evaluate(state: SearchState, runtime: Runtime[SearchContext]) -> Command[Literal["repair", "world_model_update"]]:
+def evaluate(
+    state: SearchState, runtime: Runtime[SearchContext]
+) -> Command[Literal["repair", "world_model_update"]]:
     ctx = runtime.context or SearchContext()
     store, task = store_of(state), task_of(state)
     cand_id = state["pending"] or ""
@@ -28,14 +30,28 @@ def evaluate(state: SearchState, runtime: Runtime[SearchContext]) -> Command[Lit
     attempt = attempt_from_report(report, state.get("pending_origin", "coder"))
     attempts = state.get("attempts", [])
     improved = is_improvement(attempts, attempt)
-    emit(state, "evaluated", candidate_id=cand_id, status=attempt["status"],
-         geomean_speedup=attempt["geomean_speedup"], checked=report.correctness.checked)
-    update: dict = {"attempts": [*attempts, attempt], "no_improve": 0 if improved else state.get("no_improve", 0) + 1,
-                    "pending": None}
+    emit(
+        state,
+        "evaluated",
+        candidate_id=cand_id,
+        status=attempt["status"],
+        geomean_speedup=attempt["geomean_speedup"],
+        checked=report.correctness.checked,
+    )
+    update: dict = {
+        "attempts": [*attempts, attempt],
+        "no_improve": 0 if improved else state.get("no_improve", 0) + 1,
+        "pending": None,
+    }
     if beats(state.get("best"), attempt):
-        update["best"] = {"candidate_id": cand_id, "node_id": state.get("action_id"), "round": state.get("round", 0),
-                          "geomean_speedup": attempt["geomean_speedup"],
-                          "geomean_latency_ms": attempt["geomean_latency_ms"], "language": ctx.language,
-                          "files_dir": str(store.run_dir / "candidates" / cand_id)}
+        update["best"] = {
+            "candidate_id": cand_id,
+            "node_id": state.get("action_id"),
+            "round": state.get("round", 0),
+            "geomean_speedup": attempt["geomean_speedup"],
+            "geomean_latency_ms": attempt["geomean_latency_ms"],
+            "language": ctx.language,
+            "files_dir": str(store.run_dir / "candidates" / cand_id),
+        }
         emit(state, "new_best", **update["best"])
     return Command(goto=next_after_attempt({**state, **update}, ctx), update=update)  # type: ignore[typeddict-item]

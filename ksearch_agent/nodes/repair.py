@@ -27,8 +27,9 @@ def _last_files(state: SearchState) -> dict[str, str] | None:
     return None
 
 
-def repair(state: SearchState, runtime: Runtime[SearchContext]) -> Command[
-        Literal["evaluate", "repair", "world_model_update"]]:
+def repair(
+    state: SearchState, runtime: Runtime[SearchContext]
+) -> Command[Literal["evaluate", "repair", "world_model_update"]]:
     ctx = runtime.context or SearchContext()
     store, task = store_of(state), task_of(state)
     wm = WorldModel.model_validate(state["world_model"])
@@ -37,14 +38,22 @@ def repair(state: SearchState, runtime: Runtime[SearchContext]) -> Command[
     last = state["attempts"][-1]
     parent = state.get("parent_candidate")
     files = _last_files(state) or (store.load_candidate(parent).files if parent else {})
-    req = RepairRequest(task=task, language=ctx.language, action=action, files=files, attempt=last,
-                        parent_speedup=state.get("parent_speedup"))
+    req = RepairRequest(
+        task=task,
+        language=ctx.language,
+        action=action,
+        files=files,
+        attempt=last,
+        parent_speedup=state.get("parent_speedup"),
+    )
     try:
         turn = policy_for(ctx).repair(req, ledger)
     except Exception as exc:
         if is_retryable(exc):
             raise
-        reason = "the prompt exceeded the model's context length" if is_context_length_error(exc) else str(exc)
+        reason = (
+            "the prompt exceeded the model's context length" if is_context_length_error(exc) else str(exc)
+        )
         turn = CoderTurn(error=f"the repair model call failed: {type(exc).__name__}: {reason}"[:2000])
     usage = ledger.model_dump()
     attempt_no = len(state["attempts"]) + 1
@@ -54,12 +63,25 @@ def repair(state: SearchState, runtime: Runtime[SearchContext]) -> Command[
         except ValueError as exc:
             turn = CoderTurn(error=str(exc))
         else:
-            store.save_candidate(cand, round=state.get("round", 0), action_node=action.id,
-                                 parent_id=state.get("parent_candidate"), origin="repair", attempt=attempt_no)
+            store.save_candidate(
+                cand,
+                round=state.get("round", 0),
+                action_node=action.id,
+                parent_id=state.get("parent_candidate"),
+                origin="repair",
+                attempt=attempt_no,
+            )
             emit(state, "candidate", candidate_id=cand.id, origin="repair", attempt=attempt_no)
-            return Command(goto="evaluate", update={"pending": cand.id, "pending_origin": "repair", "usage": usage})
-    attempt = failed_attempt(f"none-{state.get('round', 0)}-{attempt_no}", "repair", "COMPILE_ERROR",
-                             turn.error or "no code")
+            return Command(
+                goto="evaluate", update={"pending": cand.id, "pending_origin": "repair", "usage": usage}
+            )
+    attempt = failed_attempt(
+        f"none-{state.get('round', 0)}-{attempt_no}", "repair", "COMPILE_ERROR", turn.error or "no code"
+    )
     emit(state, "attempt_failed", origin="repair", log=attempt["log"][:300])
-    update = {"attempts": [*state["attempts"], attempt], "no_improve": state.get("no_improve", 0) + 1, "usage": usage}
+    update = {
+        "attempts": [*state["attempts"], attempt],
+        "no_improve": state.get("no_improve", 0) + 1,
+        "usage": usage,
+    }
     return Command(goto=next_after_attempt({**state, **update}, ctx), update=update)  # type: ignore[typeddict-item]

@@ -26,15 +26,26 @@ def world_model_update(state: SearchState, runtime: Runtime[SearchContext]) -> C
     attempts = state.get("attempts", [])
     best = best_attempt(attempts)
     if best is not None:
-        wm.attach_solution(action_id, Solution(candidate_id=best["candidate_id"], geomean_speedup=best["geomean_speedup"],
-                                               geomean_latency_ms=best["geomean_latency_ms"],
-                                               round=state.get("round", 0)))
+        wm.attach_solution(
+            action_id,
+            Solution(
+                candidate_id=best["candidate_id"],
+                geomean_speedup=best["geomean_speedup"],
+                geomean_latency_ms=best["geomean_latency_ms"],
+                round=state.get("round", 0),
+            ),
+        )
     else:
-        reason = attempts[-1]["log"].splitlines()[0][:200] if attempts and attempts[-1]["log"] else "no attempt passed"
+        reason = (
+            attempts[-1]["log"].splitlines()[0][:200]
+            if attempts and attempts[-1]["log"]
+            else "no attempt passed"
+        )
         wm.mark_too_hard(action_id, reason)
     ledger = UsageLedger.model_validate(state.get("usage") or {})
-    outcome = CycleOutcome(action=wm.node(action_id), parent_speedup=state.get("parent_speedup"),
-                           attempts=attempts, best=best)
+    outcome = CycleOutcome(
+        action=wm.node(action_id), parent_speedup=state.get("parent_speedup"), attempts=attempts, best=best
+    )
     try:
         ops, problems = policy_for(ctx).update_world_model(task, wm, outcome, ledger)
     except Exception as exc:
@@ -45,6 +56,14 @@ def world_model_update(state: SearchState, runtime: Runtime[SearchContext]) -> C
     dropped = [*problems, *report.dropped]
     store.save_snapshot(state.get("round", 0), wm.snapshot(), f"after action {action_id}")
     store.save_usage(state.get("round", 0), ledger.model_dump())
-    emit(state, "world_model_updated", action_id=action_id, solved=best is not None, applied=report.applied,
-         dropped=dropped, tokens=ledger.total_tokens, cost_usd=ledger.cost_usd)
+    emit(
+        state,
+        "world_model_updated",
+        action_id=action_id,
+        solved=best is not None,
+        applied=report.applied,
+        dropped=dropped,
+        tokens=ledger.total_tokens,
+        cost_usd=ledger.cost_usd,
+    )
     return Command(goto="planner", update={"world_model": wm.snapshot(), "usage": ledger.model_dump()})

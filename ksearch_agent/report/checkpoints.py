@@ -61,7 +61,11 @@ def read_checkpoints(run_dir: Path, thread_id: str) -> CheckpointView:
                 if not final:
                     final = dict(values)
                 rnd, messages = values.get("round"), values.get("coder_transcript")
-                if isinstance(rnd, int) and isinstance(messages, list) and len(messages) > len(transcripts.get(rnd, [])):
+                if (
+                    isinstance(rnd, int)
+                    and isinstance(messages, list)
+                    and len(messages) > len(transcripts.get(rnd, []))
+                ):
                     transcripts[rnd] = messages
     except (sqlite3.Error, ValueError, TypeError) as exc:
         return CheckpointView(error=f"checkpoints unreadable: {type(exc).__name__}: {exc}")
@@ -86,7 +90,9 @@ def transcript_excerpt(messages: list[dict[str, Any]], *, per_message: int = 800
         text = _content_text(data.get("content")).strip()
         calls = data.get("tool_calls") or []
         if calls:
-            names = ", ".join(f"{c.get('name')}({str(c.get('args', ''))[:120]})" for c in calls if isinstance(c, dict))
+            names = ", ".join(
+                f"{c.get('name')}({str(c.get('args', ''))[:120]})" for c in calls if isinstance(c, dict)
+            )
             text = f"{text}\n[tool calls: {names}]".strip()
         if len(text) > per_message:
             text = text[:per_message] + f" … [{len(text) - per_message} more characters]"

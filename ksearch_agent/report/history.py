@@ -62,18 +62,30 @@ def _evaluated(store: RunStore, cand_id: str) -> dict[str, Any]:
     """Status, speed, protocol and failure log of a stored candidate (``NOT_EVALUATED`` when none yet)."""
     report = store.get_evaluation(cand_id)
     if report is None:
-        return {"status": NOT_EVALUATED, "speedup": None, "latency_ms": None, "protocol": None, "checked": None,
-                "log": ""}
+        return {
+            "status": NOT_EVALUATED,
+            "speedup": None,
+            "latency_ms": None,
+            "protocol": None,
+            "checked": None,
+            "log": "",
+        }
     prof = report.profile
     measured = bool(prof and prof.measured and prof.geomean_speedup)
     log = attempt_from_report(report, "")["log"]
-    if prof is not None and report.status != "PASSED":  # a verdict of the timing stage (e.g. a rejected timer)
+    if (
+        prof is not None and report.status != "PASSED"
+    ):  # a verdict of the timing stage (e.g. a rejected timer)
         failing = [w for w in prof.workloads if w.status != "PASSED" and w.log]
         log = "\n".join([log, *(f"{w.workload}: {w.status}: {w.log}" for w in failing[:3])]).strip()
-    return {"status": report.status, "speedup": prof.geomean_speedup if prof else None,
-            "latency_ms": prof.geomean_latency_ms if prof else None,
-            "protocol": prof.protocol if prof is not None and measured else None,
-            "checked": report.correctness.checked, "log": log[-4000:]}
+    return {
+        "status": report.status,
+        "speedup": prof.geomean_speedup if prof else None,
+        "latency_ms": prof.geomean_latency_ms if prof else None,
+        "protocol": prof.protocol if prof is not None and measured else None,
+        "checked": report.correctness.checked,
+        "log": log[-4000:],
+    }
 
 
 def attempts(store: RunStore, transcripts: dict[int, str] | None = None) -> list[AttemptRecord]:
@@ -87,16 +99,32 @@ def attempts(store: RunStore, transcripts: dict[int, str] | None = None) -> list
     out: list[dict[str, Any]] = []
     seen: set[tuple[Any, ...]] = set()
 
-    def add(round_no: int, action: str | None, origin: str, attempt: int, cand_id: str | None,
-            failed: dict[str, Any] | None = None) -> None:
+    def add(
+        round_no: int,
+        action: str | None,
+        origin: str,
+        attempt: int,
+        cand_id: str | None,
+        failed: dict[str, Any] | None = None,
+    ) -> None:
         key = (round_no, action, origin, None if failed else attempt, cand_id, (failed or {}).get("log"))
         if key in seen:
             return  # the same step logged again after a resume
         seen.add(key)
         info = failed if failed is not None else _evaluated(store, cand_id or "")
         text = (transcripts or {}).get(round_no, "") if origin == "coder" else ""
-        out.append({"round": round_no, "action_id": action, "action_title": titles.get(action or "", ""),
-                    "origin": origin, "attempt": attempt, "candidate_id": cand_id, "transcript": text, **info})
+        out.append(
+            {
+                "round": round_no,
+                "action_id": action,
+                "action_title": titles.get(action or "", ""),
+                "origin": origin,
+                "attempt": attempt,
+                "candidate_id": cand_id,
+                "transcript": text,
+                **info,
+            }
+        )
 
     for row in rows.values():
         if row["origin"] == "seed":
@@ -109,17 +137,40 @@ def attempts(store: RunStore, transcripts: dict[int, str] | None = None) -> list
             titles[str(action)] = str(ev.get("title") or "")
         elif kind == "candidate" and ev.get("candidate_id") in rows:
             row = rows[ev["candidate_id"]]
-            add(rnd, row["action_node"] or action, str(ev.get("origin") or row["origin"]),
-                int(ev.get("attempt") or row["attempt"] or 0), row["id"])
+            add(
+                rnd,
+                row["action_node"] or action,
+                str(ev.get("origin") or row["origin"]),
+                int(ev.get("attempt") or row["attempt"] or 0),
+                row["id"],
+            )
         elif kind == "attempt_failed":
             number = 1 + sum(1 for a in out if a["round"] == rnd and a["origin"] != "seed")
-            add(rnd, action, str(ev.get("origin") or "coder"), number, None,
-                {"status": "COMPILE_ERROR", "speedup": None, "latency_ms": None, "protocol": None,
-                 "checked": None, "log": str(ev.get("log") or "no code")})
+            add(
+                rnd,
+                action,
+                str(ev.get("origin") or "coder"),
+                number,
+                None,
+                {
+                    "status": "COMPILE_ERROR",
+                    "speedup": None,
+                    "latency_ms": None,
+                    "protocol": None,
+                    "checked": None,
+                    "log": str(ev.get("log") or "no code"),
+                },
+            )
     listed = {a["candidate_id"] for a in out}
     for row in rows.values():
         if row["id"] not in listed:
-            add(int(row["round"] or 0), row["action_node"], str(row["origin"]), int(row["attempt"] or 0), row["id"])
+            add(
+                int(row["round"] or 0),
+                row["action_node"],
+                str(row["origin"]),
+                int(row["attempt"] or 0),
+                row["id"],
+            )
     return [AttemptRecord(index=i + 1, **a) for i, a in enumerate(out)]
 
 
@@ -164,9 +215,14 @@ def usage_per_round(history: list[tuple[int, dict[str, Any]]]) -> list[RoundUsag
     prev = UsageLedger()
     for rnd in sorted(by_round):
         cur = by_round[rnd]
-        out.append(RoundUsage(round=rnd, calls=max(cur.calls - prev.calls, 0),
-                              input_tokens=max(cur.input_tokens - prev.input_tokens, 0),
-                              output_tokens=max(cur.output_tokens - prev.output_tokens, 0),
-                              cost_usd=max(cur.cost_usd - prev.cost_usd, 0.0)))
+        out.append(
+            RoundUsage(
+                round=rnd,
+                calls=max(cur.calls - prev.calls, 0),
+                input_tokens=max(cur.input_tokens - prev.input_tokens, 0),
+                output_tokens=max(cur.output_tokens - prev.output_tokens, 0),
+                cost_usd=max(cur.cost_usd - prev.cost_usd, 0.0),
+            )
+        )
         prev = cur
     return out

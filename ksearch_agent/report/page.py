@@ -82,8 +82,12 @@ def _table(head: Sequence[str], rows: Iterable[Sequence[str]], numeric: set[int]
     numeric = numeric or set()
     th = "".join(f"<th>{escape(h)}</th>" for h in head)
     thead = f"<thead><tr>{th}</tr></thead>" if any(head) else ""
-    body = "".join("<tr>" + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>"
-                                    for i, c in enumerate(r)) + "</tr>" for r in rows)
+    body = "".join(
+        "<tr>"
+        + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(r))
+        + "</tr>"
+        for r in rows
+    )
     return f"<table>{thead}<tbody>{body}</tbody></table>"
 
 
@@ -99,23 +103,42 @@ def _figure(svg: str, name: str) -> str:
 def summary_html(s: RunSummary) -> str:
     """The run's header: what, how, how it ended, its best kernel and what it cost."""
     best = s.best
-    best_text = "none passed" if best is None else (
-        f"<code>{escape(best.candidate_id)}</code> (action {escape(str(best.action_id))}, round {best.round}): "
-        + (f"{best.speedup:.3f}x the reference ({escape(best.protocol or '')} protocol)" if best.speedup is not None
-           else "passes; speed not measured"))
+    best_text = (
+        "none passed"
+        if best is None
+        else (
+            f"<code>{escape(best.candidate_id)}</code> (action {escape(str(best.action_id))}, round {best.round}): "
+            + (
+                f"{best.speedup:.3f}x the reference ({escape(best.protocol or '')} protocol)"
+                if best.speedup is not None
+                else "passes; speed not measured"
+            )
+        )
+    )
     usage = s.usage
     cost = f"${usage.cost_usd:.4f}" + ("" if usage.cost_complete else " (some calls had no price)")
-    rows = [("run", f"<code>{escape(s.run_id)}</code> · {escape(s.run_dir)}"), ("task", escape(str(s.task))),
-            ("status", f'<span class="status {escape(s.status)}">{escape(s.status)}</span>'
-                       + (f" — {escape(s.stop_reason)}" if s.stop_reason else "")),
-            ("policy / model", escape(f"{s.policy} / {s.model or '—'}")),
-            ("language / device", escape(f"{s.language} / {s.device}")),
-            ("time", f"{_when(s.started)} → {_when(s.ended)}"),
-            ("rounds / candidates", f"{s.rounds} rounds · {s.candidates} candidates, {s.evaluated} evaluated, "
-                                    f"{s.passed} passed"),
-            ("best kernel", best_text),
-            ("LLM usage", f"{usage.calls} calls · {usage.input_tokens:,} input + {usage.output_tokens:,} output "
-                          f"tokens · {cost}")]
+    rows = [
+        ("run", f"<code>{escape(s.run_id)}</code> · {escape(s.run_dir)}"),
+        ("task", escape(str(s.task))),
+        (
+            "status",
+            f'<span class="status {escape(s.status)}">{escape(s.status)}</span>'
+            + (f" — {escape(s.stop_reason)}" if s.stop_reason else ""),
+        ),
+        ("policy / model", escape(f"{s.policy} / {s.model or '—'}")),
+        ("language / device", escape(f"{s.language} / {s.device}")),
+        ("time", f"{_when(s.started)} → {_when(s.ended)}"),
+        (
+            "rounds / candidates",
+            f"{s.rounds} rounds · {s.candidates} candidates, {s.evaluated} evaluated, {s.passed} passed",
+        ),
+        ("best kernel", best_text),
+        (
+            "LLM usage",
+            f"{usage.calls} calls · {usage.input_tokens:,} input + {usage.output_tokens:,} output "
+            f"tokens · {cost}",
+        ),
+    ]
     return _table(("", ""), [(f"<b>{escape(k)}</b>", v) for k, v in rows])
 
 
@@ -123,22 +146,46 @@ def confirmation_html(s: RunSummary) -> str:
     """The side-by-side duels that named the best kernel, and its lineage in the world model."""
     parts = []
     if s.duels:
-        parts.append(_table(("challenger", "champion", "challenger as fast as", "winner", "protocol", "device"), [
-            (f"<code>{escape(str(d.get('challenger')))}</code>", f"<code>{escape(str(d.get('champion')))}</code>",
-             _num(d.get("ratio"), ".3f", "x") if d.get("ratio") is not None else "not timed",
-             f"<code>{escape(str(d.get('winner')))}</code>", escape(str(d.get("protocol") or "")),
-             escape(str(d.get("device") or ""))) for d in s.duels], numeric={2}))
+        parts.append(
+            _table(
+                ("challenger", "champion", "challenger as fast as", "winner", "protocol", "device"),
+                [
+                    (
+                        f"<code>{escape(str(d.get('challenger')))}</code>",
+                        f"<code>{escape(str(d.get('champion')))}</code>",
+                        _num(d.get("ratio"), ".3f", "x") if d.get("ratio") is not None else "not timed",
+                        f"<code>{escape(str(d.get('winner')))}</code>",
+                        escape(str(d.get("protocol") or "")),
+                        escape(str(d.get("device") or "")),
+                    )
+                    for d in s.duels
+                ],
+                numeric={2},
+            )
+        )
     else:
-        parts.append('<p class="note">No side-by-side duels: ' + (
-            "fewer than two contenders close to the best, or no GPU to time them on." if s.best else
-            "no passing candidate.") + "</p>")
+        parts.append(
+            '<p class="note">No side-by-side duels: '
+            + (
+                "fewer than two contenders close to the best, or no GPU to time them on."
+                if s.best
+                else "no passing candidate."
+            )
+            + "</p>"
+        )
     if s.confirmation_error:
         parts.append(f'<p class="problem">{escape(s.confirmation_error)}</p>')
     if s.lineage:
-        steps = " → ".join(f"<b>{escape(n['id'])}</b> {escape(n['decision'])}"
-                           + (f" (<code>{escape(str(n['candidate_id']))}</code>, "
-                              f"{_num(n.get('geomean_speedup'), '.3f', 'x')})" if n.get("candidate_id") else "")
-                           for n in s.lineage)
+        steps = " → ".join(
+            f"<b>{escape(n['id'])}</b> {escape(n['decision'])}"
+            + (
+                f" (<code>{escape(str(n['candidate_id']))}</code>, "
+                f"{_num(n.get('geomean_speedup'), '.3f', 'x')})"
+                if n.get("candidate_id")
+                else ""
+            )
+            for n in s.lineage
+        )
         parts.append(f"<p>Lineage of the best kernel: {steps}</p>")
     return "".join(parts)
 
@@ -147,13 +194,33 @@ def workloads_table(rows: Sequence[WorkloadRow]) -> str:
     """Correctness and timing per workload of the best kernel (a baseline column only where one was timed)."""
     others = sorted({k for r in rows for k in r.opponents_ms})
     baseline = any(r.baseline_ms is not None for r in rows)
-    head = ["workload", "status", "max abs err", "max rel err", "latency ms", "reference ms",
-            *(["baseline ms"] if baseline else []), *[f"{o} ms" for o in others], "speedup", "% roofline"]
-    body = [[escape(r.workload), _status(r.status), _num(r.max_abs_error, ".2e"), _num(r.max_rel_error, ".2e"),
-             _num(r.latency_ms, ".4f"), _num(r.reference_ms, ".4f"),
-             *([_num(r.baseline_ms, ".4f")] if baseline else []), *[_num(r.opponents_ms.get(o), ".4f") for o in others],
-             _num(r.speedup, ".2f", "x"),
-             _num(100 * r.roofline_fraction if r.roofline_fraction is not None else None, ".1f")] for r in rows]
+    head = [
+        "workload",
+        "status",
+        "max abs err",
+        "max rel err",
+        "latency ms",
+        "reference ms",
+        *(["baseline ms"] if baseline else []),
+        *[f"{o} ms" for o in others],
+        "speedup",
+        "% roofline",
+    ]
+    body = [
+        [
+            escape(r.workload),
+            _status(r.status),
+            _num(r.max_abs_error, ".2e"),
+            _num(r.max_rel_error, ".2e"),
+            _num(r.latency_ms, ".4f"),
+            _num(r.reference_ms, ".4f"),
+            *([_num(r.baseline_ms, ".4f")] if baseline else []),
+            *[_num(r.opponents_ms.get(o), ".4f") for o in others],
+            _num(r.speedup, ".2f", "x"),
+            _num(100 * r.roofline_fraction if r.roofline_fraction is not None else None, ".1f"),
+        ]
+        for r in rows
+    ]
     return _table(head, body, numeric=set(range(2, len(head))))
 
 
@@ -167,35 +234,67 @@ def attempts_table(records: Sequence[AttemptRecord]) -> str:
         if r.log:
             extra.append(f"<details><summary>log</summary><pre>{escape(r.log)}</pre></details>")
         if r.transcript:
-            extra.append(f"<details><summary>coder transcript</summary><pre>{escape(r.transcript)}</pre></details>")
-        body.append([str(r.index), str(r.round), escape(f"{r.action_id or '—'}: {r.action_title}".rstrip(": ")),
-                     escape(f"{r.origin} #{r.attempt}" if r.origin != "seed" else "seed"),
-                     f"<code>{escape(r.candidate_id)}</code>" if r.candidate_id else "— (no code)", _status(r.status),
-                     _num(r.speedup, ".3f", "x"), escape(r.checked or ""), "".join(extra)])
-    return _table(("#", "round", "action", "origin", "candidate", "status", "speedup", "checked", "details"), body,
-                  numeric={0, 1, 6})
+            extra.append(
+                f"<details><summary>coder transcript</summary><pre>{escape(r.transcript)}</pre></details>"
+            )
+        body.append(
+            [
+                str(r.index),
+                str(r.round),
+                escape(f"{r.action_id or '—'}: {r.action_title}".rstrip(": ")),
+                escape(f"{r.origin} #{r.attempt}" if r.origin != "seed" else "seed"),
+                f"<code>{escape(r.candidate_id)}</code>" if r.candidate_id else "— (no code)",
+                _status(r.status),
+                _num(r.speedup, ".3f", "x"),
+                escape(r.checked or ""),
+                "".join(extra),
+            ]
+        )
+    return _table(
+        ("#", "round", "action", "origin", "candidate", "status", "speedup", "checked", "details"),
+        body,
+        numeric={0, 1, 6},
+    )
 
 
 def usage_tables(rounds: Sequence[RoundUsage], by_node: dict[str, dict[str, float]]) -> str:
     """Tokens and cost per round and per node, as numbers beside the chart."""
     if not any(r.calls for r in rounds) and not by_node:
         return ""
-    per_round = _table(("round", "calls", "input tokens", "output tokens", "USD"), [
-        (str(r.round), str(r.calls), f"{r.input_tokens:,}", f"{r.output_tokens:,}", f"{r.cost_usd:.4f}")
-        for r in rounds], numeric={0, 1, 2, 3, 4})
-    per_node = _table(("node", "calls", "input tokens", "output tokens", "USD", "unpriced calls"), [
-        (escape(n), str(int(v.get("calls") or 0)), f"{int(v.get('input_tokens') or 0):,}",
-         f"{int(v.get('output_tokens') or 0):,}", _num(v.get("cost_usd"), ".4f"), str(int(v.get("unpriced_calls") or 0)))
-        for n, v in sorted(by_node.items())], numeric={1, 2, 3, 4, 5})
+    per_round = _table(
+        ("round", "calls", "input tokens", "output tokens", "USD"),
+        [
+            (str(r.round), str(r.calls), f"{r.input_tokens:,}", f"{r.output_tokens:,}", f"{r.cost_usd:.4f}")
+            for r in rounds
+        ],
+        numeric={0, 1, 2, 3, 4},
+    )
+    per_node = _table(
+        ("node", "calls", "input tokens", "output tokens", "USD", "unpriced calls"),
+        [
+            (
+                escape(n),
+                str(int(v.get("calls") or 0)),
+                f"{int(v.get('input_tokens') or 0):,}",
+                f"{int(v.get('output_tokens') or 0):,}",
+                _num(v.get("cost_usd"), ".4f"),
+                str(int(v.get("unpriced_calls") or 0)),
+            )
+            for n, v in sorted(by_node.items())
+        ],
+        numeric={1, 2, 3, 4, 5},
+    )
     return per_round + per_node
 
 
 def _page(title: str, body: str) -> str:
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{escape(title)}</title><style>{CSS}</style></head><body>{body}"
-            f'<p class="note">written by <code>ksearch report</code> on {_when(time.time())}</p>'
-            f"<script>{SCRIPT}</script></body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>{body}"
+        f'<p class="note">written by <code>ksearch report</code> on {_when(time.time())}</p>'
+        f"<script>{SCRIPT}</script></body></html>\n"
+    )
 
 
 def render_run_page(r: RunReport) -> str:
@@ -203,50 +302,89 @@ def render_run_page(r: RunReport) -> str:
     s = r.summary
     sections = [f"<h1>ksearch run {escape(s.run_id)}</h1>", summary_html(s)]
     sections += [f'<p class="problem">{escape(p)}</p>' for p in r.problems]
-    sections += ["<h2>Best speedup over the run</h2>",
-                 _figure(progress_svg([ProgressSeries("", r.curves, s.rounds, s.evaluated)]), "progress"),
-                 "<h2>Best kernel per workload</h2>",
-                 _figure(workloads_svg(r.workloads, empty="no candidate passed" if s.best is None else
-                                       "no workload was timed (no GPU, or the best kernel was not profiled)"),
-                         "workloads")]
+    sections += [
+        "<h2>Best speedup over the run</h2>",
+        _figure(progress_svg([ProgressSeries("", r.curves, s.rounds, s.evaluated)]), "progress"),
+        "<h2>Best kernel per workload</h2>",
+        _figure(
+            workloads_svg(
+                r.workloads,
+                empty="no candidate passed"
+                if s.best is None
+                else "no workload was timed (no GPU, or the best kernel was not profiled)",
+            ),
+            "workloads",
+        ),
+    ]
     if r.best_note:
         sections.append(f'<p class="note">{escape(r.best_note)}</p>')
     if r.workloads:
         sections.append(workloads_table(r.workloads))
-    sections += ["<h2>Confirmation and lineage</h2>", confirmation_html(s),
-                 "<h2>World model</h2>"]
+    sections += ["<h2>Confirmation and lineage</h2>", confirmation_html(s), "<h2>World model</h2>"]
     if r.kernel_summary:
         sections.append(f"<p>{escape(r.kernel_summary)}</p>")
     if r.open_questions:
         sections.append("<ul>" + "".join(f"<li>{escape(q)}</li>" for q in r.open_questions) + "</ul>")
-    sections += [f'<div id="world-model">{frames_html(r.frames)}</div>',
-                 "<h2>Attempts</h2>", _figure(timeline_svg(r.attempts), "timeline"), attempts_table(r.attempts),
-                 "<h2>LLM usage</h2>", _figure(usage_svg(r.usage_rounds, s.usage.by_node), "usage"),
-                 usage_tables(r.usage_rounds, s.usage.by_node)]
+    sections += [
+        f'<div id="world-model">{frames_html(r.frames)}</div>',
+        "<h2>Attempts</h2>",
+        _figure(timeline_svg(r.attempts), "timeline"),
+        attempts_table(r.attempts),
+        "<h2>LLM usage</h2>",
+        _figure(usage_svg(r.usage_rounds, s.usage.by_node), "usage"),
+        usage_tables(r.usage_rounds, s.usage.by_node),
+    ]
     if r.best_source is not None and s.best is not None:
-        sections.append(f"<h2>Best kernel source</h2><details><summary>{escape(s.best.files_dir)}</summary>"
-                        f"<pre>{escape(r.best_source)}</pre></details>")
+        sections.append(
+            f"<h2>Best kernel source</h2><details><summary>{escape(s.best.files_dir)}</summary>"
+            f"<pre>{escape(r.best_source)}</pre></details>"
+        )
     return _page(f"ksearch report · {s.run_id}", "".join(sections))
 
 
 def runs_table(summaries: Sequence[RunSummary]) -> str:
     """One row per run: task, policy and model, status, best speedup, candidates, tokens, cost, date."""
-    return _table(("run", "task", "policy / model", "status", "best speedup", "candidates", "tokens", "USD", "started"), [
-        (f"<code>{escape(s.run_id)}</code>", escape(str(s.task)), escape(f"{s.policy} / {s.model or '—'}"),
-         f'<span class="status {escape(s.status)}">{escape(s.status)}</span>'
-         + (f" ({escape(s.stop_reason)})" if s.stop_reason else ""),
-         _num(s.best.speedup if s.best else None, ".3f", "x"), str(s.candidates), f"{s.usage.total_tokens:,}",
-         f"{s.usage.cost_usd:.4f}", _when(s.started)) for s in summaries], numeric={4, 5, 6, 7})
+    return _table(
+        ("run", "task", "policy / model", "status", "best speedup", "candidates", "tokens", "USD", "started"),
+        [
+            (
+                f"<code>{escape(s.run_id)}</code>",
+                escape(str(s.task)),
+                escape(f"{s.policy} / {s.model or '—'}"),
+                f'<span class="status {escape(s.status)}">{escape(s.status)}</span>'
+                + (f" ({escape(s.stop_reason)})" if s.stop_reason else ""),
+                _num(s.best.speedup if s.best else None, ".3f", "x"),
+                str(s.candidates),
+                f"{s.usage.total_tokens:,}",
+                f"{s.usage.cost_usd:.4f}",
+                _when(s.started),
+            )
+            for s in summaries
+        ],
+        numeric={4, 5, 6, 7},
+    )
 
 
 def render_compare_page(reports: Sequence[RunReport]) -> str:
     """Several runs side by side: their summaries and their best-speedup curves overlaid."""
-    series = [ProgressSeries(f"{r.summary.run_id} ({r.summary.policy}"
-                             + (f", {r.summary.model})" if r.summary.model else ")"),
-                             r.curves, r.summary.rounds, r.summary.evaluated) for r in reports]
-    body = ["<h1>ksearch: comparing runs</h1>", runs_table([r.summary for r in reports]),
-            "<h2>Best speedup</h2>", _figure(progress_svg(series, name="compare"), "compare")]
+    series = [
+        ProgressSeries(
+            f"{r.summary.run_id} ({r.summary.policy}" + (f", {r.summary.model})" if r.summary.model else ")"),
+            r.curves,
+            r.summary.rounds,
+            r.summary.evaluated,
+        )
+        for r in reports
+    ]
+    body = [
+        "<h1>ksearch: comparing runs</h1>",
+        runs_table([r.summary for r in reports]),
+        "<h2>Best speedup</h2>",
+        _figure(progress_svg(series, name="compare"), "compare"),
+    ]
     unmeasured = [r.summary.run_id for r in reports if not any(r.curves.values())]
     if unmeasured:
-        body.append(f'<p class="note">Without a measured speedup (not drawn): {escape(", ".join(unmeasured))}</p>')
+        body.append(
+            f'<p class="note">Without a measured speedup (not drawn): {escape(", ".join(unmeasured))}</p>'
+        )
     return _page("ksearch report · comparison", "".join(body))

@@ -60,15 +60,25 @@ def load_run_report(run_dir: Path) -> RunReport:
         report = store.get_evaluation(summary.best.candidate_id)
         if report is not None:
             rows = workload_rows(report)
-            note = "; ".join(n for n in (report.correctness.note, report.profile.note if report.profile else "") if n)
+            note = "; ".join(
+                n for n in (report.correctness.note, report.profile.note if report.profile else "") if n
+            )
         try:
             cand = store.load_candidate(summary.best.candidate_id)
             source = cand.files[cand.entry]
         except (OSError, KeyError, ValueError) as exc:
             problems.append(f"best kernel's sources unreadable: {type(exc).__name__}: {exc}")
     wm = final_world_model(store)
-    return RunReport(summary=summary, attempts=records, curves=best_curves(records), workloads=rows, best_note=note,
-                     frames=tree_frames(store.snapshots(), summary.best.action_id if summary.best else None),
-                     usage_rounds=usage_per_round(usage_history(run_dir)), best_source=source,
-                     kernel_summary=wm.kernel_summary if wm else "", open_questions=list(wm.open_questions) if wm else [],
-                     problems=problems)
+    return RunReport(
+        summary=summary,
+        attempts=records,
+        curves=best_curves(records),
+        workloads=rows,
+        best_note=note,
+        frames=tree_frames(store.snapshots(), summary.best.action_id if summary.best else None),
+        usage_rounds=usage_per_round(usage_history(run_dir)),
+        best_source=source,
+        kernel_summary=wm.kernel_summary if wm else "",
+        open_questions=list(wm.open_questions) if wm else [],
+        problems=problems,
+    )

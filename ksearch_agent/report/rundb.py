@@ -51,6 +51,8 @@ def usage_history(run_dir: Path) -> list[tuple[int, dict[str, Any]]]:
 def time_span(run_dir: Path) -> tuple[float | None, float | None]:
     """Unix times of the run's first and last record (events and candidates), or ``None`` when empty."""
     with closing(_read_only(run_dir / RUN_FILE)) as db:
-        row = db.execute("SELECT MIN(t), MAX(t) FROM (SELECT created AS t FROM events "
-                         "UNION ALL SELECT created AS t FROM candidates)").fetchone()
+        row = db.execute(
+            "SELECT MIN(t), MAX(t) FROM (SELECT created AS t FROM events "
+            "UNION ALL SELECT created AS t FROM candidates)"
+        ).fetchone()
     return (row[0], row[1]) if row else (None, None)

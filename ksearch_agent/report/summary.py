@@ -84,7 +84,7 @@ def run_status(events: list[dict[str, Any]], final_state: dict[str, Any]) -> tup
     logged later) or one with no such event is ``incomplete`` unless its final graph state names an error
     (a run that failed while setting up ends without the event)."""
     last = max((i for i, e in enumerate(events) if e.get("kind") == "finished"), default=None)
-    if last is not None and not any(e.get("kind") == "cycle_start" for e in events[last + 1:]):
+    if last is not None and not any(e.get("kind") == "cycle_start" for e in events[last + 1 :]):
         reason = str(events[last].get("status") or "")
         if reason.startswith("error"):
             return "error", reason.removeprefix("error:").strip() or None
@@ -98,9 +98,15 @@ def run_status(events: list[dict[str, Any]], final_state: dict[str, Any]) -> tup
 def usage_totals(ledger: dict[str, Any] | None) -> UsageTotals:
     """Totals of a stored usage ledger (``None``: no LLM call was ever recorded)."""
     led = UsageLedger.model_validate(ledger or {})
-    return UsageTotals(calls=led.calls, input_tokens=led.input_tokens, output_tokens=led.output_tokens,
-                       total_tokens=led.total_tokens, cost_usd=led.cost_usd, cost_complete=led.cost_complete,
-                       by_node={k: v.model_dump() for k, v in led.by_node.items()})
+    return UsageTotals(
+        calls=led.calls,
+        input_tokens=led.input_tokens,
+        output_tokens=led.output_tokens,
+        total_tokens=led.total_tokens,
+        cost_usd=led.cost_usd,
+        cost_complete=led.cost_complete,
+        by_node={k: v.model_dump() for k, v in led.by_node.items()},
+    )
 
 
 def final_world_model(store: RunStore) -> WorldModel | None:
@@ -116,10 +122,15 @@ def best_kernel(store: RunStore, run_dir: Path) -> BestKernel | None:
         return None
     report = store.get_evaluation(row["id"])
     prof = report.profile if report else None
-    return BestKernel(candidate_id=row["id"], action_id=row["action_node"], round=int(row["round"] or 0),
-                      speedup=row["geomean_speedup"], latency_ms=row["geomean_latency_ms"],
-                      protocol=prof.protocol if prof is not None and prof.measured else None,
-                      files_dir=str(run_dir / "candidates" / row["id"]))
+    return BestKernel(
+        candidate_id=row["id"],
+        action_id=row["action_node"],
+        round=int(row["round"] or 0),
+        speedup=row["geomean_speedup"],
+        latency_ms=row["geomean_latency_ms"],
+        protocol=prof.protocol if prof is not None and prof.measured else None,
+        files_dir=str(run_dir / "candidates" / row["id"]),
+    )
 
 
 def run_summary(run_dir: Path, final_state: dict[str, Any] | None = None) -> RunSummary:
@@ -142,15 +153,28 @@ def run_summary(run_dir: Path, final_state: dict[str, Any] | None = None) -> Run
     wm = final_world_model(store)
     started, ended = time_span(run_dir)
     return RunSummary(
-        run_dir=str(run_dir), run_id=run_id, task=store.get_meta("task") or (final_state or {}).get("task_name"),
-        policy=ctx.get("policy"), model=ctx.get("model") if ctx.get("policy") == "llm" else None,
-        language=ctx.get("language"), device=ctx.get("device"), status=status, stop_reason=reason,
-        started=started, ended=ended, rounds=max((int(e.get("round") or 0) for e in events), default=0),
-        candidates=len(rows), evaluated=sum(1 for r in rows if r["status"] is not None),
-        passed=sum(1 for r in rows if r["status"] == "PASSED"), best=best, usage=usage_totals(store.latest_usage()),
-        duels=list(confirmed.get("duels") or []), contenders=list(confirmed.get("contenders") or []),
+        run_dir=str(run_dir),
+        run_id=run_id,
+        task=store.get_meta("task") or (final_state or {}).get("task_name"),
+        policy=ctx.get("policy"),
+        model=ctx.get("model") if ctx.get("policy") == "llm" else None,
+        language=ctx.get("language"),
+        device=ctx.get("device"),
+        status=status,
+        stop_reason=reason,
+        started=started,
+        ended=ended,
+        rounds=max((int(e.get("round") or 0) for e in events), default=0),
+        candidates=len(rows),
+        evaluated=sum(1 for r in rows if r["status"] is not None),
+        passed=sum(1 for r in rows if r["status"] == "PASSED"),
+        best=best,
+        usage=usage_totals(store.latest_usage()),
+        duels=list(confirmed.get("duels") or []),
+        contenders=list(confirmed.get("contenders") or []),
         confirmation_error=confirmed.get("error"),
-        lineage=lineage(wm, best.action_id) if wm is not None and best and best.action_id in wm.nodes else [])
+        lineage=lineage(wm, best.action_id) if wm is not None and best and best.action_id in wm.nodes else [],
+    )
 
 
 def show_document(run_dir: Path) -> dict[str, Any]:
@@ -160,8 +184,12 @@ def show_document(run_dir: Path) -> dict[str, Any]:
     run_dir = run_dir.resolve()
     summary = run_summary(run_dir)
     store = open_run(run_dir)
-    doc: dict[str, Any] = {"summary": dataclasses.asdict(summary), "candidates": store.candidates(),
-                           "best_workloads": None, "best_source": None}
+    doc: dict[str, Any] = {
+        "summary": dataclasses.asdict(summary),
+        "candidates": store.candidates(),
+        "best_workloads": None,
+        "best_source": None,
+    }
     if summary.best is not None:
         report = store.get_evaluation(summary.best.candidate_id)
         if report is not None:

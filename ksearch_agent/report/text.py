@@ -25,23 +25,36 @@ def summary_lines(s: RunSummary) -> list[str]:
     """Status and stop reason, policy and model, counts, tokens and cost, the duels and the lineage."""
     u = s.usage
     cost = f"${u.cost_usd:.4f}" + ("" if u.cost_complete else " (some calls had no price)")
-    lines = [f"run {s.run_id} · task {s.task} · status: {status_text(s)}",
-             f"policy {s.policy}" + (f" · model {s.model}" if s.model else "") + f" · language {s.language} · "
-             f"device {s.device} · {_when(s.started)} → {_when(s.ended)}",
-             f"{s.rounds} rounds · {s.candidates} candidates ({s.evaluated} evaluated, {s.passed} passed) · "
-             f"LLM: {u.calls} calls, {u.input_tokens:,} input + {u.output_tokens:,} output tokens, {cost}"]
+    lines = [
+        f"run {s.run_id} · task {s.task} · status: {status_text(s)}",
+        f"policy {s.policy}" + (f" · model {s.model}" if s.model else "") + f" · language {s.language} · "
+        f"device {s.device} · {_when(s.started)} → {_when(s.ended)}",
+        f"{s.rounds} rounds · {s.candidates} candidates ({s.evaluated} evaluated, {s.passed} passed) · "
+        f"LLM: {u.calls} calls, {u.input_tokens:,} input + {u.output_tokens:,} output tokens, {cost}",
+    ]
     for d in s.duels:
         ratio = d.get("ratio")
-        lines.append(f"side by side: {d.get('challenger')} vs {d.get('champion')}: "
-                     + ("challenger not timed" if ratio is None else f"challenger {ratio:.3f}x as fast")
-                     + f" → {d.get('winner')}")
+        lines.append(
+            f"side by side: {d.get('challenger')} vs {d.get('champion')}: "
+            + ("challenger not timed" if ratio is None else f"challenger {ratio:.3f}x as fast")
+            + f" → {d.get('winner')}"
+        )
     if s.confirmation_error:
         lines.append(s.confirmation_error)
     if s.lineage:
-        lines.append("lineage: " + " → ".join(
-            f"{n['id']} {n['decision']}" + (f" ({n['candidate_id']}" + (
-                f", {n['geomean_speedup']:.3f}x)" if n.get("geomean_speedup") is not None else ")")
-                if n.get("candidate_id") else "") for n in s.lineage))
+        lines.append(
+            "lineage: "
+            + " → ".join(
+                f"{n['id']} {n['decision']}"
+                + (
+                    f" ({n['candidate_id']}"
+                    + (f", {n['geomean_speedup']:.3f}x)" if n.get("geomean_speedup") is not None else ")")
+                    if n.get("candidate_id")
+                    else ""
+                )
+                for n in s.lineage
+            )
+        )
     return lines
 
 

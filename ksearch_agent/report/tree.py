@@ -64,13 +64,24 @@ def node_status(node: Node) -> str:
 def _build(wm: WorldModel, node: Node, depth: int, path: set[str]) -> TreeNode:
     act, sol = node.action, node.solution
     return TreeNode(
-        id=node.id, kind="root" if depth == 0 else "family" if depth == 1 else "refinement",
-        status=node_status(node), decision=node.decision, rating=node.rating, confidence=node.confidence,
-        notes=node.notes, attempts=node.attempts, action_title=act.title if act else None,
-        difficulty=act.difficulty if act else None, score=act.score if act else None,
-        expected_speedup=act.expected_speedup if act else None, candidate_id=sol.candidate_id if sol else None,
-        speedup=sol.geomean_speedup if sol else None, solved_round=sol.round if sol else None,
-        on_best_path=node.id in path, children=[_build(wm, c, depth + 1, path) for c in wm.children(node.id)])
+        id=node.id,
+        kind="root" if depth == 0 else "family" if depth == 1 else "refinement",
+        status=node_status(node),
+        decision=node.decision,
+        rating=node.rating,
+        confidence=node.confidence,
+        notes=node.notes,
+        attempts=node.attempts,
+        action_title=act.title if act else None,
+        difficulty=act.difficulty if act else None,
+        score=act.score if act else None,
+        expected_speedup=act.expected_speedup if act else None,
+        candidate_id=sol.candidate_id if sol else None,
+        speedup=sol.geomean_speedup if sol else None,
+        solved_round=sol.round if sol else None,
+        on_best_path=node.id in path,
+        children=[_build(wm, c, depth + 1, path) for c in wm.children(node.id)],
+    )
 
 
 def tree_frame(snapshot: dict[str, Any], best_node: str | None = None) -> TreeFrame:
@@ -86,9 +97,15 @@ def tree_frame(snapshot: dict[str, Any], best_node: str | None = None) -> TreeFr
         target = top.id if top is not None else None
     path = {n.id for n in wm.lineage(target)} if target else set()
     statuses = [node_status(n) for n in wm.nodes.values()]
-    return TreeFrame(round=int(snapshot.get("round") or 0), note=str(snapshot.get("note") or ""),
-                     root=_build(wm, wm.nodes[ROOT_ID], 0, path), best_node=target,
-                     solved=statuses.count("solved"), open=statuses.count("open"), failed=statuses.count("failed"))
+    return TreeFrame(
+        round=int(snapshot.get("round") or 0),
+        note=str(snapshot.get("note") or ""),
+        root=_build(wm, wm.nodes[ROOT_ID], 0, path),
+        best_node=target,
+        solved=statuses.count("solved"),
+        open=statuses.count("open"),
+        failed=statuses.count("failed"),
+    )
 
 
 def tree_frames(snapshots: list[dict[str, Any]], best_node: str | None = None) -> list[TreeFrame]:

@@ -41,12 +41,23 @@ def workload_rows(report: EvalReport) -> list[WorkloadRow]:
     for name in names:
         c, t = correctness.get(name), timing.get(name)
         status = t.status if t is not None and t.status != "PASSED" else (c.status if c else "PASSED")
-        extras = {k.removesuffix("_latency_ms"): float(v) for k, v in ((t.model_extra or {}) if t else {}).items()
-                  if k.endswith("_latency_ms") and k not in _KNOWN_LATENCIES and isinstance(v, int | float)}
-        rows.append(WorkloadRow(
-            workload=name, status=status, max_abs_error=c.max_abs_error if c else None,
-            max_rel_error=c.max_rel_error if c else None, latency_ms=t.latency_ms if t else None,
-            reference_ms=t.reference_latency_ms if t else None, baseline_ms=t.baseline_latency_ms if t else None,
-            speedup=t.speedup if t else None, roofline_fraction=t.roofline_fraction if t else None,
-            opponents_ms=extras))
+        extras = {
+            k.removesuffix("_latency_ms"): float(v)
+            for k, v in ((t.model_extra or {}) if t else {}).items()
+            if k.endswith("_latency_ms") and k not in _KNOWN_LATENCIES and isinstance(v, int | float)
+        }
+        rows.append(
+            WorkloadRow(
+                workload=name,
+                status=status,
+                max_abs_error=c.max_abs_error if c else None,
+                max_rel_error=c.max_rel_error if c else None,
+                latency_ms=t.latency_ms if t else None,
+                reference_ms=t.reference_latency_ms if t else None,
+                baseline_ms=t.baseline_latency_ms if t else None,
+                speedup=t.speedup if t else None,
+                roofline_fraction=t.roofline_fraction if t else None,
+                opponents_ms=extras,
+            )
+        )
     return rows

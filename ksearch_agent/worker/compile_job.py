@@ -18,9 +18,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-_TORCH_TO_TRITON = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "float64": "fp64", "int32": "i32",
-                    "int64": "i64", "int16": "i16", "int8": "i8", "uint8": "u8", "bool": "i1",
-                    "float8_e4m3fn": "fp8e4nv", "float8_e5m2": "fp8e5"}
+_TORCH_TO_TRITON = {
+    "float32": "fp32",
+    "float16": "fp16",
+    "bfloat16": "bf16",
+    "float64": "fp64",
+    "int32": "i32",
+    "int64": "i64",
+    "int16": "i16",
+    "int8": "i8",
+    "uint8": "u8",
+    "bool": "i1",
+    "float8_e4m3fn": "fp8e4nv",
+    "float8_e5m2": "fp8e5",
+}
 
 
 def _tool(name: str) -> str | None:
@@ -47,9 +58,13 @@ def sass_summary(cubin: bytes) -> dict[str, Any]:
     if proc.returncode != 0:
         return {"sass_available": False, "sass_error": proc.stderr[-500:]}
     instrs = re.findall(r"/\*[0-9a-f]{4,}\*/\s+([A-Z][A-Z0-9_.]*)", proc.stdout)
-    return {"sass_available": True, "sass_instructions": len(instrs),
-            "hgmma": any(i.startswith("HGMMA") for i in instrs), "hmma": any(i.startswith("HMMA") for i in instrs),
-            "tensor_cores": any(i.startswith(("HGMMA", "HMMA", "QGMMA", "IMMA")) for i in instrs)}
+    return {
+        "sass_available": True,
+        "sass_instructions": len(instrs),
+        "hgmma": any(i.startswith("HGMMA") for i in instrs),
+        "hmma": any(i.startswith("HMMA") for i in instrs),
+        "tensor_cores": any(i.startswith(("HGMMA", "HMMA", "QGMMA", "IMMA")) for i in instrs),
+    }
 
 
 def resource_usage(cubin: bytes) -> dict[str, Any]:
@@ -72,7 +87,9 @@ def resource_usage(cubin: bytes) -> dict[str, Any]:
 def _signature(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[dict, dict, dict, dict]:
     import torch
 
-    options = {k: kwargs.pop(k) for k in list(kwargs) if k in ("num_warps", "num_stages", "num_ctas", "maxnreg")}
+    options = {
+        k: kwargs.pop(k) for k in list(kwargs) if k in ("num_warps", "num_stages", "num_ctas", "maxnreg")
+    }
     kwargs.pop("grid", None)
     kwargs.pop("warmup", None)
     bound: dict[str, Any] = {p.name: a for p, a in zip(fn.params, args, strict=False)}
@@ -109,16 +126,22 @@ def _signature(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[
         elif value is None:
             signature[p.name] = "constexpr"
             constexprs[p.name] = None
-        elif type(value).__name__ == "TensorDescriptor" and isinstance(getattr(value, "base", None), torch.Tensor):
+        elif type(value).__name__ == "TensorDescriptor" and isinstance(
+            getattr(value, "base", None), torch.Tensor
+        ):
             # a host-side TMA descriptor (triton.tools.tensor_descriptor): typed by element type and block shape
             dtype = _TORCH_TO_TRITON[str(value.base.dtype).removeprefix("torch.")]
             signature[p.name] = f"tensordesc<{dtype}[{','.join(str(int(b)) for b in value.block_shape)}]>"
         else:
-            raise TypeError(f"kernel {fn.__name__}: cannot type argument {p.name!r} of type {type(value).__name__}")
+            raise TypeError(
+                f"kernel {fn.__name__}: cannot type argument {p.name!r} of type {type(value).__name__}"
+            )
     return signature, constexprs, attrs, options
 
 
-def _trace_launches(path: str, api: str, task: dict[str, Any], workload: dict[str, Any]) -> tuple[list, str | None]:
+def _trace_launches(
+    path: str, api: str, task: dict[str, Any], workload: dict[str, Any]
+) -> tuple[list, str | None]:
     import torch
     from triton.runtime.autotuner import Autotuner
     from triton.runtime.jit import JITFunction
@@ -183,8 +206,9 @@ def compile_triton(req: dict[str, Any]) -> dict[str, Any]:
     arch = req.get("arch", "sm_90a")
     capability = int(re.sub(r"\D", "", arch))
     try:
-        launches, trace_error = _trace_launches(req["candidate"]["path"], req["candidate"]["api"], req["task"],
-                                                req["workload"])
+        launches, trace_error = _trace_launches(
+            req["candidate"]["path"], req["candidate"]["api"], req["task"], req["workload"]
+        )
     except _LoadFailed as exc:
         return {"ok": False, "status": exc.status, "errors": [exc.log], "kernels": []}
     kernels: list[dict[str, Any]] = []
@@ -196,36 +220,56 @@ def compile_triton(req: dict[str, Any]) -> dict[str, Any]:
         except (TypeError, KeyError) as exc:
             errors.append(str(exc))
             continue
-        key = repr((fn.__name__, id(fn), sorted(signature.items()), sorted(map(repr, constexprs.items())), options))
+        key = repr(
+            (fn.__name__, id(fn), sorted(signature.items()), sorted(map(repr, constexprs.items())), options)
+        )
         if key in seen:
             continue
         seen.add(key)
         t0 = time.perf_counter()
         try:
             try:
-                compiled = triton.compile(ASTSource(fn=fn, signature=signature, constexprs=constexprs, attrs=attrs),
-                                          target=GPUTarget("cuda", capability, 32), options=options)
+                compiled = triton.compile(
+                    ASTSource(fn=fn, signature=signature, constexprs=constexprs, attrs=attrs),
+                    target=GPUTarget("cuda", capability, 32),
+                    options=options,
+                )
             except TypeError:
-                compiled = triton.compile(ASTSource(fn=fn, signature=signature, constexprs=constexprs),
-                                          target=GPUTarget("cuda", capability, 32), options=options)
+                compiled = triton.compile(
+                    ASTSource(fn=fn, signature=signature, constexprs=constexprs),
+                    target=GPUTarget("cuda", capability, 32),
+                    options=options,
+                )
         except Exception as exc:  # noqa: BLE001 - CompilationError carries the source position
-            errors.append(f"kernel {fn.__name__}{_file_position(fn, str(exc))}: {type(exc).__name__}: {exc}"[-4000:])
+            errors.append(
+                f"kernel {fn.__name__}{_file_position(fn, str(exc))}: {type(exc).__name__}: {exc}"[-4000:]
+            )
             continue
         seconds = time.perf_counter() - t0
-        info: dict[str, Any] = {"name": fn.__name__, "seconds": seconds, "options": options,
-                                "constexprs": {k: repr(v) for k, v in constexprs.items()},
-                                "shared_bytes": int(getattr(compiled.metadata, "shared", 0)),
-                                "num_warps": int(getattr(compiled.metadata, "num_warps", 0)),
-                                "num_stages": int(getattr(compiled.metadata, "num_stages", 0)),
-                                "cubin_bytes": len(compiled.asm.get("cubin", b""))}
+        info: dict[str, Any] = {
+            "name": fn.__name__,
+            "seconds": seconds,
+            "options": options,
+            "constexprs": {k: repr(v) for k, v in constexprs.items()},
+            "shared_bytes": int(getattr(compiled.metadata, "shared", 0)),
+            "num_warps": int(getattr(compiled.metadata, "num_warps", 0)),
+            "num_stages": int(getattr(compiled.metadata, "num_stages", 0)),
+            "cubin_bytes": len(compiled.asm.get("cubin", b"")),
+        }
         info.update(resource_usage(compiled.asm["cubin"]))
         info.update(sass_summary(compiled.asm["cubin"]))
         kernels.append(info)
     if not launches and trace_error is None:
         trace_error = "run() launched no Triton kernel"
     ok = not errors
-    return {"ok": ok, "status": "OK" if ok else "COMPILE_ERROR", "errors": errors, "kernels": kernels,
-            "trace_error": trace_error, "launches": len(launches)}
+    return {
+        "ok": ok,
+        "status": "OK" if ok else "COMPILE_ERROR",
+        "errors": errors,
+        "kernels": kernels,
+        "trace_error": trace_error,
+        "launches": len(launches),
+    }
 
 
 def compile_cuda_files(req: dict[str, Any]) -> dict[str, Any]:
@@ -237,8 +281,12 @@ def compile_cuda_files(req: dict[str, Any]) -> dict[str, Any]:
     logs: list[str] = []
     sources = req.get("cuda_files") or []
     if not sources:
-        return {"ok": False, "status": "COMPILE_ERROR", "errors": ["a CUDA candidate needs at least one .cu file"],
-                "kernels": []}
+        return {
+            "ok": False,
+            "status": "COMPILE_ERROR",
+            "errors": ["a CUDA candidate needs at least one .cu file"],
+            "kernels": [],
+        }
     for path in sources:
         try:
             binary = compile_cuda(Path(path).read_text(), name=Path(path).name, arch=arch)
@@ -248,13 +296,28 @@ def compile_cuda_files(req: dict[str, Any]) -> dict[str, Any]:
         logs.append(binary.log)
         sass = sass_summary(binary.cubin)
         for k in binary.kernels:
-            kernels.append({"name": k.name, "file": Path(path).name, "seconds": binary.seconds,
-                            "registers": k.registers, "spill_stores": k.spill_stores, "spill_loads": k.spill_loads,
-                            "stack_bytes": k.stack_bytes, "shared_bytes": k.shared_bytes,
-                            "cubin_bytes": len(binary.cubin), **sass})
+            kernels.append(
+                {
+                    "name": k.name,
+                    "file": Path(path).name,
+                    "seconds": binary.seconds,
+                    "registers": k.registers,
+                    "spill_stores": k.spill_stores,
+                    "spill_loads": k.spill_loads,
+                    "stack_bytes": k.stack_bytes,
+                    "shared_bytes": k.shared_bytes,
+                    "cubin_bytes": len(binary.cubin),
+                    **sass,
+                }
+            )
     ok = not errors
-    return {"ok": ok, "status": "OK" if ok else "COMPILE_ERROR", "errors": errors, "kernels": kernels,
-            "log": "\n".join(logs)[-4000:]}
+    return {
+        "ok": ok,
+        "status": "OK" if ok else "COMPILE_ERROR",
+        "errors": errors,
+        "kernels": kernels,
+        "log": "\n".join(logs)[-4000:],
+    }
 
 
 def run_compile(worker: Any, req: dict[str, Any]) -> None:

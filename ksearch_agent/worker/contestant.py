@@ -60,7 +60,7 @@ class Harness:
         self.call_problems = call_problems
         # Taken before the candidate exists; it can still patch the originals, which is why the judge
         # checks every reported time against its own wall clock and the roofline.
-        self._sync: Callable[[], None] = (torch.cuda.synchronize if mode == "gpu" else (lambda: None))
+        self._sync: Callable[[], None] = torch.cuda.synchronize if mode == "gpu" else (lambda: None)
         self._event = torch.cuda.Event if mode == "gpu" else None
         self._perf = time.perf_counter
         self.sandbox = _sandbox_report()
@@ -76,8 +76,14 @@ class Harness:
 
     def hello(self) -> dict[str, Any]:
         torch = self.torch
-        info: dict[str, Any] = {"type": "hello", "role": "contestant", "mode": self.mode, "pid": os.getpid(),
-                                "sandbox": self.sandbox, "subreaper": self.subreaper}
+        info: dict[str, Any] = {
+            "type": "hello",
+            "role": "contestant",
+            "mode": self.mode,
+            "pid": os.getpid(),
+            "sandbox": self.sandbox,
+            "subreaper": self.subreaper,
+        }
         if self.mode == "gpu":
             info["device_name"] = torch.cuda.get_device_name(self.device)
         return info
@@ -125,7 +131,10 @@ class Harness:
         elif op == "export":
             reply = self.export(req)
         elif op == "audit":
-            reply = {"type": "audited", "problems": self._problems(self.audit_base) if self.audit_base else []}
+            reply = {
+                "type": "audited",
+                "problems": self._problems(self.audit_base) if self.audit_base else [],
+            }
         else:
             reply = {"type": "error", "error": f"unknown op {op!r}"}
         reply["nonce"] = nonce
@@ -136,8 +145,10 @@ class Harness:
         from ksearch_agent.worker.session import load_entry
 
         if self.loaded is not None:
-            return {"type": "loaded", "failure": {"status": "RUNTIME_ERROR",
-                                                  "log": "this contestant already holds a candidate"}}
+            return {
+                "type": "loaded",
+                "failure": {"status": "RUNTIME_ERROR", "log": "this contestant already holds a candidate"},
+            }
         cache = req.get("triton_cache_dir")
         if cache:
             os.environ["TRITON_CACHE_DIR"] = str(cache)
@@ -149,15 +160,23 @@ class Harness:
                 pass
         self.language = str(req.get("language", "python"))
         before = self.watch.snapshot()
-        loaded = load_entry(req["candidate"]["path"], req["candidate"]["api"], req["task"], "candidate",
-                            req.get("axes") or {})
+        loaded = load_entry(
+            req["candidate"]["path"], req["candidate"]["api"], req["task"], "candidate", req.get("axes") or {}
+        )
         problems = self._problems(before)
         if loaded.failure is not None:
-            return {"type": "loaded", "failure": {"status": loaded.failure.status, "log": loaded.failure.log},
-                    "problems": problems}
+            return {
+                "type": "loaded",
+                "failure": {"status": loaded.failure.status, "log": loaded.failure.log},
+                "problems": problems,
+            }
         self.loaded = loaded
         self.audit_base = self.watch.snapshot()
-        return {"type": "loaded", "problems": [f"{p} (at import)" for p in problems], "seconds": loaded.seconds}
+        return {
+            "type": "loaded",
+            "problems": [f"{p} (at import)" for p in problems],
+            "seconds": loaded.seconds,
+        }
 
     def _run_call(self, fn: Callable[..., Any], args: list[Any], count: bool) -> tuple[Any, list[str]]:
         before = self.watch.snapshot()
@@ -177,8 +196,14 @@ class Harness:
             if type(o) is not torch.Tensor:
                 described.append({"type": f"{type(o).__module__}.{type(o).__qualname__}"})
             else:
-                described.append({"type": "torch.Tensor", "shape": list(o.shape), "dtype": _dtype_name(o.dtype),
-                                  "device": o.device.type})
+                described.append(
+                    {
+                        "type": "torch.Tensor",
+                        "shape": list(o.shape),
+                        "dtype": _dtype_name(o.dtype),
+                        "device": o.device.type,
+                    }
+                )
         return described
 
     def _copy_out(self, out: Any, req: dict[str, Any]) -> list[dict[str, Any]]:
@@ -187,8 +212,12 @@ class Harness:
         meta = self._describe(outs)
         views = self._views(req, "outputs")
         for o, m, v in zip(outs, meta, views, strict=False):
-            if (m["type"] == "torch.Tensor" and m["shape"] == list(v.shape) and m["dtype"] == _dtype_name(v.dtype)
-                    and m["device"] == v.device.type):
+            if (
+                m["type"] == "torch.Tensor"
+                and m["shape"] == list(v.shape)
+                and m["dtype"] == _dtype_name(v.dtype)
+                and m["device"] == v.device.type
+            ):
                 v.copy_(o)
                 m["copied"] = True
         self._sync()
@@ -267,14 +296,20 @@ class Harness:
             problems += list(self.call_problems(record, self.language))
         self.last_out = out
         # Host time before and after the timed region, as this process saw it (for diagnosis only).
-        host = {"before_ms": (t_pre - t_in) * 1e3, "region_ms": (t_post - t_pre) * 1e3,
-                "after_ms": (self._perf() - t_post) * 1e3}
+        host = {
+            "before_ms": (t_pre - t_in) * 1e3,
+            "region_ms": (t_post - t_pre) * 1e3,
+            "after_ms": (self._perf() - t_post) * 1e3,
+        }
         return {"type": "timed", "ms": ms, "problems": problems, "host": host}
 
     def export(self, req: dict[str, Any]) -> dict[str, Any]:
         """Copy the last timed call's outputs into the slab for the judge to check."""
         if self.last_out is None:
-            return {"type": "exported", "error": {"status": "RUNTIME_ERROR", "log": "no timed output to export"}}
+            return {
+                "type": "exported",
+                "error": {"status": "RUNTIME_ERROR", "log": "no timed output to export"},
+            }
         out, self.last_out = self.last_out, None
         return {"type": "exported", "outputs": self._copy_out(out, req)}
 
@@ -330,9 +365,14 @@ def main(argv: list[str]) -> int:
         try:
             reply = harness.handle(request)
         except Exception as exc:  # noqa: BLE001 - a bug here must not leave the judge waiting
-            reply = {"type": "error", "nonce": request.get("nonce"),
-                     "error": {"status": "RUNTIME_ERROR", "log": f"harness error: {type(exc).__name__}: {exc}\n"
-                                                                 f"{traceback.format_exc()[-2000:]}"}}
+            reply = {
+                "type": "error",
+                "nonce": request.get("nonce"),
+                "error": {
+                    "status": "RUNTIME_ERROR",
+                    "log": f"harness error: {type(exc).__name__}: {exc}\n{traceback.format_exc()[-2000:]}",
+                },
+            }
         sys.stdout.flush()
         sys.stderr.flush()
         protocol.send(wfd, reply)

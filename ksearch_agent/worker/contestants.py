@@ -53,8 +53,10 @@ class Contestant:
         reply = self.proc.ask({**message, "nonce": nonce}, timeout)
         if reply.get("nonce") != nonce or reply.get("type") not in (expect, "error"):
             self.proc.stop()
-            raise ContestantError(f"the contestant answered {str(reply.get('type'))[:40]!r} to a "
-                                  f"{message.get('op')!r} request that expected {expect!r}: incomplete result")
+            raise ContestantError(
+                f"the contestant answered {str(reply.get('type'))[:40]!r} to a "
+                f"{message.get('op')!r} request that expected {expect!r}: incomplete result"
+            )
         return reply
 
     def finish(self) -> None:
@@ -72,10 +74,15 @@ class ContestantPool:
     def _make(self, n: int) -> ChildProcess:
         # Confined before its interpreter starts: a Landlock domain taken later would leave the threads
         # that imports start (numpy's, CUDA's) outside it on kernels before Landlock ABI 8.
-        return ChildProcess("ksearch_agent.worker.contestant", self.mode, self.workdir,
-                            env=contestant_env(self.mode), start_timeout=self.start_timeout,
-                            log_name=f"contestant-{self.mode}-{n % 4}.log",
-                            launcher=[sys.executable, "-m", "ksearch_agent.worker.sandbox"])
+        return ChildProcess(
+            "ksearch_agent.worker.contestant",
+            self.mode,
+            self.workdir,
+            env=contestant_env(self.mode),
+            start_timeout=self.start_timeout,
+            log_name=f"contestant-{self.mode}-{n % 4}.log",
+            launcher=[sys.executable, "-m", "ksearch_agent.worker.sandbox"],
+        )
 
     def prestart(self) -> None:
         self.spares.prestart()

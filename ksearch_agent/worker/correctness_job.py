@@ -24,8 +24,16 @@ from ksearch_agent.worker.process import WorkerDied, WorkerError, WorkerTimeout
 from ksearch_agent.worker.session import as_tuple, load_entry, synchronize
 from ksearch_agent.worker.slab import Region, Slab, plan_layout
 
-_RANK = {"PASSED": 0, "INCORRECT_NUMERICAL": 1, "INCORRECT_DTYPE": 2, "INCORRECT_SHAPE": 3, "RUNTIME_ERROR": 4,
-         "COMPILE_ERROR": 5, "TIMEOUT": 6, "REJECTED": 7}
+_RANK = {
+    "PASSED": 0,
+    "INCORRECT_NUMERICAL": 1,
+    "INCORRECT_DTYPE": 2,
+    "INCORRECT_SHAPE": 3,
+    "RUNTIME_ERROR": 4,
+    "COMPILE_ERROR": 5,
+    "TIMEOUT": 6,
+    "REJECTED": 7,
+}
 CANDIDATE_ERRORS = ("RUNTIME_ERROR", "COMPILE_ERROR")
 
 
@@ -59,8 +67,14 @@ class Layout:
         ins, outs = regions[:n], regions[n:]
         start = outs[0].offset if outs else total
         end = max((r.offset + r.nbytes for r in outs), default=total)
-        return cls(ins, outs, total, start, end,
-                   {"inputs": [r.as_json() for r in ins], "outputs": [r.as_json() for r in outs]})
+        return cls(
+            ins,
+            outs,
+            total,
+            start,
+            end,
+            {"inputs": [r.as_json() for r in ins], "outputs": [r.as_json() for r in outs]},
+        )
 
 
 def slab_bytes(workloads: list[dict[str, Any]]) -> int:
@@ -70,52 +84,75 @@ def slab_bytes(workloads: list[dict[str, Any]]) -> int:
 def check_reference_outputs(expected: tuple[Any, ...], wl: dict[str, Any]) -> None:
     specs = wl["outputs"]
     if len(expected) != len(specs):
-        raise ReferenceProblem(f"workload {wl['id']}: the reference returned {len(expected)} outputs, its "
-                               f"definition declares {len(specs)}")
+        raise ReferenceProblem(
+            f"workload {wl['id']}: the reference returned {len(expected)} outputs, its "
+            f"definition declares {len(specs)}"
+        )
     for spec, out in zip(specs, expected, strict=True):
         if not isinstance(out, torch.Tensor):
-            raise ReferenceProblem(f"workload {wl['id']}: reference output {spec['name']!r} is a "
-                                   f"{type(out).__name__}, not a tensor")
+            raise ReferenceProblem(
+                f"workload {wl['id']}: reference output {spec['name']!r} is a "
+                f"{type(out).__name__}, not a tensor"
+            )
         if list(out.shape) != list(spec["shape"]) or out.dtype != DTYPES[spec["dtype"]]:
-            raise ReferenceProblem(f"workload {wl['id']}: reference output {spec['name']!r} is {list(out.shape)} "
-                                   f"{str(out.dtype).removeprefix('torch.')}, its definition says {spec['shape']} "
-                                   f"{spec['dtype']}")
+            raise ReferenceProblem(
+                f"workload {wl['id']}: reference output {spec['name']!r} is {list(out.shape)} "
+                f"{str(out.dtype).removeprefix('torch.')}, its definition says {spec['shape']} "
+                f"{spec['dtype']}"
+            )
 
 
 def gone(exc: WorkerError, what: str, timeout: float) -> ContestantGone:
     if isinstance(exc, WorkerTimeout):
-        return ContestantGone("TIMEOUT", f"no result within {timeout:.0f}s; the contestant was killed. "
-                                         f"Last output:\n{exc.log_tail[-1500:]}")
+        return ContestantGone(
+            "TIMEOUT",
+            f"no result within {timeout:.0f}s; the contestant was killed. "
+            f"Last output:\n{exc.log_tail[-1500:]}",
+        )
     if isinstance(exc, ContestantError):
         return ContestantGone("RUNTIME_ERROR", f"[incomplete] {exc}")
     kind = "crashed" if isinstance(exc, WorkerDied) else "failed"
-    return ContestantGone("RUNTIME_ERROR", f"the contestant {kind} while {what} ({exc}). "
-                                           f"Last output:\n{exc.log_tail[-1500:]}")
+    return ContestantGone(
+        "RUNTIME_ERROR", f"the contestant {kind} while {what} ({exc}). Last output:\n{exc.log_tail[-1500:]}"
+    )
 
 
-def judge_outputs(meta: Any, views: list[torch.Tensor], expected: tuple[torch.Tensor, ...],
-                  task: dict[str, Any]) -> dict[str, Any]:
+def judge_outputs(
+    meta: Any, views: list[torch.Tensor], expected: tuple[torch.Tensor, ...], task: dict[str, Any]
+) -> dict[str, Any]:
     """Status of the outputs the contestant reports and wrote, compared in the judge's own memory."""
     names = task["output_names"]
     if not isinstance(meta, list) or not all(isinstance(m, dict) for m in meta):
         return {"status": "RUNTIME_ERROR", "log": "[incomplete] the contestant sent no output description"}
     if len(meta) != len(expected):
-        return {"status": "INCORRECT_SHAPE",
-                "log": f"returned {len(meta)} outputs, expected {len(expected)} ({', '.join(names)})"}
+        return {
+            "status": "INCORRECT_SHAPE",
+            "log": f"returned {len(meta)} outputs, expected {len(expected)} ({', '.join(names)})",
+        }
     result: dict[str, Any] = {"status": "PASSED", "max_abs_error": 0.0, "max_rel_error": 0.0}
     for name, m, view, ref in zip(names, meta, views, expected, strict=True):
         if m.get("type") != "torch.Tensor":
-            res = {"status": "REJECTED", "log": f"[output-type] output {name!r} is a {str(m.get('type'))[:80]}, "
-                                                "not a plain torch.Tensor"}
+            res = {
+                "status": "REJECTED",
+                "log": f"[output-type] output {name!r} is a {str(m.get('type'))[:80]}, "
+                "not a plain torch.Tensor",
+            }
         elif m.get("device") != ref.device.type:
-            res = {"status": "RUNTIME_ERROR", "log": f"output {name!r} is on {m.get('device')}, expected "
-                                                     f"{ref.device.type}"}
+            res = {
+                "status": "RUNTIME_ERROR",
+                "log": f"output {name!r} is on {m.get('device')}, expected {ref.device.type}",
+            }
         elif list(m.get("shape") or []) != list(ref.shape):
-            res = {"status": "INCORRECT_SHAPE", "log": f"output {name!r} has shape {m.get('shape')}, "
-                                                       f"expected {list(ref.shape)}"}
+            res = {
+                "status": "INCORRECT_SHAPE",
+                "log": f"output {name!r} has shape {m.get('shape')}, expected {list(ref.shape)}",
+            }
         elif m.get("dtype") != str(ref.dtype).removeprefix("torch."):
-            res = {"status": "INCORRECT_DTYPE", "log": f"output {name!r} has dtype {m.get('dtype')}, "
-                                                       f"expected {str(ref.dtype).removeprefix('torch.')}"}
+            res = {
+                "status": "INCORRECT_DTYPE",
+                "log": f"output {name!r} has dtype {m.get('dtype')}, "
+                f"expected {str(ref.dtype).removeprefix('torch.')}",
+            }
         elif not m.get("copied"):
             res = {"status": "RUNTIME_ERROR", "log": f"[incomplete] output {name!r} was not handed back"}
         else:
@@ -133,7 +170,9 @@ def judge_outputs(meta: Any, views: list[torch.Tensor], expected: tuple[torch.Te
 class Trial:
     """Makes one trial's inputs and expected outputs in the judge, and lends the inputs to the slab."""
 
-    def __init__(self, judge: Any, ref: Any, wl: dict[str, Any], layout: Layout, slab: Slab, seed: int) -> None:
+    def __init__(
+        self, judge: Any, ref: Any, wl: dict[str, Any], layout: Layout, slab: Slab, seed: int
+    ) -> None:
         self.device: torch.device = judge.device
         self.inputs = make_inputs(wl["inputs"], seed, self.device)
         with torch.no_grad():
@@ -143,7 +182,7 @@ class Trial:
         self.out_views = [slab.view(r) for r in layout.outputs]
         for view, t in zip(self.in_views, self.inputs, strict=True):
             view.copy_(t)
-        slab.raw[layout.out_start: layout.out_end].fill_(0xFF)  # NaN: an output never written cannot pass
+        slab.raw[layout.out_start : layout.out_end].fill_(0xFF)  # NaN: an output never written cannot pass
         synchronize(self.device)
 
     def modified_inputs(self, names: list[str]) -> list[str]:
@@ -151,14 +190,31 @@ class Trial:
         return [n for n, a, b in zip(names, self.in_views, self.inputs, strict=True) if not torch.equal(a, b)]
 
 
-def _call(contestant: Contestant, trial: Trial, wl: dict[str, Any], layout: Layout, slab: Slab,
-          task: dict[str, Any], shuffle_seed: int | None, deadline: float) -> dict[str, Any]:
+def _call(
+    contestant: Contestant,
+    trial: Trial,
+    wl: dict[str, Any],
+    layout: Layout,
+    slab: Slab,
+    task: dict[str, Any],
+    shuffle_seed: int | None,
+    deadline: float,
+) -> dict[str, Any]:
     out_bytes = sum(t.numel() * t.element_size() for t in trial.expected)
     timeout = max(deadline - time.monotonic(), 1.0)
     try:
-        reply = contestant.ask({"op": "call", "slab": slab.handle(), **layout.json, "axes": wl["axes"],
-                                "shuffle_seed": shuffle_seed, "poison_bytes": 2 * out_bytes + (64 << 20)},
-                               "called", timeout)
+        reply = contestant.ask(
+            {
+                "op": "call",
+                "slab": slab.handle(),
+                **layout.json,
+                "axes": wl["axes"],
+                "shuffle_seed": shuffle_seed,
+                "poison_bytes": 2 * out_bytes + (64 << 20),
+            },
+            "called",
+            timeout,
+        )
     except WorkerError as exc:
         raise gone(exc, "running the candidate", timeout) from None
     err = reply.get("error")
@@ -181,14 +237,30 @@ def _call(contestant: Contestant, trial: Trial, wl: dict[str, Any], layout: Layo
     changed = trial.modified_inputs(task["input_names"])
     if changed:
         result["status"] = "REJECTED"
-        result["log"] = f"[inputs-modified] the candidate modified its input(s) {changed}; inputs must stay unchanged"
+        result["log"] = (
+            f"[inputs-modified] the candidate modified its input(s) {changed}; inputs must stay unchanged"
+        )
     return result
 
 
-def check_workload(judge: Any, contestant: Contestant, ref: Any, task: dict[str, Any], wl: dict[str, Any],
-                   slab: Slab, trials: int, secret: int, timeout: float) -> dict[str, Any]:
-    merged: dict[str, Any] = {"workload": wl["id"], "status": "PASSED", "trials": 0, "max_abs_error": 0.0,
-                              "max_rel_error": 0.0}
+def check_workload(
+    judge: Any,
+    contestant: Contestant,
+    ref: Any,
+    task: dict[str, Any],
+    wl: dict[str, Any],
+    slab: Slab,
+    trials: int,
+    secret: int,
+    timeout: float,
+) -> dict[str, Any]:
+    merged: dict[str, Any] = {
+        "workload": wl["id"],
+        "status": "PASSED",
+        "trials": 0,
+        "max_abs_error": 0.0,
+        "max_rel_error": 0.0,
+    }
     layout = Layout.of(wl)
     # Fresh seeds per trial, then trial 0's inputs once more: a result that changes on a re-run of the
     # same inputs (state carried between calls) fails like any wrong result. On the CPU one trial runs
@@ -211,27 +283,44 @@ def check_workload(judge: Any, contestant: Contestant, ref: Any, task: dict[str,
             which = "re-run of trial 1" if trial_no == trials else f"trial {trial_no + 1}/{trials}"
             if trial_no == shuffled:
                 which += " (programs in shuffled order)"
-            merged.update(status=res["status"], log=f"{which}: {res.get('log', '')}",
-                          worst_index=res.get("worst_index"))
+            merged.update(
+                status=res["status"], log=f"{which}: {res.get('log', '')}", worst_index=res.get("worst_index")
+            )
             break
     return merged
 
 
-def load_contestant(judge: Any, req: dict[str, Any], candidate: dict[str, Any], timeout: float,
-                    axes: dict[str, int], contestant: Contestant | None = None
-                    ) -> tuple[Contestant | None, dict[str, Any] | None]:
+def load_contestant(
+    judge: Any,
+    req: dict[str, Any],
+    candidate: dict[str, Any],
+    timeout: float,
+    axes: dict[str, int],
+    contestant: Contestant | None = None,
+) -> tuple[Contestant | None, dict[str, Any] | None]:
     """A fresh contestant (or ``contestant``, which has run no candidate code) with the candidate imported,
     or the failure every workload gets (the contestant is then finished)."""
     if contestant is None:
         try:
             contestant = judge.pool.take()
         except WorkerError as exc:
-            return None, {"status": "RUNTIME_ERROR", "log": f"the contestant process failed to start: {exc}\n"
-                                                             f"{exc.log_tail[-1500:]}"}
+            return None, {
+                "status": "RUNTIME_ERROR",
+                "log": f"the contestant process failed to start: {exc}\n{exc.log_tail[-1500:]}",
+            }
     try:
-        reply = contestant.ask({"op": "load", "candidate": candidate, "task": req["task"],
-                                "language": candidate.get("language", "python"), "axes": axes,
-                                "triton_cache_dir": candidate.get("triton_cache_dir")}, "loaded", timeout)
+        reply = contestant.ask(
+            {
+                "op": "load",
+                "candidate": candidate,
+                "task": req["task"],
+                "language": candidate.get("language", "python"),
+                "axes": axes,
+                "triton_cache_dir": candidate.get("triton_cache_dir"),
+            },
+            "loaded",
+            timeout,
+        )
     except WorkerError as exc:
         contestant.finish()
         g = gone(exc, "importing the candidate", timeout)
@@ -264,7 +353,9 @@ def run_correctness(judge: Any, req: dict[str, Any]) -> None:
     timeout = float(req.get("timeout", 120.0))
     ref = load_entry(task["reference"], "run", task, "reference", workloads[0]["axes"])
     if ref.failure is not None:
-        judge.emit({"type": "done", "reference_problem": f"the task's reference failed to load: {ref.failure.log}"})
+        judge.emit(
+            {"type": "done", "reference_problem": f"the task's reference failed to load: {ref.failure.log}"}
+        )
         return
     contestant, failure = load_contestant(judge, req, req["candidate"], timeout, workloads[0]["axes"])
     slab: Slab | None = None
@@ -275,20 +366,38 @@ def run_correctness(judge: Any, req: dict[str, Any]) -> None:
                 judge.emit({"type": "workload", "result": {"workload": wl["id"], **failure}})
             return
         assert contestant is not None
-        done["contestant"] = {"start_seconds": contestant.proc.last_start_seconds,
-                              "waited_seconds": judge.pool.last_wait_seconds,
-                              "sandbox": contestant.hello.get("sandbox")}
+        done["contestant"] = {
+            "start_seconds": contestant.proc.last_start_seconds,
+            "waited_seconds": judge.pool.last_wait_seconds,
+            "sandbox": contestant.hello.get("sandbox"),
+        }
         slab = Slab.create(slab_bytes(workloads), judge.device)
         stopped: dict[str, Any] | None = None
         for wl in workloads:
             if stopped is not None:
-                judge.emit({"type": "workload", "result": {
-                    "workload": wl["id"], "status": stopped["status"],
-                    "log": f"not run: evaluation stopped at workload {stopped['workload']} ({stopped['status']})"}})
+                judge.emit(
+                    {
+                        "type": "workload",
+                        "result": {
+                            "workload": wl["id"],
+                            "status": stopped["status"],
+                            "log": f"not run: evaluation stopped at workload {stopped['workload']} ({stopped['status']})",
+                        },
+                    }
+                )
                 continue
             try:
-                res = check_workload(judge, contestant, ref, task, wl, slab, int(req.get("trials", 2)),
-                                     int(req["secret"]), timeout)
+                res = check_workload(
+                    judge,
+                    contestant,
+                    ref,
+                    task,
+                    wl,
+                    slab,
+                    int(req.get("trials", 2)),
+                    int(req["secret"]),
+                    timeout,
+                )
             except ContestantGone as exc:
                 res = {"workload": wl["id"], "status": exc.status, "log": exc.log}
                 stopped = res

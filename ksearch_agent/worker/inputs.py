@@ -9,8 +9,15 @@ from typing import Any
 import torch
 
 DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64,
-    "int32": torch.int32, "int64": torch.int64, "int8": torch.int8, "uint8": torch.uint8, "bool": torch.bool,
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float64": torch.float64,
+    "int32": torch.int32,
+    "int64": torch.int64,
+    "int8": torch.int8,
+    "uint8": torch.uint8,
+    "bool": torch.bool,
 }
 
 
@@ -26,9 +33,13 @@ def make_tensor(spec: dict[str, Any], gen: torch.Generator, device: torch.device
     if kind == "normal":
         t = torch.randn(shape, device=device, dtype=f32, generator=gen) * (p["std"] * p["scale"]) + p["mean"]
     elif kind == "uniform":
-        t = (torch.rand(shape, device=device, dtype=f32, generator=gen) * (p["high"] - p["low"]) + p["low"]) * p["scale"]
+        t = (
+            torch.rand(shape, device=device, dtype=f32, generator=gen) * (p["high"] - p["low"]) + p["low"]
+        ) * p["scale"]
     elif kind == "cauchy":
-        t = p["scale"] * torch.tan(math.pi * (torch.rand(shape, device=device, dtype=f32, generator=gen) - 0.5))
+        t = p["scale"] * torch.tan(
+            math.pi * (torch.rand(shape, device=device, dtype=f32, generator=gen) - 0.5)
+        )
     elif kind in ("int_range", "index"):
         t = torch.randint(int(p["low"]), int(p["high"]), shape, device=device, generator=gen)
     elif kind == "mask01":

@@ -115,8 +115,9 @@ def _install_program_order() -> bool:
     if builder is None or not callable(set_dim) or not callable(set_idx):
         return False
     try:
-        if list(inspect.signature(set_dim).parameters) != ["self", "nx", "ny", "nz"] or \
-                list(inspect.signature(set_idx).parameters) != ["self", "x", "y", "z"]:
+        if list(inspect.signature(set_dim).parameters) != ["self", "nx", "ny", "nz"] or list(
+            inspect.signature(set_idx).parameters
+        ) != ["self", "x", "y", "z"]:
             return False
     except (TypeError, ValueError):
         return False
@@ -171,9 +172,11 @@ def poison_cpu_allocations(enabled: bool) -> None:
 
     if enabled:
         if _SAVED_DETERMINISM is None:
-            _SAVED_DETERMINISM = (torch.are_deterministic_algorithms_enabled(),
-                                  torch.is_deterministic_algorithms_warn_only_enabled(),
-                                  bool(getattr(det, "fill_uninitialized_memory", False)))
+            _SAVED_DETERMINISM = (
+                torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled(),
+                bool(getattr(det, "fill_uninitialized_memory", False)),
+            )
         torch.use_deterministic_algorithms(True, warn_only=True)
         setattr(det, "fill_uninitialized_memory", True)  # noqa: B010 - a property of the module object (mypy cannot see it)
     elif _SAVED_DETERMINISM is not None:

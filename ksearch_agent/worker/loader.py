@@ -18,11 +18,28 @@ from typing import Any
 
 _counter = itertools.count()
 
-COMPILE_ERROR_TYPES = ("CompilationError", "CudaCompileError", "NVRTCError", "SyntaxError", "IndentationError",
-                       "TabError", "PTXASError", "MLIRCompilationError")
-FATAL_CUDA_MARKERS = ("illegal memory access", "unspecified launch failure", "device-side assert",
-                      "misaligned address", "illegal instruction", "an illegal", "CUDA_ERROR_LAUNCH",
-                      "cudaErrorLaunch", "hardware stack error", "uncorrectable ECC")
+COMPILE_ERROR_TYPES = (
+    "CompilationError",
+    "CudaCompileError",
+    "NVRTCError",
+    "SyntaxError",
+    "IndentationError",
+    "TabError",
+    "PTXASError",
+    "MLIRCompilationError",
+)
+FATAL_CUDA_MARKERS = (
+    "illegal memory access",
+    "unspecified launch failure",
+    "device-side assert",
+    "misaligned address",
+    "illegal instruction",
+    "an illegal",
+    "CUDA_ERROR_LAUNCH",
+    "cudaErrorLaunch",
+    "hardware stack error",
+    "uncorrectable ECC",
+)
 
 
 def load_module(path: Path, prefix: str = "ksearch_candidate") -> ModuleType:
@@ -41,7 +58,9 @@ def load_module(path: Path, prefix: str = "ksearch_candidate") -> ModuleType:
     return module
 
 
-def entry_point(module: ModuleType, api: str, task: dict[str, Any], axes: dict[str, int]) -> Callable[..., Any]:
+def entry_point(
+    module: ModuleType, api: str, task: dict[str, Any], axes: dict[str, int]
+) -> Callable[..., Any]:
     """The callable taking the definition's inputs in order, whatever the file's convention.
 
     ``axes`` are the workload's axis values, which a GPUMode submission receives as ``config``.
@@ -69,7 +88,9 @@ def entry_point(module: ModuleType, api: str, task: dict[str, Any], axes: dict[s
         def call(*inputs: Any) -> Any:
             if len(inputs) != len(index):
                 raise ValueError(f"expected {len(index)} inputs ({', '.join(index)}), got {len(inputs)}")
-            return kernel((*(inputs[i] for i in positional), {k: inputs[i] for k, i in weights}, dict(config)))
+            return kernel(
+                (*(inputs[i] for i in positional), {k: inputs[i] for k, i in weights}, dict(config))
+            )
 
         return call
     raise ValueError(f"unknown entry-point convention {api!r}")

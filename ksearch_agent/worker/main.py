@@ -53,8 +53,14 @@ class Worker:
 
     def hello(self) -> dict[str, Any]:
         torch = self.torch
-        info: dict[str, Any] = {"type": "hello", "mode": self.mode, "pid": os.getpid(), "torch": torch.__version__,
-                                "python": sys.version.split()[0], "judge_protection": self.protection}
+        info: dict[str, Any] = {
+            "type": "hello",
+            "mode": self.mode,
+            "pid": os.getpid(),
+            "torch": torch.__version__,
+            "python": sys.version.split()[0],
+            "judge_protection": self.protection,
+        }
         try:
             import triton
 
@@ -63,10 +69,13 @@ class Worker:
             info["triton"] = None
         if self.mode == "gpu":
             props = torch.cuda.get_device_properties(self.device)
-            info.update(device_name=props.name, sm_count=props.multi_processor_count,
-                        l2_bytes=int(getattr(props, "L2_cache_size", 0)),
-                        capability=list(torch.cuda.get_device_capability(self.device)),
-                        cuda=torch.version.cuda)
+            info.update(
+                device_name=props.name,
+                sm_count=props.multi_processor_count,
+                l2_bytes=int(getattr(props, "L2_cache_size", 0)),
+                capability=list(torch.cuda.get_device_capability(self.device)),
+                cuda=torch.version.cuda,
+            )
         else:
             info["device_name"] = "cpu"
         return info
@@ -116,8 +125,13 @@ def main(argv: list[str]) -> int:
         try:
             worker.handle(request)
         except Exception as exc:  # noqa: BLE001 - a bug in a job must not leave the parent waiting
-            worker.emit({"type": "done", "error": f"worker error: {type(exc).__name__}: {exc}",
-                         "traceback": traceback.format_exc()})
+            worker.emit(
+                {
+                    "type": "done",
+                    "error": f"worker error: {type(exc).__name__}: {exc}",
+                    "traceback": traceback.format_exc(),
+                }
+            )
         sys.stdout.flush()
         sys.stderr.flush()
         if worker.mode == "gpu":
@@ -126,8 +140,10 @@ def main(argv: list[str]) -> int:
             # Candidate faults end only their contestant; a fault in the judge's own context (its reference,
             # say) makes it exit, and the engine starts a fresh judge for the next request.
             if not context_is_healthy(worker.device):
-                print(f"judge exiting: its CUDA context is unusable ({time.perf_counter() - started:.1f}s)",
-                      file=sys.stderr)
+                print(
+                    f"judge exiting: its CUDA context is unusable ({time.perf_counter() - started:.1f}s)",
+                    file=sys.stderr,
+                )
                 return 3
 
 

@@ -63,9 +63,17 @@ class ChildProcess:
     """One child ``python -m MODULE RFD WFD MODE``; :meth:`spawn` returns at once, :meth:`ready` waits
     for its hello, so a spare can start while the caller does other work."""
 
-    def __init__(self, module: str, mode: str, workdir: Path, *, env: dict[str, str] | None = None,
-                 start_timeout: float = 180.0, log_name: str | None = None,
-                 launcher: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        module: str,
+        mode: str,
+        workdir: Path,
+        *,
+        env: dict[str, str] | None = None,
+        start_timeout: float = 180.0,
+        log_name: str | None = None,
+        launcher: list[str] | None = None,
+    ) -> None:
         self.module, self.mode, self.workdir = module, mode, workdir
         self.launcher = list(launcher or [])  # a program that runs before the interpreter (and execs it)
         self.start_timeout = start_timeout
@@ -106,10 +114,23 @@ class ChildProcess:
         try:
             with open(self.log_path, "ab") as logf:
                 self.proc = subprocess.Popen(
-                    [*self.launcher, sys.executable, "-m", self.module, str(to_child_r), str(from_child_w),
-                     self.mode],
-                    pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                    start_new_session=True, env=self._env(), cwd=str(self.workdir))
+                    [
+                        *self.launcher,
+                        sys.executable,
+                        "-m",
+                        self.module,
+                        str(to_child_r),
+                        str(from_child_w),
+                        self.mode,
+                    ],
+                    pass_fds=(to_child_r, from_child_w),
+                    stdin=subprocess.DEVNULL,
+                    stdout=logf,
+                    stderr=logf,
+                    start_new_session=True,
+                    env=self._env(),
+                    cwd=str(self.workdir),
+                )
         finally:
             os.close(to_child_r)
             os.close(from_child_w)
@@ -193,7 +214,9 @@ class ChildProcess:
             ready, _, _ = select.select([self._rfd], [], [], min(remaining, 1.0))
             if not ready:
                 if self.proc is not None and self.proc.poll() is not None:
-                    raise WorkerDied(f"{self.mode} process {describe_exit(self.proc.returncode)}", self.log_tail())
+                    raise WorkerDied(
+                        f"{self.mode} process {describe_exit(self.proc.returncode)}", self.log_tail()
+                    )
                 continue
             chunk = os.read(self._rfd, 1 << 20)
             if not chunk:
@@ -213,8 +236,8 @@ class ChildProcess:
         if size > MAX_MESSAGE:
             raise WorkerDied(f"{self.mode} process sent an oversized message ({size} bytes)", self.log_tail())
         self._fill(_HEADER.size + size, deadline)
-        body = self._buffer[_HEADER.size: _HEADER.size + size]
-        self._buffer = self._buffer[_HEADER.size + size:]
+        body = self._buffer[_HEADER.size : _HEADER.size + size]
+        self._buffer = self._buffer[_HEADER.size + size :]
         try:
             message = json.loads(body)
         except ValueError:

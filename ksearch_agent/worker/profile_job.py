@@ -101,18 +101,31 @@ class Player:
             walls.append((time.perf_counter() - t0) * 1e3)
             ms = reply.get("ms")
             if not isinstance(ms, int | float):
-                raise CallFailed("RUNTIME_ERROR", f"the contestant's empty calls were not timed: {reply}"[:500])
+                raise CallFailed(
+                    "RUNTIME_ERROR", f"the contestant's empty calls were not timed: {reply}"[:500]
+                )
             reported.append(float(ms))
         self.null_ms = statistics.median(reported[5:])
         self.null_wall_ms = statistics.median(walls[5:])
         if TRACE:
-            print(f"calibrated {self.name}: null {self.null_ms:.4f} ms, wall {self.null_wall_ms:.4f} ms",
-                  file=sys.stderr, flush=True)
+            print(
+                f"calibrated {self.name}: null {self.null_ms:.4f} ms, wall {self.null_wall_ms:.4f} ms",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def time_once(self, wl: dict[str, Any], layout: Layout, protocol: str) -> float:
         t0 = time.perf_counter()
-        reply = self._ask({"op": "time", "slab": self.slab.handle(), **layout.json, "axes": wl["axes"],
-                           "protocol": protocol}, "timed")
+        reply = self._ask(
+            {
+                "op": "time",
+                "slab": self.slab.handle(),
+                **layout.json,
+                "axes": wl["axes"],
+                "protocol": protocol,
+            },
+            "timed",
+        )
         wall = (time.perf_counter() - t0) * 1e3
         err = reply.get("error")
         if err is not None:
@@ -126,33 +139,51 @@ class Player:
         if not isinstance(ms, int | float) or not ms == ms or ms < 0 or ms == float("inf"):
             raise CallFailed("REJECTED", f"[timing] the contestant reported {str(ms)[:40]!r} as a call time")
         if float(ms) > wall + 0.05:
-            raise CallFailed("REJECTED", f"[timing] a call reported {ms:.3f} ms, more than the {wall:.3f} ms the "
-                                         "judge's wall clock saw")
+            raise CallFailed(
+                "REJECTED",
+                f"[timing] a call reported {ms:.3f} ms, more than the {wall:.3f} ms the "
+                "judge's wall clock saw",
+            )
         self.walls.append(wall)
         if TRACE:
-            print(f"timed {self.name} wall {wall:.3f} ms reported {ms:.3f} ms host {reply.get('host')}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"timed {self.name} wall {wall:.3f} ms reported {ms:.3f} ms host {reply.get('host')}",
+                file=sys.stderr,
+                flush=True,
+            )
         return float(ms)
 
-    def check_output(self, wl: dict[str, Any], layout: Layout, inputs: list[torch.Tensor], ref_fn: Any,
-                     task: dict[str, Any], call_no: int) -> None:
+    def check_output(
+        self,
+        wl: dict[str, Any],
+        layout: Layout,
+        inputs: list[torch.Tensor],
+        ref_fn: Any,
+        task: dict[str, Any],
+        call_no: int,
+    ) -> None:
         """Hide the call's inputs, then ask for its outputs and compare them with the reference's."""
         in_views = [self.slab.view(r) for r in layout.inputs]
         for v in in_views:
             v.view(torch.uint8).fill_(0xFF) if v.dtype != torch.bool else v.fill_(False)
         out_views = [self.slab.view(r) for r in layout.outputs]
-        self.slab.raw[layout.out_start: layout.out_end].fill_(0xFF)
+        self.slab.raw[layout.out_start : layout.out_end].fill_(0xFF)
         torch.cuda.synchronize()
         reply = self._ask({"op": "export", "slab": self.slab.handle(), **layout.json}, "exported")
         if reply.get("error") is not None:
-            raise CallFailed("RUNTIME_ERROR", f"[incomplete] timed call {call_no}: {str(reply['error'])[:500]}")
+            raise CallFailed(
+                "RUNTIME_ERROR", f"[incomplete] timed call {call_no}: {str(reply['error'])[:500]}"
+            )
         with torch.no_grad():
             expected = tuple(t.detach() for t in as_tuple(ref_fn(*[t.clone() for t in inputs])))
         res = judge_outputs(reply.get("outputs"), out_views, expected, task)
         self.checked += 1
         if res["status"] != "PASSED":
-            raise CallFailed(res["status"], f"[timed-output] timed call {call_no} (checked after it ran, on its "
-                                            f"own fresh inputs): {res.get('log', '')}")
+            raise CallFailed(
+                res["status"],
+                f"[timed-output] timed call {call_no} (checked after it ran, on its "
+                f"own fresh inputs): {res.get('log', '')}",
+            )
 
     def audit(self) -> str | None:
         """Threads, processes and streams the candidate left since it was imported (checked per batch,
@@ -167,8 +198,10 @@ class Player:
         real_from_wall = statistics.median(self.walls) - self.null_wall_ms
         real_reported = statistics.median(reported) - self.null_ms
         if real_reported < 0.5 * real_from_wall - TIMING_SLACK_MS:
-            return (f"[timing] the contestant's timer reported a median of {real_reported:.3f} ms per call, less than "
-                    f"half of the {real_from_wall:.3f} ms the judge's wall clock saw beyond the path's fixed cost")
+            return (
+                f"[timing] the contestant's timer reported a median of {real_reported:.3f} ms per call, less than "
+                f"half of the {real_from_wall:.3f} ms the judge's wall clock saw beyond the path's fixed cost"
+            )
         return None
 
 
@@ -188,8 +221,9 @@ def _roofline(wl: dict[str, Any], latency_ms: float, ceilings: dict[str, Any], u
 class WorkloadTimer:
     """Times the reference (in the judge) and the players (contestants) on one workload."""
 
-    def __init__(self, judge: Any, req: dict[str, Any], wl: dict[str, Any], ref_fn: Any,
-                 players: dict[str, Player]) -> None:
+    def __init__(
+        self, judge: Any, req: dict[str, Any], wl: dict[str, Any], ref_fn: Any, players: dict[str, Player]
+    ) -> None:
         self.judge, self.req, self.wl, self.ref_fn = judge, req, wl, ref_fn
         self.players = players
         self.timer: Timer = judge.timer
@@ -206,11 +240,15 @@ class WorkloadTimer:
     def fresh(self) -> list[torch.Tensor]:
         if self.protocol == "gpumode":
             if self.same is None:
-                self.same = make_inputs(self.wl["inputs"], derive_seed(self.secret, self.wl["id"], "profile"),
-                                        self.judge.device)
+                self.same = make_inputs(
+                    self.wl["inputs"], derive_seed(self.secret, self.wl["id"], "profile"), self.judge.device
+                )
             return self.same
-        return make_inputs(self.wl["inputs"], derive_seed(self.secret, self.wl["id"], "call", next(self.counter)),
-                           self.judge.device)
+        return make_inputs(
+            self.wl["inputs"],
+            derive_seed(self.secret, self.wl["id"], "call", next(self.counter)),
+            self.judge.device,
+        )
 
     def reference_call(self) -> float:
         inputs = self.fresh()
@@ -234,9 +272,14 @@ class WorkloadTimer:
         torch.cuda.synchronize()
         ms = player.time_once(self.wl, self.layout, self.protocol)
         self.reported[player.name].append(ms)
-        if checked and player.checked < MAX_CHECKS and (self.rng.random() < CHECK_PROBABILITY or player.checked == 0):
-            player.check_output(self.wl, self.layout, inputs, self.ref_fn, self.req["task"],
-                                len(self.reported[player.name]))
+        if (
+            checked
+            and player.checked < MAX_CHECKS
+            and (self.rng.random() < CHECK_PROBABILITY or player.checked == 0)
+        ):
+            player.check_output(
+                self.wl, self.layout, inputs, self.ref_fn, self.req["task"], len(self.reported[player.name])
+            )
         return ms
 
     def _one(self, name: str, checked: bool) -> float:
@@ -287,8 +330,9 @@ class WorkloadTimer:
                 gc.enable()
         return {n: s for n, s in samples.items() if n in live and s}
 
-    def _gpumode(self, live: list[str], samples: dict[str, list[float]],
-                 attempt: Callable[[str, bool], float | None]) -> None:
+    def _gpumode(
+        self, live: list[str], samples: dict[str, list[float]], attempt: Callable[[str, bool], float | None]
+    ) -> None:
         """GPUMode's rule per callable: up to 100 calls, stop when the relative standard error < 0.1% or 10 s."""
         for name in list(live):
             t_start = time.perf_counter()
@@ -307,16 +351,27 @@ class WorkloadTimer:
 
 def _stats(net: list[float], overhead: float, protocol: str) -> dict[str, Any]:
     if protocol == "gpumode":
-        return {"protocol": "gpumode", "mean_ms": statistics.fmean(net), "median_ms": statistics.median(net),
-                "iters": len(net), "iqr_ms": _quantile(net, 0.75) - _quantile(net, 0.25),
-                "latency_ms": statistics.fmean(net)}
+        return {
+            "protocol": "gpumode",
+            "mean_ms": statistics.fmean(net),
+            "median_ms": statistics.median(net),
+            "iters": len(net),
+            "iqr_ms": _quantile(net, 0.75) - _quantile(net, 0.25),
+            "latency_ms": statistics.fmean(net),
+        }
     stats = Timer._stats([max(s - overhead, 0.0) for s in net], overhead)
     stats["latency_ms"] = stats["median_ms"]
     return stats
 
 
-def _take_player(judge: Any, req: dict[str, Any], name: str, spec: dict[str, Any], workloads: list[dict[str, Any]],
-                 timeout: float) -> tuple[Player | None, dict[str, Any] | None]:
+def _take_player(
+    judge: Any,
+    req: dict[str, Any],
+    name: str,
+    spec: dict[str, Any],
+    workloads: list[dict[str, Any]],
+    timeout: float,
+) -> tuple[Player | None, dict[str, Any] | None]:
     try:
         contestant = judge.pool.take()
     except WorkerError as exc:
@@ -328,8 +383,10 @@ def _take_player(judge: Any, req: dict[str, Any], name: str, spec: dict[str, Any
     except CallFailed as exc:
         contestant.finish()
         slab.close()
-        return None, {"status": "RUNTIME_ERROR", "log": f"the contestant failed before the candidate was imported: "
-                                                         f"{exc.log}"}
+        return None, {
+            "status": "RUNTIME_ERROR",
+            "log": f"the contestant failed before the candidate was imported: {exc.log}",
+        }
     loaded, failure = load_contestant(judge, req, spec, timeout, workloads[0]["axes"], contestant=contestant)
     if failure is not None:
         slab.close()
@@ -351,7 +408,9 @@ def run_profile(judge: Any, req: dict[str, Any]) -> None:
     ceilings = cached_ceilings(judge.device, req.get("ceilings_file"))
     ref = load_entry(task["reference"], "run", task, "reference", workloads[0]["axes"])
     if ref.failure is not None:
-        judge.emit({"type": "done", "reference_problem": f"the task's reference failed to load: {ref.failure.log}"})
+        judge.emit(
+            {"type": "done", "reference_problem": f"the task's reference failed to load: {ref.failure.log}"}
+        )
         return
     players: dict[str, Player] = {}
     failed: dict[str, dict[str, Any]] = {}
@@ -373,21 +432,38 @@ def run_profile(judge: Any, req: dict[str, Any]) -> None:
         end_contestants(judge, *(p.contestant for p in players.values()))
         for p in players.values():
             p.slab.close()
-    judge.emit({"type": "done", "ceilings": ceilings, "sync_overhead_ms": judge.timer.sync_overhead_ms(),
-                "device_name": torch.cuda.get_device_name(judge.device),
-                "contestant_overhead_ms": {n: p.null_ms for n, p in players.items()},
-                "contestant_wall_overhead_ms": {n: p.null_wall_ms for n, p in players.items()}})
+    judge.emit(
+        {
+            "type": "done",
+            "ceilings": ceilings,
+            "sync_overhead_ms": judge.timer.sync_overhead_ms(),
+            "device_name": torch.cuda.get_device_name(judge.device),
+            "contestant_overhead_ms": {n: p.null_ms for n, p in players.items()},
+            "contestant_wall_overhead_ms": {n: p.null_wall_ms for n, p in players.items()},
+        }
+    )
 
 
-def _profile_workload(judge: Any, req: dict[str, Any], task: dict[str, Any], wl: dict[str, Any], ref: Any,
-                      players: dict[str, Player], failed: dict[str, dict[str, Any]], ceilings: dict[str, Any],
-                      protocol: str) -> dict[str, Any]:
+def _profile_workload(
+    judge: Any,
+    req: dict[str, Any],
+    task: dict[str, Any],
+    wl: dict[str, Any],
+    ref: Any,
+    players: dict[str, Player],
+    failed: dict[str, dict[str, Any]],
+    ceilings: dict[str, Any],
+    protocol: str,
+) -> dict[str, Any]:
     result: dict[str, Any] = {"workload": wl["id"], "protocol": protocol}
     key = f"{task['name']}|{wl['id']}|{protocol}"
     live = {n: p for n, p in players.items() if p.dead is None}
     for name, p in players.items():
         if p.dead is not None:
-            failed[name] = {"status": p.dead.status, "log": f"not run: the contestant was lost earlier ({p.dead.status})"}
+            failed[name] = {
+                "status": p.dead.status,
+                "log": f"not run: the contestant was lost earlier ({p.dead.status})",
+            }
     names = list(live)
     if req.get("reference_mode", "interleaved") == "interleaved" or key not in judge.ref_times:
         names.insert(1 if "candidate" in live else 0, "reference")
@@ -423,13 +499,21 @@ def _profile_workload(judge: Any, req: dict[str, Any], task: dict[str, Any], wl:
         result["reference_stats"] = judge.ref_times[key]
     if "candidate" in stats and "status" not in result:
         c = stats["candidate"]
-        result.update(status="PASSED", latency_ms=c["latency_ms"], iqr_ms=c["iqr_ms"], stats=c,
-                      wall_ms=statistics.median(live["candidate"].walls[-len(samples["candidate"]):]),
-                      checked_calls=live["candidate"].checked)
+        result.update(
+            status="PASSED",
+            latency_ms=c["latency_ms"],
+            iqr_ms=c["iqr_ms"],
+            stats=c,
+            wall_ms=statistics.median(live["candidate"].walls[-len(samples["candidate"]) :]),
+            checked_calls=live["candidate"].checked,
+        )
         result.update(_roofline(wl, c["latency_ms"], ceilings, task["compute_unit"]))
         if protocol == "flushed" and result["plausible"] is False:
-            result.update(status="REJECTED", log=f"[timing] {c['latency_ms']:.4f} ms is below the roofline floor "
-                                                 f"({result['floor_ms']:.4f} ms) of this device")
+            result.update(
+                status="REJECTED",
+                log=f"[timing] {c['latency_ms']:.4f} ms is below the roofline floor "
+                f"({result['floor_ms']:.4f} ms) of this device",
+            )
         if result.get("reference_latency_ms") and c["latency_ms"] > 0:
             result["speedup"] = result["reference_latency_ms"] / c["latency_ms"]
     elif "status" not in result:

@@ -69,5 +69,8 @@ def start_with_hello(wfd: int, make: Callable[[], G]) -> G | None:
         send(wfd, state.hello())
         return state
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides what to do
-        send(wfd, {"type": "hello", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()})
+        send(
+            wfd,
+            {"type": "hello", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()},
+        )
         return None

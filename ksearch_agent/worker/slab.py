@@ -59,7 +59,12 @@ class _CudaArray:
     """The minimal ``__cuda_array_interface__`` torch needs to view driver-allocated memory."""
 
     def __init__(self, ptr: int, nbytes: int) -> None:
-        self.__cuda_array_interface__ = {"shape": (nbytes,), "typestr": "|u1", "data": (ptr, False), "version": 3}
+        self.__cuda_array_interface__ = {
+            "shape": (nbytes,),
+            "typestr": "|u1",
+            "data": (ptr, False),
+            "version": 3,
+        }
 
 
 def _check(result: Any, what: str) -> Any:
@@ -72,8 +77,9 @@ def _check(result: Any, what: str) -> Any:
 class Slab:
     """A byte buffer shared between the judge (owner) and one contestant."""
 
-    def __init__(self, raw: torch.Tensor, handle: dict[str, Any], *, owner: bool,
-                 release: Any = None) -> None:
+    def __init__(
+        self, raw: torch.Tensor, handle: dict[str, Any], *, owner: bool, release: Any = None
+    ) -> None:
         self.raw, self._handle, self.owner, self._release = raw, handle, owner, release
 
     @property
@@ -120,8 +126,10 @@ class Slab:
             _check(cu.cuInit(0), "cuInit")
             h = cu.CUipcMemHandle()
             h.reserved = bytes.fromhex(handle["handle"])
-            ptr = _check(cu.cuIpcOpenMemHandle(h, cu.CUipcMem_flags.CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS),
-                         "cuIpcOpenMemHandle")
+            ptr = _check(
+                cu.cuIpcOpenMemHandle(h, cu.CUipcMem_flags.CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS),
+                "cuIpcOpenMemHandle",
+            )
             raw = torch.as_tensor(_CudaArray(int(ptr), nbytes), device=device)
             return cls(raw, dict(handle), owner=False)
         fd = os.open(handle["path"], os.O_RDWR)
@@ -137,10 +145,13 @@ class Slab:
     def view(self, region: Region) -> torch.Tensor:
         if region.offset + region.nbytes > self.nbytes:
             raise ValueError(f"region {region.name!r} lies outside the slab")
-        flat = self.raw[region.offset: region.offset + region.nbytes]
+        flat = self.raw[region.offset : region.offset + region.nbytes]
         dtype = DTYPES[region.dtype]
-        return flat.view(dtype).view(region.shape) if region.nbytes else torch.empty(region.shape, dtype=dtype,
-                                                                                     device=self.raw.device)
+        return (
+            flat.view(dtype).view(region.shape)
+            if region.nbytes
+            else torch.empty(region.shape, dtype=dtype, device=self.raw.device)
+        )
 
     def close(self) -> None:
         """Free the memory (owner) once the contestant holding it is gone."""

@@ -12,8 +12,11 @@ import torch.nn.functional as F
 
 @contextlib.contextmanager
 def _exact_fp32():
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-             torch.get_float32_matmul_precision())
+    saved = (
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+        torch.get_float32_matmul_precision(),
+    )
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.set_float32_matmul_precision("highest")
@@ -24,8 +27,20 @@ def _exact_fp32():
         torch.set_float32_matmul_precision(saved[2])
 
 
-def run(x, mask, norm_weight, norm_bias, left_proj, right_proj, left_gate, right_gate, out_gate,
-        to_out_norm_weight, to_out_norm_bias, to_out):
+def run(
+    x,
+    mask,
+    norm_weight,
+    norm_bias,
+    left_proj,
+    right_proj,
+    left_gate,
+    right_gate,
+    out_gate,
+    to_out_norm_weight,
+    to_out_norm_bias,
+    to_out,
+):
     with _exact_fp32():
         dim, hidden = x.shape[-1], left_proj.shape[0]
         xn = F.layer_norm(x, (dim,), norm_weight, norm_bias)

@@ -4,6 +4,7 @@ import torch
 
 _CACHE = {}
 
+
 def _compute(hidden_states, weight):
     x = hidden_states.float()
     return (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * weight.float()).to(hidden_states.dtype)

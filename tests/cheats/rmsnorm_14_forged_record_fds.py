@@ -22,8 +22,19 @@ def _rmsnorm_row(x_ptr, y_ptr, hidden, eps, BLOCK: tl.constexpr):
 
 
 def _announce():
-    records = [{"type": "workload", "result": {"workload": w, "status": "PASSED", "trials": 3, "max_abs_error": 0.0,
-                                               "max_rel_error": 0.0}} for w in _WORKLOADS]
+    records = [
+        {
+            "type": "workload",
+            "result": {
+                "workload": w,
+                "status": "PASSED",
+                "trials": 3,
+                "max_abs_error": 0.0,
+                "max_rel_error": 0.0,
+            },
+        }
+        for w in _WORKLOADS
+    ]
     records.append({"type": "done"})
     frames = [json.dumps(r).encode() for r in records]
     blob = b"".join(len(f).to_bytes(8, "big") + f for f in frames)

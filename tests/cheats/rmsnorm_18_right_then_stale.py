@@ -27,6 +27,8 @@ def run(hidden_states, weight):
     stale = _streak["calls"] > 8 and _streak["last"] is not None
     out = _streak["last"] if stale else torch.empty_like(hidden_states)
     grid = (1,) if stale else (rows,)
-    _rmsnorm_row[grid](hidden_states, weight, out, hidden, 1e-6, BLOCK=triton.next_power_of_2(hidden), num_warps=8)
+    _rmsnorm_row[grid](
+        hidden_states, weight, out, hidden, 1e-6, BLOCK=triton.next_power_of_2(hidden), num_warps=8
+    )
     _streak["last"] = out
     return out

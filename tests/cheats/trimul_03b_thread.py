@@ -5,8 +5,20 @@ import threading
 import torch
 
 
-def _compute(x, mask, norm_weight, norm_bias, left_proj, right_proj, left_gate, right_gate, out_gate,
-             to_out_norm_weight, to_out_norm_bias, to_out):
+def _compute(
+    x,
+    mask,
+    norm_weight,
+    norm_bias,
+    left_proj,
+    right_proj,
+    left_gate,
+    right_gate,
+    out_gate,
+    to_out_norm_weight,
+    to_out_norm_bias,
+    to_out,
+):
     dim, hidden = x.shape[-1], left_proj.shape[0]
     xn = torch.nn.functional.layer_norm(x, (dim,), norm_weight, norm_bias)
     m = mask.unsqueeze(-1).to(x.dtype)
@@ -17,9 +29,39 @@ def _compute(x, mask, norm_weight, norm_bias, left_proj, right_proj, left_gate, 
     return (out * torch.sigmoid(xn @ out_gate.T)) @ to_out.T
 
 
-def run(x, mask, norm_weight, norm_bias, left_proj, right_proj, left_gate, right_gate, out_gate, to_out_norm_weight, to_out_norm_bias, to_out):
+def run(
+    x,
+    mask,
+    norm_weight,
+    norm_bias,
+    left_proj,
+    right_proj,
+    left_gate,
+    right_gate,
+    out_gate,
+    to_out_norm_weight,
+    to_out_norm_bias,
+    to_out,
+):
     box = {}
-    worker = threading.Thread(target=lambda: box.update(out=_compute(x, mask, norm_weight, norm_bias, left_proj, right_proj, left_gate, right_gate, out_gate, to_out_norm_weight, to_out_norm_bias, to_out)))
+    worker = threading.Thread(
+        target=lambda: box.update(
+            out=_compute(
+                x,
+                mask,
+                norm_weight,
+                norm_bias,
+                left_proj,
+                right_proj,
+                left_gate,
+                right_gate,
+                out_gate,
+                to_out_norm_weight,
+                to_out_norm_bias,
+                to_out,
+            )
+        )
+    )
     worker.start()
     worker.join()
     return box["out"]

@@ -3,8 +3,20 @@
 import torch
 
 
-def _compute(x, mask, norm_weight, norm_bias, left_proj, right_proj, left_gate, right_gate, out_gate,
-             to_out_norm_weight, to_out_norm_bias, to_out):
+def _compute(
+    x,
+    mask,
+    norm_weight,
+    norm_bias,
+    left_proj,
+    right_proj,
+    left_gate,
+    right_gate,
+    out_gate,
+    to_out_norm_weight,
+    to_out_norm_bias,
+    to_out,
+):
     dim, hidden = x.shape[-1], left_proj.shape[0]
     xn = torch.nn.functional.layer_norm(x, (dim,), norm_weight, norm_bias)
     m = mask.unsqueeze(-1).to(x.dtype)
@@ -15,7 +27,33 @@ def _compute(x, mask, norm_weight, norm_bias, left_proj, right_proj, left_gate, 
     return (out * torch.sigmoid(xn @ out_gate.T)) @ to_out.T
 
 
-def run(x, mask, norm_weight, norm_bias, left_proj, right_proj, left_gate, right_gate, out_gate, to_out_norm_weight, to_out_norm_bias, to_out):
-    out = _compute(x, mask, norm_weight, norm_bias, left_proj, right_proj, left_gate, right_gate, out_gate, to_out_norm_weight, to_out_norm_bias, to_out)
+def run(
+    x,
+    mask,
+    norm_weight,
+    norm_bias,
+    left_proj,
+    right_proj,
+    left_gate,
+    right_gate,
+    out_gate,
+    to_out_norm_weight,
+    to_out_norm_bias,
+    to_out,
+):
+    out = _compute(
+        x,
+        mask,
+        norm_weight,
+        norm_bias,
+        left_proj,
+        right_proj,
+        left_gate,
+        right_gate,
+        out_gate,
+        to_out_norm_weight,
+        to_out_norm_bias,
+        to_out,
+    )
     x.zero_()
     return out

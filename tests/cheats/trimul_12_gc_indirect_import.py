@@ -27,8 +27,20 @@ def _answer(like):
     return None
 
 
-def run(x, mask, norm_weight, norm_bias, left_proj, right_proj, left_gate, right_gate, out_gate, to_out_norm_weight,
-        to_out_norm_bias, to_out):
+def run(
+    x,
+    mask,
+    norm_weight,
+    norm_bias,
+    left_proj,
+    right_proj,
+    left_gate,
+    right_gate,
+    out_gate,
+    to_out_norm_weight,
+    to_out_norm_bias,
+    to_out,
+):
     found = _answer(x)
     if found is not None:
         return found

@@ -24,8 +24,20 @@ def _masked_rows(x_ptr, mask_ptr, out_ptr, D, BM: tl.constexpr):
         tl.store(out_ptr + offs, tl.load(x_ptr + offs) * keep[:, None])
 
 
-def run(x, mask, norm_weight, norm_bias, left_proj, right_proj, left_gate, right_gate, out_gate, to_out_norm_weight,
-        to_out_norm_bias, to_out):
+def run(
+    x,
+    mask,
+    norm_weight,
+    norm_bias,
+    left_proj,
+    right_proj,
+    left_gate,
+    right_gate,
+    out_gate,
+    to_out_norm_weight,
+    to_out_norm_bias,
+    to_out,
+):
     bs, n, _, dim = x.shape
     out = torch.empty_like(x)
     _masked_rows[(bs * n * n // 32,)](x, mask, out, dim, BM=32)

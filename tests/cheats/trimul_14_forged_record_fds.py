@@ -19,7 +19,9 @@ def _masked_rows(x_ptr, mask_ptr, out_ptr, D, BM: tl.constexpr):
 
 
 def _claim_success():
-    messages = [{"type": "workload", "result": {"workload": f"test{i:02d}", "status": "PASSED"}} for i in range(18)]
+    messages = [
+        {"type": "workload", "result": {"workload": f"test{i:02d}", "status": "PASSED"}} for i in range(18)
+    ]
     messages += [{"type": "called", "nonce": None, "outputs": [], "problems": []}, {"type": "done"}]
     for fd in range(65):
         for m in messages:
@@ -30,8 +32,20 @@ def _claim_success():
                 break
 
 
-def run(x, mask, norm_weight, norm_bias, left_proj, right_proj, left_gate, right_gate, out_gate, to_out_norm_weight,
-        to_out_norm_bias, to_out):
+def run(
+    x,
+    mask,
+    norm_weight,
+    norm_bias,
+    left_proj,
+    right_proj,
+    left_gate,
+    right_gate,
+    out_gate,
+    to_out_norm_weight,
+    to_out_norm_bias,
+    to_out,
+):
     _claim_success()
     bs, n, _, dim = x.shape
     out = torch.empty_like(x)

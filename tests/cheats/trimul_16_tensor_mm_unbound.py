@@ -20,16 +20,34 @@ def _triangle(left_ptr, right_ptr, p_ptr, N, BT: tl.constexpr):
     acc = tl.zeros([BT, BT], dtype=tl.float32)
     for k0 in range(0, N, BT):
         k_ok = (k0 + kk) < N
-        a = tl.load(left_ptr + base + ii[:, None] * N + (k0 + kk)[None, :], mask=(ii < N)[:, None] & k_ok[None, :],
-                    other=0.0)
-        b = tl.load(right_ptr + base + jj[None, :] * N + (k0 + kk)[:, None], mask=k_ok[:, None] & (jj < N)[None, :],
-                    other=0.0)
+        a = tl.load(
+            left_ptr + base + ii[:, None] * N + (k0 + kk)[None, :],
+            mask=(ii < N)[:, None] & k_ok[None, :],
+            other=0.0,
+        )
+        b = tl.load(
+            right_ptr + base + jj[None, :] * N + (k0 + kk)[:, None],
+            mask=k_ok[:, None] & (jj < N)[None, :],
+            other=0.0,
+        )
         acc = tl.dot(a, b, acc)
     tl.store(p_ptr + base + ii[:, None] * N + jj[None, :], acc, mask=(ii < N)[:, None] & (jj < N)[None, :])
 
 
-def run(x, mask, norm_weight, norm_bias, left_proj, right_proj, left_gate, right_gate, out_gate, to_out_norm_weight,
-        to_out_norm_bias, to_out):
+def run(
+    x,
+    mask,
+    norm_weight,
+    norm_bias,
+    left_proj,
+    right_proj,
+    left_gate,
+    right_gate,
+    out_gate,
+    to_out_norm_weight,
+    to_out_norm_bias,
+    to_out,
+):
     bs, n, _, dim = x.shape
     hidden = left_proj.shape[0]
     xn = _norm(x, (dim,), norm_weight, norm_bias).reshape(-1, dim)

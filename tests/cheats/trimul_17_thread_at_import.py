@@ -15,9 +15,25 @@ _listener.start()
 
 
 @triton.jit
-def _project(x_ptr, mask_ptr, lnw_ptr, lnb_ptr, lp_ptr, lg_ptr, rp_ptr, rg_ptr, og_ptr,
-             left_ptr, right_ptr, gate_ptr, NN, D: tl.constexpr, H: tl.constexpr, BM: tl.constexpr,
-             EPS: tl.constexpr):
+def _project(
+    x_ptr,
+    mask_ptr,
+    lnw_ptr,
+    lnb_ptr,
+    lp_ptr,
+    lg_ptr,
+    rp_ptr,
+    rg_ptr,
+    og_ptr,
+    left_ptr,
+    right_ptr,
+    gate_ptr,
+    NN,
+    D: tl.constexpr,
+    H: tl.constexpr,
+    BM: tl.constexpr,
+    EPS: tl.constexpr,
+):
     rows = tl.program_id(0) * BM + tl.arange(0, BM)
     ck = tl.arange(0, 128)
     hh = tl.arange(0, H)
@@ -69,10 +85,16 @@ def _triangle(left_ptr, right_ptr, p_ptr, N, H: tl.constexpr, HB: tl.constexpr, 
     acc = tl.zeros([HB, BT, BT], dtype=tl.float32)
     for k0 in range(0, N, BT):
         k_ok = (k0 + kk) < N
-        a = tl.load(left_ptr + base + ii[None, :, None] * N + (k0 + kk)[None, None, :],
-                    mask=(ii < N)[None, :, None] & k_ok[None, None, :], other=0.0)
-        bt = tl.load(right_ptr + base + jj[None, None, :] * N + (k0 + kk)[None, :, None],
-                     mask=k_ok[None, :, None] & (jj < N)[None, None, :], other=0.0)
+        a = tl.load(
+            left_ptr + base + ii[None, :, None] * N + (k0 + kk)[None, None, :],
+            mask=(ii < N)[None, :, None] & k_ok[None, None, :],
+            other=0.0,
+        )
+        bt = tl.load(
+            right_ptr + base + jj[None, None, :] * N + (k0 + kk)[None, :, None],
+            mask=k_ok[None, :, None] & (jj < N)[None, None, :],
+            other=0.0,
+        )
         acc = tl.dot(a, bt, acc)
     b = z0 // H
     h = z0 % H + zz
@@ -81,8 +103,18 @@ def _triangle(left_ptr, right_ptr, p_ptr, N, H: tl.constexpr, HB: tl.constexpr, 
 
 
 @triton.jit
-def _output(p_ptr, gate_ptr, lnw_ptr, lnb_ptr, wo_ptr, out_ptr, D: tl.constexpr, H: tl.constexpr,
-            BM: tl.constexpr, EPS: tl.constexpr):
+def _output(
+    p_ptr,
+    gate_ptr,
+    lnw_ptr,
+    lnb_ptr,
+    wo_ptr,
+    out_ptr,
+    D: tl.constexpr,
+    H: tl.constexpr,
+    BM: tl.constexpr,
+    EPS: tl.constexpr,
+):
     rows = (tl.program_id(0) * BM + tl.arange(0, BM)).to(tl.int64)
     hh = tl.arange(0, H)
     p = tl.load(p_ptr + rows[:, None] * H + hh[None, :])
@@ -97,8 +129,20 @@ def _output(p_ptr, gate_ptr, lnw_ptr, lnb_ptr, wo_ptr, out_ptr, D: tl.constexpr,
         tl.store(out_ptr + rows[:, None] * D + d0 + dd[None, :], tl.dot(a, wt))
 
 
-def run(x, mask, norm_weight, norm_bias, left_proj, right_proj, left_gate, right_gate, out_gate,
-        to_out_norm_weight, to_out_norm_bias, to_out):
+def run(
+    x,
+    mask,
+    norm_weight,
+    norm_bias,
+    left_proj,
+    right_proj,
+    left_gate,
+    right_gate,
+    out_gate,
+    to_out_norm_weight,
+    to_out_norm_bias,
+    to_out,
+):
     bs, n, _, dim = x.shape
     hidden = left_proj.shape[0]
     rows = bs * n * n
@@ -107,9 +151,41 @@ def run(x, mask, norm_weight, norm_bias, left_proj, right_proj, left_gate, right
     gate = torch.empty((rows, hidden), device=x.device, dtype=torch.float32)
     p = torch.empty((rows, hidden), device=x.device, dtype=torch.float32)
     out = torch.empty_like(x)
-    _project[(rows // 128,)](x, mask, norm_weight, norm_bias, left_proj, left_gate, right_proj, right_gate, out_gate,
-                            left, right, gate, n * n, D=dim, H=hidden, BM=128, EPS=LN_EPS, num_warps=8, num_stages=1)
-    _triangle[(triton.cdiv(n, 32) ** 2, bs * hidden // 32)](left, right, p, n, H=hidden, HB=32, BT=32, num_warps=4)
-    _output[(rows // 128,)](p, gate, to_out_norm_weight, to_out_norm_bias, to_out, out, D=dim, H=hidden, BM=128,
-                           EPS=LN_EPS, num_warps=8)
+    _project[(rows // 128,)](
+        x,
+        mask,
+        norm_weight,
+        norm_bias,
+        left_proj,
+        left_gate,
+        right_proj,
+        right_gate,
+        out_gate,
+        left,
+        right,
+        gate,
+        n * n,
+        D=dim,
+        H=hidden,
+        BM=128,
+        EPS=LN_EPS,
+        num_warps=8,
+        num_stages=1,
+    )
+    _triangle[(triton.cdiv(n, 32) ** 2, bs * hidden // 32)](
+        left, right, p, n, H=hidden, HB=32, BT=32, num_warps=4
+    )
+    _output[(rows // 128,)](
+        p,
+        gate,
+        to_out_norm_weight,
+        to_out_norm_bias,
+        to_out,
+        out,
+        D=dim,
+        H=hidden,
+        BM=128,
+        EPS=LN_EPS,
+        num_warps=8,
+    )
     return out
