@@ -78,9 +78,14 @@ def main(out: Path, repo: Path) -> dict[str, Any]:
     good = Candidate.from_path(BUNDLED_TASKS_DIR / "rmsnorm" / "seeds" / "triton_rowwise.py")
     rms = load_task("rmsnorm")
     cache = Path(tempfile.mkdtemp())
+
+    def save() -> None:  # after every verdict, so a run cut short by its time limit keeps what it measured
+        (out / "cheats_gpu.json").write_text(json.dumps(rec, indent=1, default=str))
+
     with Engine(device="gpu", cache_dir=cache) as engine:
         rec["device_name"] = engine.device_name
-        rows = []
+        rows: list[dict[str, Any]] = []
+        rec["cheats_screened"] = rows
         for path in sorted((repo / "tests" / "cheats").glob("*.py")):
             exp = expectation(path)
             t0 = time.perf_counter()
@@ -101,8 +106,12 @@ def main(out: Path, repo: Path) -> dict[str, Any]:
                     "seconds": time.perf_counter() - t0,
                 }
             )
-            print(f"{path.name:44s} {status:20s} expected {'|'.join(exp['statuses'])}", flush=True)
-        rec["cheats_screened"] = rows
+            print(
+                f"{path.name:44s} {status:20s} expected {'|'.join(exp['statuses'])}"
+                + ("" if rows[-1]["as_expected"] else f"  {rows[-1]['reasons'][:1]}"),
+                flush=True,
+            )
+            save()
         after = engine.evaluate(rms, good, ["b64", "b4096"])
         rec["good_after_all_cheats"] = {
             "status": after.status,
@@ -111,7 +120,8 @@ def main(out: Path, repo: Path) -> dict[str, Any]:
         }
         rec["judge_starts"] = engine.worker("gpu").starts
     with Engine(device="gpu", cache_dir=cache, screening=False) as engine:
-        dyn = []
+        dyn: list[dict[str, Any]] = []
+        rec["cheats_dynamic_only"] = dyn
         for name in DYNAMIC:
             path = repo / "tests" / "cheats" / name
             if not path.is_file():
@@ -125,8 +135,9 @@ def main(out: Path, repo: Path) -> dict[str, Any]:
                 }
             )
             print(f"dynamic {name:36s} {res.status}", flush=True)
-        rec["cheats_dynamic_only"] = dyn
-        faults = []
+            save()
+        faults: list[dict[str, Any]] = []
+        rec["faults"] = faults
         for name in FAULTS:
             starts = engine.worker("gpu").starts
             t0 = time.perf_counter()
@@ -153,8 +164,8 @@ def main(out: Path, repo: Path) -> dict[str, Any]:
                 f"{faults[-1]['judge_restarted']} contestant {engine.last_contestant}",
                 flush=True,
             )
-        rec["faults"] = faults
-    (out / "cheats_gpu.json").write_text(json.dumps(rec, indent=1, default=str))
+            save()
+    save()
     return rec
 
 

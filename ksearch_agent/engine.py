@@ -437,12 +437,17 @@ class Engine:
 
     def _spec(self, candidate: Candidate) -> dict[str, Any]:
         """What the judge passes to a contestant: where the files are, how to call them, and a Triton
-        cache of the candidate's own (one candidate cannot plant binaries in another's cache by key)."""
+        cache of the candidate's own (one candidate cannot plant binaries in another's cache by key).
+
+        The cache lives in the engine's cache directory, named by the candidate's content hash, so it
+        outlives the engine: evaluating the same candidate again (a second ``ksearch eval``, a resumed
+        run, ``confirm_best``) loads its kernels instead of compiling them again, which on the H100 was
+        most of a TriMul evaluation's extra cost after the judge/contestant split."""
         return {
             "path": str(self._candidate_path(candidate)),
             "api": candidate.api,
             "language": candidate.language,
-            "triton_cache_dir": str(self.workdir / "triton-cache" / candidate.id),
+            "triton_cache_dir": str(self.cache_dir / "triton" / candidate.id),
         }
 
     def _collect(

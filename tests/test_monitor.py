@@ -217,6 +217,21 @@ def test_launch_counting_alone_pushes_no_dispatch_mode() -> None:
     assert seen == [0] and record.compute_ops == {} and record.launches == 0
 
 
+def test_counting_ops_never_imports_dynamo() -> None:
+    """torch._dynamo costs seconds to import; a counted call must not pull it in (fresh process)."""
+    code = textwrap.dedent(
+        """
+        import sys, torch
+        from ksearch_agent.worker.monitor import CallMonitor
+        with CallMonitor().watch() as record:
+            torch.ones(3) + 1
+        print(record.compute_ops, "torch._dynamo" in sys.modules)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["{'aten.add.Tensor':", "1}", "False"], out.stderr[-2000:]
+
+
 # GPU: the JIT hook, the dispatch seed's bound path, and launches through cuda_launch / cuda.core.
 
 

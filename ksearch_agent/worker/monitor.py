@@ -132,6 +132,14 @@ def _count_cuda_launch(_name: str) -> None:
 class _OpCounter(TorchDispatchMode):
     """Counts every op dispatched while pushed, by op object (names are made once, at the end)."""
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # TorchDispatchMode wraps a subclass's __torch_dispatch__ in torch._disable_dynamo, whose first
+        # call imports torch._dynamo: 3-6 s inside the first counted call of every contestant. Eager ops
+        # dispatch through the mode either way; only Dynamo tracing into this method would differ, and a
+        # candidate that compiles PyTorch code is PyTorch compute, which the op count and the screen refuse.
+        return False
+
     def __init__(self) -> None:
         super().__init__()
         self.counts: dict[Any, int] = {}
