@@ -7,7 +7,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn
+from typing import Annotated, Any, Literal, NoReturn, cast
 
 import typer
 from rich.console import Console
@@ -445,15 +445,15 @@ def run_cmd(
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     ctx = SearchContext(
-        policy="llm" if policy == "auto" else policy,
+        policy=cast(Literal["llm", "playbook"], "llm" if policy == "auto" else policy),
         max_rounds=rounds,
-        language=language,
+        language=cast(Literal["triton", "cuda"], language),
         budget_usd=budget_usd,  # type: ignore[arg-type]
         max_tokens=max_tokens,
         max_wall_s=max_wall_s,
         max_repairs=max_repairs,
         runs_root=runs_root,
-        device=device,
+        device=cast(Literal["auto", "gpu", "cpu"], device),
         api_key_env=api_key_env,
         json_mode=json_mode,  # type: ignore[arg-type]
         price_table=str(price_table) if price_table else None,

@@ -22,6 +22,7 @@ class ProgressLog:
         self._log = structlog.wrap_logger(
             structlog.PrintLogger(stream or sys.stderr),
             processors=[structlog.processors.TimeStamper(fmt="iso"), structlog.processors.JSONRenderer()],
+            wrapper_class=structlog.BoundLogger,  # progress is not filtered by --log-level
         )
 
     def on_event(self, ev: dict[str, Any]) -> None:

@@ -73,7 +73,9 @@ class Endpoint:
     """The server; ``url`` is its /v1 base URL. Use as a context manager."""
 
     def __init__(
-        self, script: list[str | Reply | Error], refuse: Callable[[dict[str, Any]], Error | None] | None = None
+        self,
+        script: list[str | Reply | Error],
+        refuse: Callable[[dict[str, Any]], Error | None] | None = None,
     ) -> None:
         self.script, self.refuse = list(script), refuse
         self.requests: list[dict[str, Any]] = []
@@ -113,14 +115,19 @@ class Endpoint:
     def _answer(self, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
         with self._lock:
             self.requests.append(body)
-            self.headers.append(headers)
+            self.headers.append({k.lower(): v for k, v in headers.items()})
             item: str | Reply | Error | None = self._sticky or (self.refuse(body) if self.refuse else None)
             if item is None:
                 item = self.script.pop(0) if self.script else Error(500, "test script exhausted")
             if isinstance(item, Error) and item.repeat:
                 self._sticky = item
         if isinstance(item, Error):
-            err = {"message": item.message, "type": "invalid_request_error", "param": item.param, "code": item.code}
+            err = {
+                "message": item.message,
+                "type": "invalid_request_error",
+                "param": item.param,
+                "code": item.code,
+            }
             return item.status, {"error": err}, item.headers
         reply = Reply(item) if isinstance(item, str) else item
         message: dict[str, Any] = {"role": "assistant", "content": reply.content or None}
@@ -136,7 +143,11 @@ class Endpoint:
                 "created": int(time.time()),
                 "model": body.get("model", "m"),
                 "choices": [{"index": 0, "finish_reason": reply.finish_reason, "message": message}],
-                "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+                "usage": {
+                    "prompt_tokens": prompt,
+                    "completion_tokens": completion,
+                    "total_tokens": prompt + completion,
+                },
             },
             {},
         )

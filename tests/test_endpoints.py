@@ -69,7 +69,9 @@ GOOD_RUN = [initial_answer(), code_answer(GOOD), edit_answer([])]
 # ---------------------------------------------------------------------------------- the server's limits
 
 
-def test_reasoning_model_refusing_temperature_is_asked_again_without_it_and_never_again(tmp_path: Path) -> None:
+def test_reasoning_model_refusing_temperature_is_asked_again_without_it_and_never_again(
+    tmp_path: Path,
+) -> None:
     with Endpoint(GOOD_RUN, refuse=REASONING_MODEL) as server:
         out = search(server.url, tmp_path / "runs", "--temperature", "0.2")
     assert out.exit_code == 0, out.stdout + out.stderr
@@ -167,7 +169,7 @@ def test_refused_api_key_exits_three_without_printing_or_recording_the_key(tmp_p
         out = search(server.url, tmp_path / "runs")
     assert out.exit_code == 3
     assert "answered HTTP 401: refused the API key" in out.stderr
-    assert server.headers[0]["Authorization"] == f"Bearer {KEY}"  # it was sent...
+    assert server.headers[0]["authorization"] == f"Bearer {KEY}"  # it was sent...
     transcript = (run_dir(tmp_path / "runs") / "llm_transcript.jsonl").read_text()
     assert "HTTP 401" in transcript
     assert KEY not in out.stderr + out.stdout + transcript  # ...and is written nowhere

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,7 +89,7 @@ class ModelCaller:
     timeout_s: float | None = None
     transcript: TranscriptWriter | None = None
     site: CallSite = field(default_factory=CallSite)
-    on_refusal: Any = None
+    on_refusal: Callable[[str], None] | None = None
 
     @property
     def tools_refused(self) -> bool:
@@ -181,7 +181,7 @@ class ModelCaller:
     ) -> None:
         if self.transcript is None:
             return
-        usage = (reply.usage_metadata or {}) if reply is not None else {}
+        usage: Mapping[str, Any] = (reply.usage_metadata or {}) if reply is not None else {}
         status = getattr(error, "status_code", None)
         self.transcript.write(
             {

@@ -67,7 +67,7 @@ def coder(
             f"none-{state.get('round', 0)}-{attempt_no}", "coder", "COMPILE_ERROR", turn.error or "no code"
         )
         emit(state, "attempt_failed", origin="coder", log=attempt["log"][:300])
-        new_state = {
+        new_state: SearchState = {
             **state,
             "attempts": [*state.get("attempts", []), attempt],
             "no_improve": state.get("no_improve", 0) + 1,
