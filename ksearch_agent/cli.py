@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn
+from typing import Annotated, Any, Literal, NoReturn, cast
 
 import typer
 from rich.console import Console
@@ -30,7 +31,7 @@ err_console = Console(stderr=True)
 def _main(
     log_level: Annotated[str, typer.Option(help="structlog level for progress records")] = "WARNING",
 ) -> None:
-    configure_logging(log_level)
+    configure_logging(log_level, force=True)  # per invocation: stderr may differ (tests, embedding)
 
 
 @app.command("tasks")
@@ -261,8 +262,14 @@ def eval_cmd(
 
 
 def _search_finished(final: dict[str, object]) -> None:
+    from ksearch_agent.llm.caller import REFUSAL_NOTES
+    from ksearch_agent.resources import store_for
+
     best = final.get("best") or {}
     console.print(f"status: {final.get('status')} · run directory: {final.get('run_dir')}")
+    if final.get("run_dir"):
+        for param in store_for(str(final["run_dir"])).get_meta("endpoint_refused") or []:
+            console.print(f"endpoint: {REFUSAL_NOTES.get(param, param)}", markup=False, highlight=False)
     if isinstance(best, dict) and best:
         speed = best.get("geomean_speedup")
         console.print(
@@ -302,18 +309,59 @@ def _write_report_after_run(run_dir: Path) -> None:
         )
 
 
-def _drive_with_live_view(view: Any, start: Any, run_dir: Path) -> None:
-    """Run ``start(on_event)`` under a rich live view, print the summary, write the report, exit 0 when a
-    kernel passed."""
-    from rich.live import Live
+EXIT_ENDPOINT = 3
+"""``ksearch run``/``resume``: the LLM endpoint failed (unreachable, refused the key, unknown model, kept
+answering 5xx/429); everything measured so far stays in the run, and ``ksearch resume RUN --base-url URL
+--model NAME`` continues it, on another endpoint if need be."""
 
-    with Live(view.render(), console=err_console, refresh_per_second=4) as live:
 
-        def on_event(ev: dict[str, object]) -> None:
-            view.on_event(ev)
-            live.update(view.render())
+def _drive(task: str, start: Any, run_dir: Path, ctx: Any) -> None:
+    """Run ``start(on_event)`` with progress on stderr (a live table on a terminal, else one JSON line per
+    event), print the summary, write the report, exit 0 when a kernel passed, 1 when none did and 3 when the
+    LLM endpoint failed."""
+    from ksearch_agent.llm.endpoint import EndpointError, endpoint_error
 
-        final = start(on_event)
+    try:
+        if err_console.is_terminal:
+            from rich.live import Live
+
+            from ksearch_agent.live_view import LiveView
+
+            view = LiveView(task)
+            with Live(view.render(), console=err_console, refresh_per_second=4) as live:
+
+                def on_event(ev: dict[str, object]) -> None:
+                    view.on_event(ev)
+                    live.update(view.render())
+
+                final = start(on_event)
+        else:
+            from ksearch_agent.progress_log import ProgressLog
+
+            final = start(ProgressLog(task).on_event)
+    except Exception as exc:  # noqa: BLE001 - only endpoint failures are handled here; anything else re-raises
+        failure = (
+            exc
+            if isinstance(exc, EndpointError)
+            else endpoint_error(
+                exc, base_url=ctx.base_url, model=ctx.model or "?", timeout_s=ctx.llm_timeout_s
+            )
+        )
+        if failure is None:
+            raise
+        message = str(failure)
+        key = os.environ.get(ctx.api_key_env or "", "")
+        if len(key) >= 4:
+            message = message.replace(key, "***")  # a server may echo the key it refused
+        err_console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True, highlight=False)
+        err_console.print(
+            f"everything measured so far is kept in {run_dir}; continue with: ksearch resume {run_dir} "
+            "--base-url URL --model NAME",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_ENDPOINT) from None
     _search_finished(final)
     _write_report_after_run(run_dir)
     raise typer.Exit(0 if final.get("best") else 1)
@@ -356,6 +404,27 @@ def run_cmd(
             help="at the end, re-time this many top candidates side by side on the GPU to name the best (< 2: off)",
         ),
     ] = 3,
+    temperature: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, help="sampling temperature (default: the server's; reasoning models take no other)"
+        ),
+    ] = None,
+    max_output_tokens: Annotated[
+        int | None, typer.Option(min=1, help="cap on the tokens of each model answer (default: the server's)")
+    ] = None,
+    reasoning_effort: Annotated[
+        str | None, typer.Option(help="low | medium | high, for reasoning models (default: the server's)")
+    ] = None,
+    request_timeout: Annotated[
+        float, typer.Option(min=1.0, help="seconds to wait for one model answer")
+    ] = 600.0,
+    llm_retries: Annotated[
+        int, typer.Option(min=0, help="retries of a request that timed out, got 429 or 5xx (backing off)")
+    ] = 5,
+    max_tool_calls: Annotated[
+        int, typer.Option(min=0, help="tool calls (or engine checks) per coder attempt")
+    ] = 4,
 ) -> None:
     """Search for a fast kernel for TASK; the run directory keeps everything (resume with `ksearch resume`)."""
 
@@ -366,6 +435,7 @@ def run_cmd(
         ("--policy", policy, ("llm", "playbook", "auto")),
         ("--language", language, ("triton", "cuda")),
         ("--device", device, ("auto", "gpu", "cpu")),
+        ("--reasoning-effort", reasoning_effort or "low", ("low", "medium", "high", "minimal")),
     ):
         if value not in allowed:
             raise typer.BadParameter(f"must be one of {', '.join(allowed)}", param_hint=name)
@@ -375,19 +445,25 @@ def run_cmd(
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     ctx = SearchContext(
-        policy="llm" if policy == "auto" else policy,
+        policy=cast(Literal["llm", "playbook"], "llm" if policy == "auto" else policy),
         max_rounds=rounds,
-        language=language,
+        language=cast(Literal["triton", "cuda"], language),
         budget_usd=budget_usd,  # type: ignore[arg-type]
         max_tokens=max_tokens,
         max_wall_s=max_wall_s,
         max_repairs=max_repairs,
         runs_root=runs_root,
-        device=device,
+        device=cast(Literal["auto", "gpu", "cpu"], device),
         api_key_env=api_key_env,
         json_mode=json_mode,  # type: ignore[arg-type]
         price_table=str(price_table) if price_table else None,
         confirm_top=confirm_top,
+        temperature=temperature,
+        max_output_tokens=max_output_tokens,
+        reasoning_effort=reasoning_effort,
+        llm_timeout_s=request_timeout,
+        llm_max_retries=llm_retries,
+        max_tool_calls=max_tool_calls,
     )
     if model:
         ctx.model = model
@@ -405,6 +481,9 @@ def run_cmd(
             "Ollama) or set KSEARCH_MODEL; or run without an LLM: --policy playbook."
         )
         raise typer.Exit(2)
+    if ctx.policy == "llm" and (problem := _budget_problem(ctx)):
+        err_console.print(f"[red]error:[/red] {escape(problem)}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2)
     seed_code = None
     if seed_from_playbook:
         from ksearch_agent.playbook import playbook_seed_files
@@ -419,9 +498,6 @@ def run_cmd(
             p.name: p.read_text()
             for p in [seed] + [q for q in seed.parent.glob("*.cu") if q.name in seed.read_text()]
         }
-    from ksearch_agent.live_view import LiveView
-
-    view = LiveView(t.name)
     run_id = new_run_id(t.name)
     err_console.print(
         f"run {run_id} → {Path(runs_root) / run_id}  (policy {ctx.policy}"
@@ -429,24 +505,51 @@ def run_cmd(
         + ")"
     )
     task_ref = t.name if t.directory.parent.name == "tasks" else str(t.directory)
-    _drive_with_live_view(
-        view,
+    _drive(
+        t.name,
         lambda on_event: run_search(task_ref, ctx, seed_code=seed_code, run_id=run_id, on_event=on_event),
         Path(runs_root).resolve() / run_id,
+        ctx,
     )
 
 
-@app.command("resume")
-def resume_cmd(run: Annotated[str, typer.Argument(help="run directory or run id under runs/")]) -> None:
-    """Continue an interrupted run from its last checkpoint; nothing evaluated is lost or redone."""
-
-    from ksearch_agent.live_view import LiveView
-    from ksearch_agent.runner import RunNotResumable, resolve_run_dir, resume_search
+def _budget_problem(ctx: Any) -> str | None:
+    """Why the run's USD budget cannot be kept (a price table that does not load, or no price for the model)."""
+    from ksearch_agent.llm.usage import PriceTable, budget_problem
 
     try:
+        prices = PriceTable.from_file(ctx.price_table) if ctx.price_table else PriceTable()
+    except (OSError, ValueError) as exc:
+        return f"--price-table: {exc}"
+    return budget_problem(ctx.model, ctx.budget_usd, prices)
+
+
+@app.command("resume")
+def resume_cmd(
+    run: Annotated[str, typer.Argument(help="run directory or run id under runs/")],
+    base_url: Annotated[
+        str | None, typer.Option(help="continue on this OpenAI-compatible endpoint instead of the run's")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="continue with this model instead of the run's")] = None,
+    api_key_env: Annotated[str | None, typer.Option(help="env var holding the API key")] = None,
+) -> None:
+    """Continue an interrupted run from its last checkpoint; nothing evaluated is lost or redone. With
+    --base-url/--model it continues on another endpoint (after an endpoint error, say)."""
+
+    from ksearch_agent.runner import RunNotResumable, load_context, resolve_run_dir, resume_search
+
+    overrides = {"base_url": base_url, "model": model, "api_key_env": api_key_env}
+    try:
         run_dir = resolve_run_dir(run)
-        _drive_with_live_view(
-            LiveView(run_dir.name), lambda on_event: resume_search(run_dir, on_event=on_event), run_dir
+        ctx = load_context(run_dir, **overrides)
+        if ctx.policy == "llm" and (problem := _budget_problem(ctx)):
+            err_console.print(f"[red]error:[/red] {escape(problem)}", soft_wrap=True, highlight=False)
+            raise typer.Exit(2)
+        _drive(
+            run_dir.name,
+            lambda on_event: resume_search(run_dir, on_event=on_event, **overrides),
+            run_dir,
+            ctx,
         )
     except (FileNotFoundError, RunNotResumable) as exc:
         err_console.print(f"[red]error:[/red] {exc}")
@@ -457,9 +560,13 @@ def resume_cmd(run: Annotated[str, typer.Argument(help="run directory or run id 
 def show_cmd(
     run: Annotated[str, typer.Argument(help="run directory or run id under runs/")],
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
+    llm: Annotated[
+        bool, typer.Option("--llm", help="print the run's LLM transcript (every request and answer) instead")
+    ] = False,
+    full: Annotated[bool, typer.Option("--full", help="with --llm: do not shorten long texts")] = False,
 ) -> None:
-    """Status, policy, tokens and cost, duels and lineage; the best kernel and its eval table, every
-    candidate, and the world model as an indented outline."""
+    """Status, policy, tokens and cost (per node), duels and lineage; the best kernel and its eval table,
+    every candidate, and the world model as an indented outline. With --llm, the LLM transcript."""
     from ksearch_agent.report.summary import run_summary, show_document
     from ksearch_agent.report.text import summary_lines
     from ksearch_agent.resources import store_for
@@ -468,6 +575,9 @@ def show_cmd(
 
     try:
         run_dir = resolve_run_dir(run)
+        if llm:
+            _show_transcript(run_dir, as_json, full)
+            return
         if as_json:
             sys.stdout.write(json.dumps(show_document(run_dir), indent=1) + "\n")
             return
@@ -510,6 +620,20 @@ def show_cmd(
         console.print(
             WorldModel.model_validate(snaps[-1]["world_model"]).outline(), markup=False, highlight=False
         )
+
+
+def _show_transcript(run_dir: Path, as_json: bool, full: bool) -> None:
+    from ksearch_agent.llm.transcript import TRANSCRIPT_FILE, format_transcript, read_transcript
+
+    records = read_transcript(run_dir)
+    if as_json:
+        sys.stdout.write(json.dumps(records, indent=1) + "\n")
+        return
+    if not records:
+        console.print(f"no LLM exchanges recorded in {run_dir / TRANSCRIPT_FILE}", markup=False)
+        return
+    for line in format_transcript(records, full=full):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("runs")

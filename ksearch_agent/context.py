@@ -22,14 +22,34 @@ class SearchContext:
     api_key_env: str = field(
         default="OPENAI_API_KEY", metadata={"description": "env var holding the API key"}
     )
-    temperature: float = 0.2
-    reasoning_effort: str | None = None
+    temperature: float | None = field(
+        default=None,
+        metadata={
+            "description": "sampling temperature sent to the model (None: the server's default; reasoning "
+            "models such as o3 accept only that)"
+        },
+    )
+    max_output_tokens: int | None = field(
+        default=None,
+        metadata={"description": "cap on the tokens of each answer (None: the server's limit)"},
+    )
+    reasoning_effort: str | None = field(
+        default=None,
+        metadata={
+            "description": "reasoning effort for reasoning models: low, medium or high (None: default)"
+        },
+    )
     policy: Literal["llm", "playbook"] = "llm"
     max_rounds: int = field(default=5, metadata={"description": "search cycles (one action each)"})
     stagnation_window: int = 5
     max_difficulty: int = 4
     max_repairs: int = 3
-    max_tool_calls: int = field(default=4, metadata={"description": "coder tool calls per attempt"})
+    max_tool_calls: int = field(
+        default=4,
+        metadata={
+            "description": "tool calls (or engine checks, when the endpoint has no tool calling) per coder attempt"
+        },
+    )
     language: Literal["triton", "cuda"] = "triton"
     max_wall_s: float | None = None
     max_tokens: int | None = None
@@ -56,5 +76,15 @@ class SearchContext:
             "description": "only candidates whose speedup is within this fraction of the best's are re-timed"
         },
     )
-    llm_timeout_s: float = 600.0
+    llm_timeout_s: float = field(
+        default=600.0,
+        metadata={"description": "seconds to wait for one answer of the model before giving up"},
+    )
+    llm_max_retries: int = field(
+        default=5,
+        metadata={
+            "description": "retries of a request that timed out, was rate limited (429) or failed on the server "
+            "(5xx), with exponential backoff, before the run stops with an endpoint error"
+        },
+    )
     recursion_limit: int = 400

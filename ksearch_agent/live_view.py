@@ -19,7 +19,7 @@ class LiveView:
         self.best: float | None = None
         self.best_id = "—"
         self.tokens = 0
-        self.cost: float | None = None
+        self.cost = "—"
         self.last = ""
 
     def on_event(self, ev: dict[str, Any]) -> None:
@@ -42,7 +42,7 @@ class LiveView:
             self.best, self.best_id = ev.get("geomean_speedup"), str(ev.get("candidate_id"))
         elif kind == "world_model_updated":
             self.tokens = ev.get("tokens") or self.tokens
-            self.cost = ev.get("cost_usd")
+            self.cost = str(ev.get("cost") or self.cost)
         elif kind == "finished":
             self.status = f"finished: {ev.get('status')}"
         self.last = str(kind)
@@ -67,7 +67,7 @@ class LiveView:
             ("status", self.status),
             ("best speedup", best),
             ("tokens", str(self.tokens)),
-            ("cost", "—" if self.cost is None else f"${self.cost:.4f}"),
+            ("cost", self.cost),
         ):
             t.add_row(k, v)
         return t

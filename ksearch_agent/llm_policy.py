@@ -6,6 +6,7 @@ then given up on in a way the graph can carry on from (an unchanged tree, a fail
 
 from __future__ import annotations
 
+import ast
 import json
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -20,12 +21,13 @@ from langchain_core.messages import (
     messages_to_dict,
 )
 
-from ksearch_agent.coder_tools import TOOL_SCHEMAS
+from ksearch_agent.llm.caller import ModelCaller, finish_reason
 from ksearch_agent.llm.parsing import ParseError, extract_code_files, extract_json
 from ksearch_agent.llm.usage import PriceTable, UsageLedger
 from ksearch_agent.policy import CodeRequest, CoderTurn, CycleOutcome, RepairRequest, format_files, task_brief
 from ksearch_agent.prompts import render
 from ksearch_agent.task import Task
+from ksearch_agent.tools.llm_tools import ENGINE_CHECK, coder_tools, parse_problem
 from ksearch_agent.world_model import EditOp, InsertNode, WorldModel, WorldModelError, parse_edit_script
 
 T = TypeVar("T")
@@ -52,9 +54,14 @@ class LLMPolicy:
         prices: PriceTable | None = None,
         *,
         json_mode: bool = True,
+        caller: ModelCaller | None = None,
     ) -> None:
-        self.model, self.model_name, self.prices = model, model_name, prices or PriceTable()
-        self.json_mode = json_mode
+        """``caller`` carries the run's model settings, transcript and refusal memory; without it the model is
+        called with defaults (tests, host applications)."""
+        self.model, self.model_name = model, model_name
+        self.caller = caller or ModelCaller(
+            model, model_name, prices=prices or PriceTable(), json_mode=json_mode
+        )
 
     def _system(self, language: str) -> SystemMessage:
         return SystemMessage(render("system", language="Triton" if language == "triton" else "CUDA"))
@@ -68,21 +75,7 @@ class LLMPolicy:
         tools: bool = False,
         json: bool = False,
     ) -> AIMessage:
-        model: Any = self.model.bind_tools(TOOL_SCHEMAS) if tools else self.model
-        if json and self.json_mode:
-            try:
-                reply = model.bind(response_format={"type": "json_object"}).invoke(messages)
-            except Exception as exc:  # a server without JSON mode answers 400: remember and ask plainly
-                if not _is_bad_request(exc):
-                    raise
-                self.json_mode = False
-                reply = model.invoke(messages)
-        else:
-            reply = model.invoke(messages)
-        if not isinstance(reply, AIMessage):
-            reply = AIMessage(content=message_text(reply))
-        ledger.record(node, reply, self.model_name, self.prices)
-        return reply
+        return self.caller.call(node, messages, ledger, tools=coder_tools() if tools else (), json=json)
 
     def _ask(
         self,
@@ -96,13 +89,16 @@ class LLMPolicy:
         try:
             return parse(message_text(reply))
         except (ParseError, WorldModelError) as exc:
-            retry = [
-                *messages,
-                reply,
-                HumanMessage(
-                    f"That answer could not be used: {exc}\nReply again with {what}, complete and nothing else."
-                ),
-            ]
+            if finish_reason(reply) == "length":  # cut off at the output limit: ask once for less
+                retry = [*messages, HumanMessage(_SHORTER.format(what=what))]
+            else:
+                retry = [
+                    *messages,
+                    reply,
+                    HumanMessage(
+                        f"That answer could not be used: {exc}\nReply again with {what}, complete and nothing else."
+                    ),
+                ]
             return parse(message_text(self._invoke(node, retry, ledger, json=True)))
 
     # -- planner ------------------------------------------------------------------------------------
@@ -170,19 +166,31 @@ class LLMPolicy:
             tool_budget=req.tool_budget,
             cuda_files_hint=" and `kernel.cu`" if req.language == "cuda" else "",
         )
+        use_tools = req.tool_budget > 0 and not self.caller.tools_refused
+        if req.tool_budget > 0 and self.caller.tools_refused:
+            prompt += _NO_TOOLS.format(checks=req.tool_budget)
         messages: list[BaseMessage] = [
             self._system(req.language),
             HumanMessage(prompt),
             *messages_from_dict(req.transcript),
         ]
-        reply = self._invoke("coder", messages, ledger, tools=req.tool_budget > 0)
-        if reply.tool_calls and req.tool_budget > 0:
-            calls = [
-                {"id": c.get("id") or f"call_{i}", "name": c["name"], "args": c.get("args") or {}}
-                for i, c in enumerate(reply.tool_calls)
-            ]
-            return CoderTurn(tool_calls=calls, transcript=messages_to_dict([reply]))
-        return self._files_or_retry("coder", messages, reply, req.language, ledger)
+        reply = self._invoke("coder", messages, ledger, tools=use_tools)
+        if use_tools and (reply.tool_calls or reply.invalid_tool_calls):
+            return CoderTurn(tool_calls=tool_calls_of(reply), transcript=messages_to_dict([reply]))
+        turn, final = self._files_or_retry("coder", messages, reply, req.language, ledger)
+        if (
+            turn.files is not None
+            and req.tool_budget > 0
+            and self.caller.tools_refused
+            and turn.files != _last_checked_files(req.transcript, req.language)
+        ):  # no tool calling: the engine checks the code and the model sees the result as text
+            check = {
+                "id": f"engine-check-{len(req.transcript)}",
+                "name": ENGINE_CHECK,
+                "args": {"files": turn.files},
+            }
+            return CoderTurn(tool_calls=[check], transcript=messages_to_dict([final]))
+        return turn
 
     def repair(self, req: RepairRequest, ledger: UsageLedger) -> CoderTurn:
         a = req.action.action
@@ -205,30 +213,38 @@ class LLMPolicy:
             parent_speedup=f"{req.parent_speedup or 1.0:.3f}",
         )
         messages: list[BaseMessage] = [self._system(req.language), HumanMessage(prompt)]
-        return self._files_or_retry(
+        turn, _ = self._files_or_retry(
             "repair", messages, self._invoke("repair", messages, ledger), req.language, ledger
         )
+        return turn
 
     def _files_or_retry(
         self, node: str, messages: list[BaseMessage], reply: AIMessage, language: str, ledger: UsageLedger
-    ) -> CoderTurn:
-        lang: Any = language
+    ) -> tuple[CoderTurn, AIMessage]:
+        """Complete files from ``reply``, else from one more answer asked for with the reason; the turn and
+        the answer it came from. A reply cut off at the output limit counts only if its files are complete."""
         try:
-            return CoderTurn(files=extract_code_files(message_text(reply), lang))
+            return CoderTurn(files=_complete_files(reply, language)), reply
         except ParseError as exc:
-            retry = [
-                *messages,
-                reply,
-                HumanMessage(
-                    f"I could not take code from that answer: {exc}\n"
-                    "Answer with the complete files in fenced code blocks."
-                ),
-            ]
+            if finish_reason(reply) == "length":
+                retry = [
+                    *messages,
+                    HumanMessage(_SHORTER.format(what="the complete files in fenced code blocks")),
+                ]
+            else:
+                retry = [
+                    *messages,
+                    reply,
+                    HumanMessage(
+                        f"I could not take code from that answer: {exc}\n"
+                        "Answer with the complete files in fenced code blocks."
+                    ),
+                ]
             second = self._invoke(node, retry, ledger)
             try:
-                return CoderTurn(files=extract_code_files(message_text(second), lang))
+                return CoderTurn(files=_complete_files(second, language)), second
             except ParseError as exc2:
-                return CoderTurn(error=f"no usable code in the model's answer: {exc2}")
+                return CoderTurn(error=f"no usable code in the model's answer: {exc2}"), second
 
     # -- world model update -------------------------------------------------------------------------
 
@@ -270,13 +286,63 @@ class LLMPolicy:
             return [], [f"unparseable edit script, tree left as it was: {exc}"]
 
 
-def _is_bad_request(exc: BaseException) -> bool:
-    try:
-        import openai
+_SHORTER = (
+    "Your previous answer was cut off at the output-token limit before it was complete. Answer again, "
+    "shorter: {what}, with no explanation around it."
+)
+_NO_TOOLS = (
+    "\n\nThis endpoint cannot call tools. Answer with the complete files instead: the engine compiles them and "
+    "checks them against the reference and tells you the result (up to {checks} times); answer with the same "
+    "files unchanged to submit them."
+)
 
-        return isinstance(exc, openai.BadRequestError) and "context" not in str(exc).lower()
-    except ImportError:
-        return False
+
+def tool_calls_of(reply: AIMessage) -> list[dict[str, Any]]:
+    """The reply's tool calls for the coder_tools node: valid ones with their arguments, unparseable ones
+    (``invalid_tool_calls``) with ``invalid`` naming the parse problem, so each gets an answer."""
+    calls: list[dict[str, Any]] = [
+        {"id": c.get("id") or f"call_{i}", "name": c["name"], "args": c.get("args") or {}}
+        for i, c in enumerate(reply.tool_calls)
+    ]
+    for i, bad in enumerate(reply.invalid_tool_calls):
+        calls.append(
+            {
+                "id": bad.get("id") or f"invalid_{i}",
+                "name": bad.get("name") or "?",
+                "args": None,
+                "invalid": parse_problem(bad.get("args")),
+            }
+        )
+    return calls
+
+
+def _complete_files(reply: AIMessage, language: str) -> dict[str, str]:
+    """The files of ``reply``; when it was cut off at the output limit, only if every file is complete
+    (Python parses, CUDA braces balance), since a truncated kernel cannot be the model's intent."""
+    lang: Any = language
+    files = extract_code_files(message_text(reply), lang)
+    if finish_reason(reply) == "length":
+        for name, text in files.items():
+            if name.endswith(".py"):
+                try:
+                    ast.parse(text)
+                except SyntaxError as exc:
+                    raise ParseError(f"{name} was cut off at the output limit ({exc.msg})") from None
+            elif text.count("{") != text.count("}"):
+                raise ParseError(f"{name} was cut off at the output limit (unbalanced braces)")
+    return files
+
+
+def _last_checked_files(transcript: list[dict[str, Any]], language: str) -> dict[str, str] | None:
+    """The files the engine last checked for this attempt (from the model's last text answer), if any."""
+    for msg in reversed(messages_from_dict(transcript)):
+        if isinstance(msg, AIMessage):
+            try:
+                lang: Any = language
+                return extract_code_files(message_text(msg), lang)
+            except ParseError:
+                return None
+    return None
 
 
 def _as_dict(value: Any) -> dict[str, Any]:

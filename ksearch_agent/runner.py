@@ -90,10 +90,19 @@ def load_context(run_dir: Path, **overrides: Any) -> SearchContext:
 
 
 def resume_search(run: str | Path, *, on_event: EventSink | None = None, **overrides: Any) -> dict[str, Any]:
-    """Continue a run from its last checkpoint (after a crash, kill -9 or Ctrl-C)."""
+    """Continue a run from its last checkpoint (after a crash, kill -9, Ctrl-C or an endpoint error);
+    ``overrides`` replace saved context fields (``base_url``, ``model``: continue on another endpoint)."""
     run_dir = resolve_run_dir(str(run))
     ctx = load_context(run_dir, **overrides)
-    run_id = store_for(run_dir).get_meta("run_id") or run_dir.name
+    store = store_for(run_dir)
+    saved = store.get_meta("context") or {}
+    if any(v is not None and saved.get(k) != v for k, v in overrides.items()):
+        # Continuing elsewhere (another endpoint or model): later resumes use it too, and what the old
+        # endpoint refused says nothing about the new one.
+        store.set_meta("context", dataclasses.asdict(ctx))
+        if saved.get("base_url") != ctx.base_url or saved.get("model") != ctx.model:
+            store.set_meta("endpoint_refused", [])
+    run_id = store.get_meta("run_id") or run_dir.name
     graph, conn = _graph(run_dir)
     try:
         config = {"configurable": {"thread_id": run_id}, "recursion_limit": recursion_limit(ctx)}

@@ -17,6 +17,7 @@ from ksearch_agent.context import SearchContext
 from ksearch_agent.engine import Engine
 from ksearch_agent.graphs.kernel_search import build_kernel_search_graph, recursion_limit
 from ksearch_agent.llm.chat import register_model, unregister_model
+from ksearch_agent.llm.endpoint import EndpointError
 from ksearch_agent.resources import register_engine, store_for
 from ksearch_agent.world_model import WorldModel
 
@@ -317,17 +318,15 @@ def _openai_error(kind: str, status: int, message: str) -> Exception:
     return getattr(openai, kind)(message, response=response, body=None)
 
 
-def test_rate_limit_error_from_the_endpoint_is_retried_with_backoff(tmp_path: Path, model: Any) -> None:
-    m = model(
-        [
-            _openai_error("RateLimitError", 429, "Rate limit reached"),
-            initial_answer(),
-            code_answer(GOOD),
-            edit_answer([]),
-        ]
-    )
-    final, _ = _run(_ctx(tmp_path))
-    assert final["best"] is not None and m.remaining == 0
+def test_rate_limit_that_outlasts_the_clients_retries_stops_the_run_with_an_endpoint_error(
+    tmp_path: Path, model: Any
+) -> None:
+    # The openai client has already retried with backoff (tested over HTTP in test_endpoints.py); the graph
+    # does not retry on top of it, so the run stops at once with one message naming the model and status.
+    m = model([_openai_error("RateLimitError", 429, "Rate limit reached"), initial_answer()])
+    with pytest.raises(EndpointError, match=r"model scripted\) answered HTTP 429"):
+        _run(_ctx(tmp_path))
+    assert m.remaining == 1
 
 
 def test_context_length_error_becomes_a_failed_attempt_and_repair_goes_on(tmp_path: Path, model: Any) -> None:

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+import json
 
-from ksearch_agent.candidate import Candidate
-from ksearch_agent.engine import Engine
 from ksearch_agent.results import CompileResult
-from ksearch_agent.task import load_task
-from ksearch_agent.tools.engine_handle import shared_engine
+from ksearch_agent.tools.session import CandidateFiles, ToolSession
 
 
-class CompileInput(BaseModel):
-    task: str
-    candidate: Candidate
-    arch: str = "sm_90a"
+class CompileInput(CandidateFiles):
+    """Compile every kernel for sm_90a; returns errors with source lines, registers, spills, shared memory
+    and whether tensor cores are used."""
 
 
-def compile_candidate(inp: CompileInput, engine: Engine | None = None) -> CompileResult:
+def compile_candidate(inp: CompileInput, session: ToolSession) -> CompileResult:
     """Compile every kernel the candidate launches; errors carry the source line (cached by content)."""
-    return (engine or shared_engine()).compile(load_task(inp.task), inp.candidate, arch=inp.arch)
+    return session.engine.compile(session.task, session.candidate(inp.files))
+
+
+def compile_reply(result: CompileResult) -> str:
+    """The result as the model reads it: compact JSON, long error texts clipped."""
+    return json.dumps(
+        {
+            "ok": result.ok,
+            "errors": [e[-1500:] for e in result.errors],
+            "trace_error": result.trace_error,
+            "kernels": [k.model_dump(exclude_none=True) for k in result.kernels],
+        }
+    )

@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+import json
 
-from ksearch_agent.candidate import Candidate
-from ksearch_agent.engine import Engine
+from pydantic import Field
+
 from ksearch_agent.results import CorrectnessResult
-from ksearch_agent.task import load_task
-from ksearch_agent.tools.engine_handle import shared_engine
+from ksearch_agent.tools.session import WORKLOADS_DESCRIPTION, CandidateFiles, ToolSession
 
 
-class CorrectnessInput(BaseModel):
-    task: str
-    candidate: Candidate
-    workloads: list[str] | None = None
-    trials: int = Field(default=2, ge=1, le=20)
+class CorrectnessInput(CandidateFiles):
+    """Check the candidate against the reference on the task's workloads; per-workload status, errors and
+    a log."""
+
+    workloads: list[str] | None = Field(default=None, description=WORKLOADS_DESCRIPTION)
 
 
-def run_correctness(inp: CorrectnessInput, engine: Engine | None = None) -> CorrectnessResult:
+def run_correctness(inp: CorrectnessInput, session: ToolSession, *, trials: int = 2) -> CorrectnessResult:
     """Per-workload PASSED / COMPILE_ERROR / RUNTIME_ERROR / INCORRECT_* / TIMEOUT with errors and a log."""
-    return (engine or shared_engine()).run_correctness(
-        load_task(inp.task), inp.candidate, inp.workloads, trials=inp.trials
+    return session.engine.run_correctness(
+        session.task, session.candidate(inp.files), session.workloads(inp.workloads), trials=trials
+    )
+
+
+def correctness_reply(result: CorrectnessResult) -> str:
+    """The result as the model reads it: compact JSON, logs clipped."""
+    return json.dumps(
+        {
+            "status": result.status,
+            "checked": result.checked,
+            "note": result.note,
+            "workloads": [
+                {"id": w.workload, "status": w.status, "max_abs_error": w.max_abs_error, "log": w.log[-800:]}
+                for w in result.workloads
+            ],
+        }
     )

@@ -46,9 +46,10 @@ def chat_model_for(ctx: SearchContext) -> BaseChatModel:
             ctx.model,
             ctx.base_url,
             ctx.api_key_env,
-            ctx.temperature,
+            ctx.max_output_tokens,
             ctx.reasoning_effort,
             ctx.llm_timeout_s,
+            ctx.llm_max_retries,
         )
         if key not in _cache:
             _cache[key] = _build_openai(ctx)
@@ -63,11 +64,13 @@ def _build_openai(ctx: SearchContext) -> BaseChatModel:
         raise ModelNotConfigured(
             f"model {ctx.model!r} needs an API key in ${ctx.api_key_env} (or a --base-url)"
         )
+    # The temperature is not set here: the policy sends it per request, so that a server that refuses it
+    # (reasoning models) can be asked again without it. Retries of 429/5xx/timeouts are the SDK's (it honours
+    # Retry-After and backs off exponentially); what outlasts them ends the run with an endpoint error.
     kwargs: dict[str, Any] = {
         "model": ctx.model,
-        "temperature": ctx.temperature,
         "timeout": ctx.llm_timeout_s,
-        "max_retries": 2,
+        "max_retries": ctx.llm_max_retries,
         # Non-OpenAI servers speak chat completions, not the Responses API, and only report usage when asked.
         "use_responses_api": False,
         "stream_usage": True,
@@ -75,6 +78,8 @@ def _build_openai(ctx: SearchContext) -> BaseChatModel:
     }
     if ctx.base_url:
         kwargs["base_url"] = ctx.base_url
+    if ctx.max_output_tokens:
+        kwargs["max_tokens"] = ctx.max_output_tokens  # sent as max_completion_tokens
     if ctx.reasoning_effort:
         kwargs["reasoning_effort"] = ctx.reasoning_effort
     return ChatOpenAI(**kwargs)
@@ -102,5 +107,7 @@ def is_retryable(exc: BaseException) -> bool:
 
 
 def is_context_length_error(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    return "context_length" in text or "maximum context length" in text or "context window" in text
+    """The prompt did not fit the model's context window."""
+    from ksearch_agent.llm.endpoint import is_context_overflow
+
+    return is_context_overflow(exc)

@@ -15,7 +15,7 @@ from typing import Any
 from langchain_core.messages import AIMessage
 from pydantic import BaseModel, Field
 
-__all__ = ["DEFAULT_PRICES", "NodeUsage", "PriceTable", "UsageLedger"]
+__all__ = ["DEFAULT_PRICES", "NodeUsage", "PriceTable", "UsageLedger", "budget_problem", "cost_text"]
 
 DEFAULT_PRICES: dict[str, tuple[float, float]] = {
     "gpt-4o": (2.50, 10.00),
@@ -168,6 +168,12 @@ class UsageLedger(BaseModel):
         """True when every recorded call was priced, i.e. :attr:`cost_usd` is the whole cost."""
         return all(u.unpriced_calls == 0 for u in self.by_node.values())
 
+    @property
+    def cost_label(self) -> str:
+        """The cost as people should read it: see :func:`cost_text` ("cost unknown", never a false $0)."""
+        unpriced = sum(u.unpriced_calls for u in self.by_node.values())
+        return cost_text(self.cost_usd, unpriced, self.calls)
+
     def record(self, node: str, message: AIMessage | None, model_name: str, prices: PriceTable) -> None:
         """Add one call made by ``node``, reading token counts from ``message.usage_metadata``.
 
@@ -208,3 +214,23 @@ class UsageLedger(BaseModel):
             extra = f" (plus {unpriced} calls with unknown prices)" if unpriced else ""
             return f"cost budget exhausted: ${self.cost_usd:.4f} spent of ${max_usd:.4f}{extra}"
         return None
+
+
+def cost_text(cost_usd: float | None, unpriced_calls: int, calls: int) -> str:
+    """How much the LLM cost, never claiming $0 for calls that had no price: "cost unknown" when no call
+    was priced, "$x + unknown (N unpriced calls)" when some were not."""
+    if calls and unpriced_calls >= calls:
+        return "cost unknown"
+    text = f"${cost_usd or 0.0:.4f}"
+    return f"{text} + unknown ({unpriced_calls} unpriced calls)" if unpriced_calls else text
+
+
+def budget_problem(model: str | None, budget_usd: float | None, prices: PriceTable) -> str | None:
+    """Why ``--budget-usd`` cannot be kept for ``model`` (no price known for it), else None."""
+    if budget_usd is None or not model or prices.lookup(model) is not None:
+        return None
+    return (
+        f"--budget-usd {budget_usd:g} cannot be enforced: no price is known for model {model!r}. Give its price "
+        f'with --price-table FILE (JSON {{"{model}": [usd_per_1M_input, usd_per_1M_output]}}) or leave the '
+        "budget out (--max-tokens limits tokens whatever the price)"
+    )

@@ -10,6 +10,7 @@ from langgraph.types import Command
 from ksearch_agent.coder_tools import candidate_from_files
 from ksearch_agent.context import SearchContext
 from ksearch_agent.llm.chat import is_context_length_error, is_retryable
+from ksearch_agent.llm.endpoint import EndpointError
 from ksearch_agent.llm.usage import UsageLedger
 from ksearch_agent.nodes.common import emit, policy_for, store_of, task_of
 from ksearch_agent.policy import CodeRequest, CoderTurn
@@ -42,9 +43,9 @@ def coder(
         tool_budget=budget,
     )
     try:
-        turn = policy_for(ctx).coder_turn(req, ledger)
+        turn = policy_for(ctx, state).coder_turn(req, ledger)
     except Exception as exc:
-        if is_retryable(exc):
+        if is_retryable(exc) or isinstance(exc, EndpointError):  # EndpointError: the run stops, exit 3
             raise  # the node's RetryPolicy backs off and tries again
         reason = (
             "the prompt exceeded the model's context length" if is_context_length_error(exc) else str(exc)
@@ -66,7 +67,7 @@ def coder(
             f"none-{state.get('round', 0)}-{attempt_no}", "coder", "COMPILE_ERROR", turn.error or "no code"
         )
         emit(state, "attempt_failed", origin="coder", log=attempt["log"][:300])
-        new_state = {
+        new_state: SearchState = {
             **state,
             "attempts": [*state.get("attempts", []), attempt],
             "no_improve": state.get("no_improve", 0) + 1,

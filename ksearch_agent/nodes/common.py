@@ -9,7 +9,9 @@ from typing import Any
 from langgraph.config import get_stream_writer
 
 from ksearch_agent.context import SearchContext
+from ksearch_agent.llm.caller import REFUSAL_NOTES, CallSite, ModelCaller
 from ksearch_agent.llm.chat import chat_model_for
+from ksearch_agent.llm.transcript import TranscriptWriter
 from ksearch_agent.llm.usage import PriceTable
 from ksearch_agent.policy import Policy
 from ksearch_agent.resources import store_for
@@ -18,7 +20,9 @@ from ksearch_agent.store import RunStore
 from ksearch_agent.task import BUNDLED_TASKS_DIR, Task, load_task
 
 
-def policy_for(ctx: SearchContext) -> Policy:
+def policy_for(ctx: SearchContext, state: SearchState | None = None) -> Policy:
+    """The run's policy; with ``state``, the LLM's exchanges go to the run's transcript and a parameter the
+    endpoint refuses is noted in the run (event, run metadata) once."""
     from ksearch_agent.llm_policy import LLMPolicy, PolicyError
 
     if ctx.policy == "playbook":
@@ -31,7 +35,29 @@ def policy_for(ctx: SearchContext) -> Policy:
         return PlaybookPolicy()  # type: ignore[no-any-return]
 
     prices = PriceTable.from_file(ctx.price_table) if ctx.price_table else PriceTable()
-    return LLMPolicy(chat_model_for(ctx), ctx.model or "", prices, json_mode=ctx.json_mode)
+    caller = ModelCaller(
+        chat_model_for(ctx),
+        ctx.model or "",
+        base_url=ctx.base_url,
+        prices=prices,
+        temperature=ctx.temperature,
+        json_mode=ctx.json_mode,
+        timeout_s=ctx.llm_timeout_s,
+    )
+    if state is not None and state.get("run_dir"):
+        caller.transcript = TranscriptWriter.for_key_env(state["run_dir"], ctx.api_key_env)
+        caller.site = CallSite(round=state.get("round", 0), action=state.get("action_id"))
+        caller.on_refusal = lambda param: _note_refusal(state, param)
+    return LLMPolicy(chat_model_for(ctx), ctx.model or "", caller=caller)
+
+
+def _note_refusal(state: SearchState, param: str) -> None:
+    """Say once in the run (event and ``endpoint_refused`` metadata) what the endpoint refused."""
+    store = store_of(state)
+    refused = list(store.get_meta("endpoint_refused") or [])
+    if param not in refused:
+        store.set_meta("endpoint_refused", [*refused, param])
+        emit(state, "endpoint_refused", parameter=param, note=REFUSAL_NOTES[param])
 
 
 def task_of(state: SearchState) -> Task:

@@ -125,7 +125,7 @@ def planner(
     if state.get("world_model") and (early := stop_reason(state, ctx)) is not None:
         return _finish(state, early, setup)
     try:
-        policy = policy_for(ctx)
+        policy = policy_for(ctx, state)
         if not state.get("world_model"):
             wm = policy.initial_world_model(task, ctx.language, ledger)
             store_of(state).save_snapshot(0, wm.snapshot(), "initial")

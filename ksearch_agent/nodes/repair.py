@@ -10,6 +10,7 @@ from langgraph.types import Command
 from ksearch_agent.coder_tools import candidate_from_files
 from ksearch_agent.context import SearchContext
 from ksearch_agent.llm.chat import is_context_length_error, is_retryable
+from ksearch_agent.llm.endpoint import EndpointError
 from ksearch_agent.llm.usage import UsageLedger
 from ksearch_agent.nodes.common import emit, policy_for, store_of, task_of
 from ksearch_agent.policy import CoderTurn, RepairRequest
@@ -47,9 +48,9 @@ def repair(
         parent_speedup=state.get("parent_speedup"),
     )
     try:
-        turn = policy_for(ctx).repair(req, ledger)
+        turn = policy_for(ctx, state).repair(req, ledger)
     except Exception as exc:
-        if is_retryable(exc):
+        if is_retryable(exc) or isinstance(exc, EndpointError):  # EndpointError: the run stops, exit 3
             raise
         reason = (
             "the prompt exceeded the model's context length" if is_context_length_error(exc) else str(exc)

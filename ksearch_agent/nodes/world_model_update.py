@@ -10,6 +10,7 @@ from langgraph.types import Command
 
 from ksearch_agent.context import SearchContext
 from ksearch_agent.llm.chat import is_retryable
+from ksearch_agent.llm.endpoint import EndpointError
 from ksearch_agent.llm.usage import UsageLedger
 from ksearch_agent.nodes.common import emit, policy_for, store_of, task_of
 from ksearch_agent.policy import CycleOutcome
@@ -47,9 +48,9 @@ def world_model_update(state: SearchState, runtime: Runtime[SearchContext]) -> C
         action=wm.node(action_id), parent_speedup=state.get("parent_speedup"), attempts=attempts, best=best
     )
     try:
-        ops, problems = policy_for(ctx).update_world_model(task, wm, outcome, ledger)
+        ops, problems = policy_for(ctx, state).update_world_model(task, wm, outcome, ledger)
     except Exception as exc:
-        if is_retryable(exc):
+        if is_retryable(exc) or isinstance(exc, EndpointError):  # EndpointError: the run stops, exit 3
             raise
         ops, problems = [], [f"world-model update failed, tree left as it was: {type(exc).__name__}: {exc}"]
     report = wm.apply(ops, max_inserts=3)
@@ -65,5 +66,6 @@ def world_model_update(state: SearchState, runtime: Runtime[SearchContext]) -> C
         dropped=dropped,
         tokens=ledger.total_tokens,
         cost_usd=ledger.cost_usd,
+        cost=ledger.cost_label,
     )
     return Command(goto="planner", update={"world_model": wm.snapshot(), "usage": ledger.model_dump()})

@@ -116,7 +116,7 @@ def summary_html(s: RunSummary) -> str:
         )
     )
     usage = s.usage
-    cost = f"${usage.cost_usd:.4f}" + ("" if usage.cost_complete else " (some calls had no price)")
+    cost = usage.cost_label
     rows = [
         ("run", f"<code>{escape(s.run_id)}</code> · {escape(s.run_dir)}"),
         ("task", escape(str(s.task))),

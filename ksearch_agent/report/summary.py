@@ -44,6 +44,7 @@ class UsageTotals:
     total_tokens: int = 0
     cost_usd: float = 0.0
     cost_complete: bool = True
+    cost_label: str = "$0.0000"
     by_node: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -77,6 +78,7 @@ class RunSummary:
     contenders: list[str] = field(default_factory=list)
     confirmation_error: str | None = None
     lineage: list[dict[str, Any]] = field(default_factory=list)
+    endpoint_refused: list[str] = field(default_factory=list)
 
 
 def run_status(events: list[dict[str, Any]], final_state: dict[str, Any]) -> tuple[str, str | None]:
@@ -105,6 +107,7 @@ def usage_totals(ledger: dict[str, Any] | None) -> UsageTotals:
         total_tokens=led.total_tokens,
         cost_usd=led.cost_usd,
         cost_complete=led.cost_complete,
+        cost_label=led.cost_label,
         by_node={k: v.model_dump() for k, v in led.by_node.items()},
     )
 
@@ -174,6 +177,7 @@ def run_summary(run_dir: Path, final_state: dict[str, Any] | None = None) -> Run
         contenders=list(confirmed.get("contenders") or []),
         confirmation_error=confirmed.get("error"),
         lineage=lineage(wm, best.action_id) if wm is not None and best and best.action_id in wm.nodes else [],
+        endpoint_refused=list(store.get_meta("endpoint_refused") or []),
     )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+from ksearch_agent.llm.caller import REFUSAL_NOTES
+from ksearch_agent.llm.usage import cost_text
 from ksearch_agent.report.summary import RunSummary
 
 RUNS_COLUMNS = ("run", "task", "policy", "status", "best", "candidates", "started")
@@ -24,7 +26,7 @@ def status_text(s: RunSummary) -> str:
 def summary_lines(s: RunSummary) -> list[str]:
     """Status and stop reason, policy and model, counts, tokens and cost, the duels and the lineage."""
     u = s.usage
-    cost = f"${u.cost_usd:.4f}" + ("" if u.cost_complete else " (some calls had no price)")
+    cost = u.cost_label
     lines = [
         f"run {s.run_id} · task {s.task} · status: {status_text(s)}",
         f"policy {s.policy}" + (f" · model {s.model}" if s.model else "") + f" · language {s.language} · "
@@ -32,6 +34,13 @@ def summary_lines(s: RunSummary) -> list[str]:
         f"{s.rounds} rounds · {s.candidates} candidates ({s.evaluated} evaluated, {s.passed} passed) · "
         f"LLM: {u.calls} calls, {u.input_tokens:,} input + {u.output_tokens:,} output tokens, {cost}",
     ]
+    for node, n in sorted(u.by_node.items()):
+        lines.append(
+            f"  {node}: {n.get('calls', 0)} calls, {n.get('input_tokens', 0):,} input + "
+            f"{n.get('output_tokens', 0):,} output tokens, "
+            + cost_text(n.get("cost_usd"), int(n.get("unpriced_calls") or 0), int(n.get("calls") or 0))
+        )
+    lines.extend(f"endpoint: {REFUSAL_NOTES.get(p, p)}" for p in s.endpoint_refused)
     for d in s.duels:
         ratio = d.get("ratio")
         lines.append(
