@@ -405,7 +405,7 @@ def _check_workloads(definition: Definition, workloads: list[Workload], path: Pa
 def load_task(name_or_path: str | Path) -> Task:
     """Load a bundled task by name, or a task directory by path, validating every file."""
     path = Path(name_or_path)
-    directory = path if path.is_dir() else BUNDLED_TASKS_DIR / str(name_or_path)
+    directory = path.resolve() if path.is_dir() else BUNDLED_TASKS_DIR / str(name_or_path)
     if not directory.is_dir():
         known = ", ".join(list_task_names()) or "none"
         raise TaskFileError(directory, "<task>", f"no such task (bundled tasks: {known})")
