@@ -49,6 +49,7 @@ class MlaPaged:
             float(inputs["sm_scale"]),
             q_nope.dtype,
             ckv.dtype,
+            lse_mode="base2",
         )
         wrapper = self.wrapper
         return lambda: wrapper.run(q_nope, q_pe, ckv, kpe, return_lse=True)

@@ -9,6 +9,8 @@ import math
 
 import torch
 
+CHUNK = 128
+
 
 @torch.no_grad()
 def run(q_nope, q_pe, ckv_cache, kpe_cache, qo_indptr, kv_indptr, kv_indices, sm_scale):
@@ -25,13 +27,14 @@ def run(q_nope, q_pe, ckv_cache, kpe_cache, qo_indptr, kv_indptr, kv_indices, sm
         tokens = kv_indices[k0:k1].long()
         ckv = ckv_cache[tokens, 0].float()
         kpe = kpe_cache[tokens, 0].float()
-        logits = torch.einsum("qhd,td->qht", q_nope[q0:q1].float(), ckv)
-        logits += torch.einsum("qhd,td->qht", q_pe[q0:q1].float(), kpe)
-        logits *= sm_scale
-        visible = torch.arange(kv_len, device=q_nope.device)[None, :] <= (
-            kv_len - q_len + torch.arange(q_len, device=q_nope.device)[:, None]
-        )
-        logits = logits.masked_fill(~visible[:, None, :], -math.inf)
-        lse[q0:q1] = torch.logsumexp(logits, dim=-1) / math.log(2.0)
-        out[q0:q1] = torch.einsum("qht,td->qhd", torch.softmax(logits, dim=-1), ckv).to(torch.bfloat16)
+        for c0 in range(q0, q1, CHUNK):  # bounded memory: CHUNK x heads x kv_len logits at a time
+            c1 = min(c0 + CHUNK, q1)
+            logits = torch.einsum("qhd,td->qht", q_nope[c0:c1].float(), ckv)
+            logits += torch.einsum("qhd,td->qht", q_pe[c0:c1].float(), kpe)
+            logits *= sm_scale
+            pos = kv_len - q_len + torch.arange(c0 - q0, c1 - q0, device=q_nope.device)
+            visible = torch.arange(kv_len, device=q_nope.device)[None, :] <= pos[:, None]
+            logits = logits.masked_fill(~visible[:, None, :], -math.inf)
+            lse[c0:c1] = torch.logsumexp(logits, dim=-1) / math.log(2.0)
+            out[c0:c1] = torch.einsum("qht,td->qhd", torch.softmax(logits, dim=-1), ckv).to(torch.bfloat16)
     return out, lse
