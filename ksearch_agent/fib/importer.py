@@ -234,6 +234,7 @@ def import_definition(
         raise FibFileError(target, "<into>", "the target directory exists and is not empty")
     ours = convert_definition(definition, definition_path, opponent_for(definition.name))
     warnings: list[str] = []
+    created = not target.exists()
     target.mkdir(parents=True, exist_ok=True)
     try:
         entries = convert_workloads(
@@ -258,8 +259,11 @@ def import_definition(
         )
         (target / "workloads.json").write_text(json.dumps({"workloads": entries}, indent=1) + "\n")
         (target / "seeds").mkdir(exist_ok=True)
+        if workloads_path is not None:
+            shutil.copyfile(workloads_path, target / "fib_workloads.jsonl")
         task = load_task(target)
     except BaseException:
-        shutil.rmtree(target, ignore_errors=True)
+        if created:
+            shutil.rmtree(target, ignore_errors=True)
         raise
     return ImportResult(task=task, warnings=warnings)
