@@ -22,7 +22,8 @@ def candidate_from_solution(path: Path, task: Task) -> tuple[Candidate, str]:
     d = task.definition
     inputs = {n: ([str(x) for x in s.shape] if s.shape is not None else None) for n, s in d.inputs.items()}
     outputs = {n: {"shape": [str(x) for x in s.shape or []], "dtype": s.dtype} for n, s in d.outputs.items()}
-    return to_candidate(solution, inputs, outputs), solution.name
+    consts = {n: int(a.value) for n, a in d.axes.items() if a.type == "const" and a.value is not None}
+    return to_candidate(solution, inputs, outputs, consts, d.constraints), solution.name
 
 
 def write_fib_trace(path: Path, task: Task, report: EvalReport, solution_name: str) -> int:

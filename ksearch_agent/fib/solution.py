@@ -78,7 +78,27 @@ def looks_like_solution(path: Path) -> bool:
     return isinstance(data, dict) and "spec" in data and "sources" in data
 
 
-def _wrapper(module: str, func: str, dps: bool, inputs: dict[str, list[str] | None], outputs: dict) -> str:
+def linear_rules(constraints: list[str]) -> list[tuple[str, str, int]]:
+    """``(a, b, c)`` for each constraint ``a == b + c`` or ``a == b - c`` over axis names, so an output axis
+    that no input shape carries (``batch_size`` from ``len_indptr == batch_size + 1``) can be derived."""
+    rules = []
+    for text in constraints:
+        m = re.fullmatch(r"\s*(\w+)\s*==\s*(\w+)\s*([+-])\s*(\d+)\s*", text)
+        if m:
+            c = int(m.group(4))
+            rules.append((m.group(1), m.group(2), c if m.group(3) == "+" else -c))
+    return rules
+
+
+def _wrapper(
+    module: str,
+    func: str,
+    dps: bool,
+    inputs: dict[str, list[str] | None],
+    outputs: dict,
+    consts: dict[str, int] | None = None,
+    rules: list[tuple[str, str, int]] | None = None,
+) -> str:
     """Entry file calling ``module.func`` as our engine expects (``run(*inputs)`` returning the outputs)."""
     if not dps:
         return f'"""Generated: calls {module}.{func}."""\nfrom {module} import {func} as run  # noqa: F401\n'
@@ -87,16 +107,23 @@ import torch
 
 from {module} import {func} as _entry
 
-_INPUTS = {json.dumps(inputs)}
-_OUTPUTS = {json.dumps(outputs)}
+_INPUTS = {inputs!r}
+_OUTPUTS = {outputs!r}
+_CONSTS = {consts or {}!r}
+_RULES = {rules or []!r}
 
 
 def run(*args):
-    axes = {{}}
+    axes = dict(_CONSTS)
     for (name, shape), value in zip(_INPUTS.items(), args):
         if shape is not None:
             for i, axis in enumerate(shape):
                 axes[axis] = value.shape[i]
+    for a, b, c in _RULES:  # a == b + c
+        if a in axes and b not in axes:
+            axes[b] = axes[a] - c
+        elif b in axes and a not in axes:
+            axes[a] = axes[b] + c
     device = next(a.device for a in args if isinstance(a, torch.Tensor))
     outs = [
         torch.empty([axes[a] for a in spec["shape"]], dtype=getattr(torch, spec["dtype"]), device=device)
@@ -111,6 +138,8 @@ def to_candidate(
     solution: FibSolution,
     inputs: dict[str, list[str] | None],
     outputs: dict[str, dict[str, object]],
+    consts: dict[str, int] | None = None,
+    constraints: list[str] | None = None,
 ) -> Candidate:
     """Our candidate for a FIB Solution. ``inputs``/``outputs`` are the definition's (names to axis-name
     shapes; outputs also carry dtypes), needed only for destination-passing style. Raises
@@ -139,7 +168,9 @@ def to_candidate(
         module = entry_name.removesuffix(".py")
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", module):
             raise CandidateError(f"solution {solution.name!r}: entry file {entry_name!r} is not importable")
-        files[WRAPPER_FILE] = _wrapper(module, func, spec.destination_passing_style, inputs, outputs)
+        files[WRAPPER_FILE] = _wrapper(
+            module, func, spec.destination_passing_style, inputs, outputs, consts, linear_rules(constraints or [])
+        )
         entry = WRAPPER_FILE
     return Candidate(
         language="triton" if spec.language == "triton" else "python",
