@@ -130,7 +130,9 @@ def _print_report(report: EvalReport) -> None:
             _fmt(t.speedup if t else None, ".2f"),
         ]
         if library:
-            ratio = t.library_latency_ms / t.latency_ms if t and t.library_latency_ms and t.latency_ms else None
+            ratio = (
+                t.library_latency_ms / t.latency_ms if t and t.library_latency_ms and t.latency_ms else None
+            )
             cells += [
                 _fmt(t.library_latency_ms if t else None, ".4f"),
                 _fmt(t.library_plan_latency_ms if t else None, ".4f"),
@@ -158,10 +160,14 @@ def _print_report(report: EvalReport) -> None:
                 f"{_fmt(prof.library_score_with_plan, '.1f')} with plan() timed (FlashInfer-Bench 0.1 style)"
             )
         if prof.opponent and prof.opponent.get("skipped"):
-            console.print(f"[yellow]library opponent skipped: {escape(str(prof.opponent['skipped']))}[/yellow]")
+            console.print(
+                f"[yellow]library opponent skipped: {escape(str(prof.opponent['skipped']))}[/yellow]"
+            )
         for t in prof.workloads:
             if t.library_status and t.library_status != "PASSED":
-                err_console.print(f"[yellow]{t.workload}: library {t.library_status}: {t.library_log}[/yellow]")
+                err_console.print(
+                    f"[yellow]{t.workload}: library {t.library_status}: {t.library_log}[/yellow]"
+                )
         if prof.note:
             console.print(f"[yellow]{prof.note}[/yellow]")
         if prof.counters:
@@ -274,7 +280,9 @@ def eval_cmd(
     task: Annotated[str, typer.Argument(help="bundled task name or a task directory")],
     file: Annotated[
         Path,
-        typer.Argument(help="candidate .py (run(...) or GPUMode custom_kernel(data)), or a FIB Solution .json"),
+        typer.Argument(
+            help="candidate .py (run(...) or GPUMode custom_kernel(data)), or a FIB Solution .json"
+        ),
     ],
     workloads: Annotated[str | None, typer.Option(help="comma-separated workload ids (default: all)")] = None,
     cpu: Annotated[
@@ -288,7 +296,8 @@ def eval_cmd(
         bool, typer.Option("--ncu", help="add Nsight Compute counters (needs ncu on PATH)")
     ] = False,
     fib_trace: Annotated[
-        Path | None, typer.Option("--fib-trace", help="append FlashInfer-Bench Trace rows (JSONL) to this file")
+        Path | None,
+        typer.Option("--fib-trace", help="append FlashInfer-Bench Trace rows (JSONL) to this file"),
     ] = None,
 ) -> None:
     """Correctness then profile of FILE on TASK.
@@ -694,7 +703,9 @@ def export_cmd(
 
         try:
             solution = from_candidate(
-                cand, str(store.get_meta("task") or "unknown"), name=f"ksearch_{cand.id}",
+                cand,
+                str(store.get_meta("task") or "unknown"),
+                name=f"ksearch_{cand.id}",
                 description=f"best passing kernel of ksearch run {run_dir.name}",
             )
         except CandidateError as exc:

@@ -12,7 +12,7 @@ import torch
 
 NAME = "toy_paged_sum_d4"
 
-REFERENCE = '''import torch
+REFERENCE = """import torch
 
 
 @torch.no_grad()
@@ -23,7 +23,7 @@ def run(x, kv_indptr, kv_indices, scale):
         lo, hi = int(kv_indptr[b]), int(kv_indptr[b + 1])
         out[b] = x[kv_indices[lo:hi].long()].sum(0) * scale
     return out
-'''
+"""
 
 
 def definition() -> dict[str, Any]:
@@ -51,7 +51,9 @@ def definition() -> dict[str, Any]:
     }
 
 
-def row(uuid: str, batch: int, pages: int, used: int, scale: float, blob: str | None = None) -> dict[str, Any]:
+def row(
+    uuid: str, batch: int, pages: int, used: int, scale: float, blob: str | None = None
+) -> dict[str, Any]:
     index: dict[str, Any] = {"type": "random"}
     inputs: dict[str, Any] = {"x": {"type": "random"}, "scale": {"type": "scalar", "value": scale}}
     for key in ("kv_indptr", "kv_indices"):
@@ -61,7 +63,12 @@ def row(uuid: str, batch: int, pages: int, used: int, scale: float, blob: str | 
         "solution": None,
         "workload": {
             "uuid": uuid,
-            "axes": {"batch_size": batch, "num_pages": pages, "len_indptr": batch + 1, "num_kv_indices": used},
+            "axes": {
+                "batch_size": batch,
+                "num_pages": pages,
+                "len_indptr": batch + 1,
+                "num_kv_indices": used,
+            },
             "inputs": inputs,
         },
         "evaluation": None,
@@ -75,7 +82,11 @@ def write_safetensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     data = b""
     for key, t in tensors.items():
         raw = t.contiguous().numpy().tobytes()
-        header[key] = {"dtype": names[t.dtype], "shape": list(t.shape), "data_offsets": [len(data), len(data) + len(raw)]}
+        header[key] = {
+            "dtype": names[t.dtype],
+            "shape": list(t.shape),
+            "data_offsets": [len(data), len(data) + len(raw)],
+        }
         data += raw
     text = json.dumps(header).encode()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,8 +101,14 @@ def write_files(root: Path, *, with_blob: bool = True) -> tuple[Path, Path, Path
     if with_blob:
         write_safetensors(
             root / "dataset" / blob,
-            {"kv_indptr": torch.tensor([0, 2, 5], dtype=torch.int32), "kv_indices": torch.tensor([6, 1, 0, 3, 4], dtype=torch.int32)},
+            {
+                "kv_indptr": torch.tensor([0, 2, 5], dtype=torch.int32),
+                "kv_indices": torch.tensor([6, 1, 0, 3, 4], dtype=torch.int32),
+            },
         )
-    rows = [row("uuid-blob", 2, 8, 5, 0.5, blob), row("uuid-synth", 3, 40, 30, 0.25, "blob/missing.safetensors")]
+    rows = [
+        row("uuid-blob", 2, 8, 5, 0.5, blob),
+        row("uuid-synth", 3, 40, 30, 0.25, "blob/missing.safetensors"),
+    ]
     (root / "workloads.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return root / "definition.json", root / "workloads.jsonl", root / "dataset"

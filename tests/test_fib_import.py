@@ -53,7 +53,8 @@ def test_present_blobs_are_loaded_and_missing_ones_synthesised_with_a_warning(tm
     assert any("'kv_indptr'" in w and "synthesised as indptr" in w for w in result.warnings), result.warnings
     task = result.task
     blob = task.resolve(task.workloads[0])
-    made = dict(zip(["x", "kv_indptr", "kv_indices"], make_inputs(blob["inputs"], 7, torch.device("cpu"))))
+    names = ["x", "kv_indptr", "kv_indices"]
+    made = dict(zip(names, make_inputs(blob["inputs"], 7, torch.device("cpu")), strict=True))
     assert made["kv_indptr"].tolist() == [0, 2, 5]
     assert made["kv_indices"].tolist() == [6, 1, 0, 3, 4]
 
@@ -84,7 +85,18 @@ def test_causal_second_indptr_is_never_shorter_than_the_first() -> None:
 
 def test_imported_task_evaluates_a_python_candidate_on_the_cpu(tmp_path: Path) -> None:
     definition, workloads, dataset = write_files(tmp_path)
-    out = _cli("tasks", "import", definition, "--workloads", workloads, "--blobs", dataset, "--into", "task", cwd=tmp_path)
+    out = _cli(
+        "tasks",
+        "import",
+        definition,
+        "--workloads",
+        workloads,
+        "--blobs",
+        dataset,
+        "--into",
+        "task",
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     assert f"task {NAME} written" in out.stdout
     cand = tmp_path / "cand.py"
@@ -119,14 +131,24 @@ def test_malformed_definition_exits_2_naming_file_and_field(tmp_path: Path, edit
 @pytest.mark.parametrize(
     ("line2", "phrases"),
     [
-        ('{"definition": "toy_paged_sum_d4", "workload": {"uuid": "u", "axes": {}, "inputs": {"x": {"type": "cosmic"}}}}',
-         ["workloads.jsonl:2", "workload.inputs.x"]),
-        ('{"definition": "toy_paged_sum_d4", "workload": {"axes": {}, "inputs": {}}}', ["workloads.jsonl:2", "workload.uuid"]),
+        (
+            '{"definition": "toy_paged_sum_d4", "workload": {"uuid": "u", "axes": {}, "inputs": {"x": {"type": "cosmic"}}}}',
+            ["workloads.jsonl:2", "workload.inputs.x"],
+        ),
+        (
+            '{"definition": "toy_paged_sum_d4", "workload": {"axes": {}, "inputs": {}}}',
+            ["workloads.jsonl:2", "workload.uuid"],
+        ),
         ('{"definition": "toy_paged_sum_d4", "workload": ', ["workloads.jsonl:2", "invalid JSON"]),
-        ('{"definition": "other_op", "workload": {"uuid": "u", "axes": {}, "inputs": {}}}', ["workloads.jsonl:2", "definition"]),
+        (
+            '{"definition": "other_op", "workload": {"uuid": "u", "axes": {}, "inputs": {}}}',
+            ["workloads.jsonl:2", "definition"],
+        ),
     ],
 )
-def test_malformed_workload_line_exits_2_naming_the_line_and_field(tmp_path: Path, line2: str, phrases: list[str]) -> None:
+def test_malformed_workload_line_exits_2_naming_the_line_and_field(
+    tmp_path: Path, line2: str, phrases: list[str]
+) -> None:
     definition, workloads, _ = write_files(tmp_path, with_blob=False)
     first = workloads.read_text().splitlines()[0]
     workloads.write_text(first + "\n" + line2 + "\n")

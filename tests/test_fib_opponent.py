@@ -38,7 +38,10 @@ def test_cpu_profile_reports_the_skipped_opponent(tmp_path: Path) -> None:
     with Engine(device="cpu", workdir=tmp_path / "w", cache_dir=tmp_path / "c") as engine:
         profile = engine.profile(task, seed)
     assert not profile.measured
-    assert profile.opponent == {"name": "flashinfer_gqa_paged_decode", "skipped": "no GPU: the library was not run"}
+    assert profile.opponent == {
+        "name": "flashinfer_gqa_paged_decode",
+        "skipped": "no GPU: the library was not run",
+    }
     assert profile.library_score is None
 
 

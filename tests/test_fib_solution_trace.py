@@ -15,14 +15,14 @@ from ksearch_agent.fib.solution import FibSolution, from_candidate, to_candidate
 from ksearch_agent.fib.trace import FibTrace
 from ksearch_agent.results import CorrectnessResult, EvalReport, WorkloadCorrectness
 
-DPS_KERNEL = '''import torch
+DPS_KERNEL = """import torch
 
 
 def toy_kernel(x, kv_indptr, kv_indices, scale, out):
     for b in range(kv_indptr.shape[0] - 1):
         lo, hi = int(kv_indptr[b]), int(kv_indptr[b + 1])
         out[b] = x[kv_indices[lo:hi].long()].sum(0) * scale
-'''
+"""
 
 
 def _solution(definition: str = NAME, **spec: object) -> dict[str, object]:
@@ -43,7 +43,18 @@ def _solution(definition: str = NAME, **spec: object) -> dict[str, object]:
 
 def _imported(tmp_path: Path) -> Path:
     definition, workloads, dataset = write_files(tmp_path)
-    out = _cli("tasks", "import", definition, "--workloads", workloads, "--blobs", dataset, "--into", "task", cwd=tmp_path)
+    out = _cli(
+        "tasks",
+        "import",
+        definition,
+        "--workloads",
+        workloads,
+        "--blobs",
+        dataset,
+        "--into",
+        "task",
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     return tmp_path / "task"
 
@@ -53,7 +64,9 @@ def test_destination_passing_solution_passes_and_its_trace_rows_are_valid(tmp_pa
     (tmp_path / "sol.json").write_text(json.dumps(_solution()))
     out = _cli("eval", "task", "sol.json", "--cpu", "--json", "--fib-trace", "traces.jsonl", cwd=tmp_path)
     assert out.returncode == 0 and json.loads(out.stdout)["status"] == "PASSED", out.stdout + out.stderr
-    rows = [FibTrace.model_validate_json(line) for line in (tmp_path / "traces.jsonl").read_text().splitlines()]
+    rows = [
+        FibTrace.model_validate_json(line) for line in (tmp_path / "traces.jsonl").read_text().splitlines()
+    ]
     assert [r.workload.uuid for r in rows] == ["uuid-blob"]  # the CPU subset: the workload that fits
     row = rows[0]
     assert row.solution == "toy_dps" and row.definition == NAME
@@ -112,7 +125,9 @@ def test_export_fib_writes_the_best_candidate_as_a_solution(tmp_path: Path) -> N
             language="python",
             status="PASSED",
             correctness=CorrectnessResult(
-                status="PASSED", checked="interpreter", device="cpu",
+                status="PASSED",
+                checked="interpreter",
+                device="cpu",
                 workloads=[WorkloadCorrectness(workload="uuid-blob", status="PASSED")],
             ),
         )

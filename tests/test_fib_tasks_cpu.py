@@ -21,7 +21,9 @@ ATTENTION = {
 
 
 @pytest.mark.parametrize(("name", "feedback"), ATTENTION.items())
-def test_task_benchmarks_exactly_the_feedback_workloads_and_holds_out_the_rest(name: str, feedback: int) -> None:
+def test_task_benchmarks_exactly_the_feedback_workloads_and_holds_out_the_rest(
+    name: str, feedback: int
+) -> None:
     task = load_task(TASKS / name)
     bench = task.select(role="benchmark")
     assert len(bench) == feedback

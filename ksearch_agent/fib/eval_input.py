@@ -21,7 +21,9 @@ def candidate_from_solution(path: Path, task: Task) -> tuple[Candidate, str]:
         raise CandidateError(f"{path}: the solution is for {solution.definition!r}, not task {task.name!r}")
     d = task.definition
     inputs = {n: ([str(x) for x in s.shape] if s.shape is not None else None) for n, s in d.inputs.items()}
-    outputs = {n: {"shape": [str(x) for x in s.shape or []], "dtype": s.dtype} for n, s in d.outputs.items()}
+    outputs: dict[str, dict[str, object]] = {
+        n: {"shape": [str(x) for x in s.shape or []], "dtype": s.dtype} for n, s in d.outputs.items()
+    }
     consts = {n: int(a.value) for n, a in d.axes.items() if a.type == "const" and a.value is not None}
     return to_candidate(solution, inputs, outputs, consts, d.constraints), solution.name
 

@@ -85,7 +85,9 @@ def _input_init(definition: FibDefinition, name: str, path: Path) -> dict[str, A
         if name.endswith("indices"):
             if "num_pages" not in definition.axes:
                 raise FibFileError(
-                    path, f"inputs.{name}", f"cannot synthesise {name!r}: the definition has no num_pages axis"
+                    path,
+                    f"inputs.{name}",
+                    f"cannot synthesise {name!r}: the definition has no num_pages axis",
                 )
             return {"kind": "page_ids", "high": "num_pages"}
         return {"kind": "int_range", "low": 0, "high": 1}
@@ -176,7 +178,9 @@ def convert_workloads(
                     )
                 inputs[name] = {"kind": "scalar", "value": float(given.value)}  # type: ignore[union-attr]
             elif given.type == "scalar":
-                raise FibFileError(path, f"workload.inputs.{name}", "a tensor input cannot be a scalar", lineno)
+                raise FibFileError(
+                    path, f"workload.inputs.{name}", "a tensor input cannot be a scalar", lineno
+                )
             elif given.type == "safetensors":
                 src = (blobs / given.path) if blobs is not None else None  # type: ignore[union-attr]
                 if src is not None and src.is_file():

@@ -169,7 +169,13 @@ def to_candidate(
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", module):
             raise CandidateError(f"solution {solution.name!r}: entry file {entry_name!r} is not importable")
         files[WRAPPER_FILE] = _wrapper(
-            module, func, spec.destination_passing_style, inputs, outputs, consts, linear_rules(constraints or [])
+            module,
+            func,
+            spec.destination_passing_style,
+            inputs,
+            outputs,
+            consts,
+            linear_rules(constraints or []),
         )
         entry = WRAPPER_FILE
     return Candidate(

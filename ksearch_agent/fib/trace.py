@@ -89,9 +89,13 @@ def fib_workload(task: Task, w: Workload, originals: dict[str, FibWorkload] | No
         init = w.inputs.get(name, spec.init)
         if spec.shape is None:
             value = init.value
-            inputs[name] = FibScalarInput(type="scalar", value=float(value) if isinstance(value, str) else value)
+            inputs[name] = FibScalarInput(
+                type="scalar", value=float(value) if isinstance(value, str) else value
+            )
         elif init.kind == "blob":
-            inputs[name] = FibSafetensorsInput(type="safetensors", path=init.path, tensor_key=init.key or name)
+            inputs[name] = FibSafetensorsInput(
+                type="safetensors", path=init.path, tensor_key=init.key or name
+            )
         else:
             inputs[name] = FibRandomInput(type="random")
     return FibWorkload(uuid=w.id, axes=dict(w.axes), inputs=inputs)
@@ -105,7 +109,9 @@ def trace_rows(task: Task, report: EvalReport, solution_name: str, libs: dict[st
     known = {w.id: w for w in task.workloads}
     originals = _original_rows(task)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    hardware = report.profile.device if report.profile and report.profile.device else report.correctness.device
+    hardware = (
+        report.profile.device if report.profile and report.profile.device else report.correctness.device
+    )
     rows: list[FibTrace] = []
     for c in report.correctness.workloads:
         w = known.get(c.workload)

@@ -66,7 +66,9 @@ class OpponentRunner:
         except CallFailed:
             raise
         except Exception as exc:  # noqa: BLE001 - library errors become the opponent's status
-            raise CallFailed("RUNTIME_ERROR", f"the library failed: {type(exc).__name__}: {exc}"[:2000]) from None
+            raise CallFailed(
+                "RUNTIME_ERROR", f"the library failed: {type(exc).__name__}: {exc}"[:2000]
+            ) from None
 
     def _check(self, outs: Any, ref_fn: Callable[..., Any]) -> dict[str, Any]:
         from ksearch_agent.worker.compare import check_output
