@@ -32,11 +32,12 @@ from ksearch_agent.candidate import Candidate  # noqa: E402
 from ksearch_agent.engine import Engine  # noqa: E402
 from ksearch_agent.task import load_task  # noqa: E402
 
-TASKS = [
-    "gqa_paged_decode_h32_kv4_d128_ps1",
-    "mla_paged_decode_h16_ckv512_kpe64_ps1",
-    "mla_paged_prefill_causal_h16_ckv512_kpe64_ps1",
-]
+SEEDS = {
+    "gqa_paged_decode_h32_kv4_d128_ps1": "triton_split_kv.py",
+    "mla_paged_decode_h16_ckv512_kpe64_ps1": "triton_split_kv.py",
+    "mla_paged_prefill_causal_h16_ckv512_kpe64_ps1": "triton_split_kv.py",
+    "moe_fp8_block_scale_ds_routing_topk8_ng8_kg4_e32_h7168_i2048": "triton_gemv.py",
+}
 
 
 def _version(dist: str) -> str:
@@ -46,9 +47,49 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
+def reference_check(task: Any) -> dict[str, Any]:
+    """Our reference against FIB's own reference code (fib_definition.json) on the smallest benchmark
+    workload, on the GPU (run in this process: both are trusted task code)."""
+    import types
+
+    import torch
+
+    from ksearch_agent.worker.compare import check_output
+    from ksearch_agent.worker.inputs import make_inputs
+    from ksearch_agent.worker.loader import load_module, with_scalars
+
+    wl = min(task.select(role="benchmark"), key=task.bytes)
+    resolved, spec = task.resolve(wl), task.worker_spec()
+    fib = types.ModuleType("fib_reference")
+    exec(json.loads((task.directory / "fib_definition.json").read_text())["reference"], fib.__dict__)  # noqa: S102
+    inputs = make_inputs(resolved["inputs"], 5, torch.device("cuda", 0))
+    ours = with_scalars(load_module(task.reference_path, "ours").run, spec, resolved["axes"])(*inputs)
+    theirs = with_scalars(fib.run, spec, resolved["axes"])(*inputs)
+    ours, theirs = (
+        (ours if isinstance(ours, tuple) else (ours,)),
+        (theirs if isinstance(theirs, tuple) else (theirs,)),
+    )
+    results = [
+        check_output(n, o, t, spec["tolerance"])
+        for n, o, t in zip(spec["output_names"], ours, theirs, strict=True)
+    ]
+    del inputs
+    torch.cuda.empty_cache()
+    return {
+        "workload": wl.id,
+        "status": "PASSED" if all(r["status"] == "PASSED" for r in results) else "MISMATCH",
+        "max_abs_error": max(r.get("max_abs_error", 0.0) for r in results),
+        "log": "; ".join(r.get("log", "") for r in results if r.get("log"))[:500],
+    }
+
+
 def evaluate_task(engine: Engine, name: str) -> dict[str, Any]:
     task = load_task(ROOT / "tasks" / name)
-    seed = Candidate.from_path(ROOT / "tasks" / name / "seeds" / "triton_split_kv.py")
+    seed = Candidate.from_path(ROOT / "tasks" / name / "seeds" / SEEDS[name])
+    try:
+        ref_check: dict[str, Any] = reference_check(task)
+    except Exception as exc:  # noqa: BLE001 - reported, the evaluation goes on
+        ref_check = {"status": "ERROR", "log": f"{type(exc).__name__}: {exc}"[:500]}
     t0 = time.perf_counter()
     report = engine.evaluate(task, seed)
     prof = report.profile
@@ -77,8 +118,9 @@ def evaluate_task(engine: Engine, name: str) -> dict[str, Any]:
         )
     return {
         "task": name,
-        "seed": "seeds/triton_split_kv.py",
+        "seed": f"seeds/{SEEDS[name]}",
         "status": report.status,
+        "reference_vs_fib_reference": ref_check,
         "correctness": [
             {"workload": w.workload, "status": w.status, "max_abs_error": w.max_abs_error, "log": w.log[:300]}
             for w in report.correctness.workloads
@@ -118,6 +160,8 @@ def markdown(doc: dict[str, Any]) -> str:
             f"score {_f(t['score'], '.1f')} (plan outside) · {_f(t['score_with_plan'], '.1f')} (plan inside) · "
             f"opponent {json.dumps(t['opponent'])} · copy bandwidth {_f(t['copy_gbps'], '.0f')} GB/s",
             "",
+            f"our reference vs FIB's reference code: {json.dumps(t['reference_vs_fib_reference'])}",
+            "",
             "| workload | axes | status | candidate ms | library ms | lib+plan ms | reference ms | floor ms "
             "| cand. % floor | lib. % floor |",
             "|---|---|---|---|---|---|---|---|---|---|",
@@ -138,7 +182,7 @@ def markdown(doc: dict[str, Any]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--tasks", default=",".join(SEEDS))
     parser.add_argument("--out", default=str(ROOT / "evals" / "results"))
     args = parser.parse_args()
     os.environ.setdefault("FLASHINFER_WORKSPACE_BASE", "/tmp/flashinfer-ws")

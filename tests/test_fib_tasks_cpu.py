@@ -4,6 +4,7 @@ included), through the real engine."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,10 @@ ATTENTION = {
     "mla_paged_decode_h16_ckv512_kpe64_ps1": 5,
     "mla_paged_prefill_causal_h16_ckv512_kpe64_ps1": 8,
 }
+MOE = "moe_fp8_block_scale_ds_routing_topk8_ng8_kg4_e32_h7168_i2048"
 
 
-@pytest.mark.parametrize(("name", "feedback"), ATTENTION.items())
+@pytest.mark.parametrize(("name", "feedback"), [*ATTENTION.items(), (MOE, 5)])
 def test_task_benchmarks_exactly_the_feedback_workloads_and_holds_out_the_rest(
     name: str, feedback: int
 ) -> None:
@@ -28,8 +30,13 @@ def test_task_benchmarks_exactly_the_feedback_workloads_and_holds_out_the_rest(
     bench = task.select(role="benchmark")
     assert len(bench) == feedback
     fib_rows = [w for w in task.workloads if not w.cpu]
+    assert {w.id for w in fib_rows} == {
+        json.loads(line)["workload"]["uuid"] for line in (task.directory / "fib_workloads.jsonl").open()
+    }
     assert len(fib_rows) > feedback and all(w.roles == ["holdout"] for w in fib_rows if w not in bench)
-    assert task.definition.opponent is not None and task.definition.scalar_inputs == ["sm_scale"]
+    assert task.definition.opponent is not None
+    scalars = ["local_expert_offset", "routed_scaling_factor"] if name == MOE else ["sm_scale"]
+    assert task.definition.scalar_inputs == scalars
 
 
 @pytest.mark.slow
