@@ -7,8 +7,8 @@ alone with plan() outside the timer (the fair figure, used for the score) and pl
 Each workload's fraction of the HBM floor (bytes / measured copy bandwidth) is recorded for the candidate
 and for the library.
 
-Usage (GPU machine, flashinfer importable): ``python evals/fib_gpu.py [--tasks a,b] [--out evals/results]``.
-Writes OUT/fib_gpu.json and OUT/fib_gpu.md.
+Usage (GPU machine, flashinfer importable): ``python evals/fib_gpu.py [--tasks a,b] [--out DIR] [--name NAME]``.
+Writes OUT/NAME.json and OUT/NAME.md (NAME: fib_gpu unless --name).
 """
 
 from __future__ import annotations
@@ -184,6 +184,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", default=",".join(SEEDS))
     parser.add_argument("--out", default=str(ROOT / "evals" / "results"))
+    parser.add_argument("--name", default="fib_gpu", help="basename of the .json/.md written under --out")
     args = parser.parse_args()
     os.environ.setdefault("FLASHINFER_WORKSPACE_BASE", "/tmp/flashinfer-ws")
     out = Path(args.out)
@@ -201,9 +202,9 @@ def main() -> int:
                 doc["tasks"].append(evaluate_task(engine, name))
             except Exception as exc:  # noqa: BLE001 - one task's failure must not lose the others' results
                 doc["tasks"].append({"task": name, "error": f"{type(exc).__name__}: {exc}", "workloads": []})
-            (out / "fib_gpu.json").write_text(json.dumps(doc, indent=1))
+            (out / f"{args.name}.json").write_text(json.dumps(doc, indent=1))
     ok = [t for t in doc["tasks"] if "error" not in t]
-    (out / "fib_gpu.md").write_text(markdown({**doc, "tasks": ok}))
+    (out / f"{args.name}.md").write_text(markdown({**doc, "tasks": ok}))
     for t in doc["tasks"]:
         print(
             t["task"],
