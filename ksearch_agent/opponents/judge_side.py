@@ -51,8 +51,15 @@ class OpponentRunner:
             buf.copy_(t)
         return {**dict(zip(self.names, self.bufs, strict=True)), **self.scalars}
 
-    def call_ms(self, inputs: list[torch.Tensor], ref_fn: Callable[..., Any], with_plan: bool) -> float:
-        """One timed opponent call on ``inputs``; failures raise the judge's ``CallFailed``."""
+    def call_ms(
+        self,
+        inputs: list[torch.Tensor],
+        ref_fn: Callable[..., Any],
+        with_plan: bool,
+        protocol: str = "flushed",
+    ) -> float:
+        """One timed opponent call on ``inputs`` in the judge's protocol (flushed: the L2 is flushed after
+        plan(), before the timed region); failures raise the judge's ``CallFailed``."""
         from ksearch_agent.worker.profile_job import CallFailed
 
         named = self._named(inputs)
@@ -61,8 +68,8 @@ class OpponentRunner:
                 self.check = self._check(self.opponent.plan(named)(), ref_fn)
             if with_plan:
                 opponent = self.opponent
-                return float(self.timer.call_ms(lambda: opponent.plan(named)(), []))
-            return float(self.timer.call_ms(self.opponent.plan(named), []))
+                return float(self.timer.call_ms(lambda: opponent.plan(named)(), [], protocol=protocol))
+            return float(self.timer.call_ms(self.opponent.plan(named), [], protocol=protocol))
         except CallFailed:
             raise
         except Exception as exc:  # noqa: BLE001 - library errors become the opponent's status

@@ -293,7 +293,7 @@ class WorkloadTimer:
         if name == "reference":
             return self.reference_call()
         if name in ("library", "library_plan"):
-            return self.opponent.call_ms(self.fresh(), self.ref_fn, with_plan=name == "library_plan")
+            return self.opponent.call_ms(self.fresh(), self.ref_fn, name == "library_plan", self.protocol)
         return self.player_call(self.players[name], checked)
 
     def run(self, names: list[str], budget_ms: float) -> dict[str, list[float]]:
