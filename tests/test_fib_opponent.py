@@ -81,3 +81,67 @@ def test_library_is_timed_beside_the_seed_on_the_gpu(tmp_path: Path) -> None:
         assert w.library_latency_ms and w.library_plan_latency_ms
         assert w.library_plan_latency_ms > w.library_latency_ms
     assert profile.library_score is not None and profile.library_score > 0
+
+
+class _Timer:
+    """Stands in for the judge's GPU timer: runs the call, reports 1 ms."""
+
+    def call_ms(self, fn, args, protocol: str = "flushed") -> float:  # noqa: ANN001
+        fn(*args)
+        return 1.0
+
+
+class _Library:
+    name, library = "fake", "fake 0"
+
+    def __init__(self, scale: float = 1.0, fail: bool = False) -> None:
+        self.scale, self.fail, self.plans = scale, fail, 0
+
+    def plan(self, inputs):  # noqa: ANN001, ANN201
+        self.plans += 1
+        if self.fail:
+            raise RuntimeError("no kernel for this shape")
+        return lambda: (inputs["x"] * inputs["k"] * self.scale,)
+
+
+_TASK = {"output_names": ["out"], "tolerance": {"rtol": 0.01, "atol": 0.01, "required_matched_ratio": 1.0}}
+_WL = {"inputs": [{"name": "x"}], "scalars": {"k": 2.0}}
+
+
+def _ref(x: torch.Tensor) -> tuple[torch.Tensor]:
+    return (x * 2.0,)
+
+
+def test_library_outputs_are_checked_against_the_reference_before_timing() -> None:
+    from ksearch_agent.opponents.judge_side import OpponentRunner, opponent_fields
+
+    good = OpponentRunner(_Library(), _WL, _Timer(), _TASK)
+    assert good.call_ms([torch.ones(4)], _ref, with_plan=False) == 1.0
+    assert opponent_fields({"library": {"latency_ms": 1.0}}, {}, good)["library_status"] == "PASSED"
+    wrong = OpponentRunner(_Library(scale=1.5), _WL, _Timer(), _TASK)
+    wrong.call_ms([torch.ones(4)], _ref, with_plan=True)
+    fields = opponent_fields({"library_plan": {"latency_ms": 1.0}}, {}, wrong)
+    assert fields["library_status"] == "INCORRECT_NUMERICAL" and fields["library_plan_latency_ms"] == 1.0
+
+
+def test_plan_runs_inside_the_timed_call_only_when_asked() -> None:
+    from ksearch_agent.opponents.judge_side import OpponentRunner
+
+    lib = _Library()
+    runner = OpponentRunner(lib, _WL, _Timer(), _TASK)
+    runner.call_ms([torch.ones(4)], _ref, with_plan=False)  # the check's plan + the untimed plan
+    assert lib.plans == 2
+    runner.call_ms([torch.ones(4)], _ref, with_plan=True)
+    assert lib.plans == 3
+
+
+def test_a_failing_library_becomes_its_status_not_a_judge_error() -> None:
+    from ksearch_agent.opponents.judge_side import OpponentRunner, opponent_fields
+    from ksearch_agent.worker.profile_job import CallFailed
+
+    runner = OpponentRunner(_Library(fail=True), _WL, _Timer(), _TASK)
+    with pytest.raises(CallFailed) as info:
+        runner.call_ms([torch.ones(4)], _ref, with_plan=False)
+    assert info.value.status == "RUNTIME_ERROR" and "no kernel for this shape" in info.value.log
+    fields = opponent_fields({}, {"library": info.value}, runner)
+    assert fields["library_status"] == "RUNTIME_ERROR" and "library_latency_ms" not in fields
