@@ -34,9 +34,17 @@ def _main(
     configure_logging(log_level, force=True)  # per invocation: stderr may differ (tests, embedding)
 
 
-@app.command("tasks")
-def tasks_cmd() -> None:
+tasks_app = typer.Typer(
+    invoke_without_command=True, help="Table of bundled tasks; `ksearch tasks import` adds a FIB definition."
+)
+app.add_typer(tasks_app, name="tasks")
+
+
+@tasks_app.callback()
+def tasks_cmd(ctx: typer.Context) -> None:
     """Table of bundled tasks, their axes and workload counts."""
+    if ctx.invoked_subcommand is not None:
+        return
     table = Table(title="ksearch tasks")
     for col in ("task", "op_type", "axes", "workloads", "cpu subset", "benchmarks", "seeds"):
         table.add_column(col)
@@ -61,6 +69,40 @@ def tasks_cmd() -> None:
     console.print(table)
 
 
+@tasks_app.command("import")
+def tasks_import_cmd(
+    definition: Annotated[Path, typer.Argument(help="FlashInfer-Bench Definition JSON")],
+    workloads: Annotated[Path | None, typer.Option(help="FIB workloads JSONL for this definition")] = None,
+    blobs: Annotated[
+        Path | None, typer.Option(help="FIB dataset root the workloads' safetensors paths are relative to")
+    ] = None,
+    into: Annotated[Path | None, typer.Option(help="task directory to write (default: ./<name>)")] = None,
+) -> None:
+    """Make a task directory from FIB files, for `ksearch eval DIR ...` and `ksearch run DIR`.
+
+    Exit 0 on success, 2 when a file is missing or malformed (the error names the file, the line and the field).
+    Safetensors blobs that are not under --blobs are synthesised from the axes and constraints, with a warning.
+    """
+    from ksearch_agent.fib.importer import import_definition
+
+    try:
+        result = import_definition(definition, workloads, blobs=blobs, into=into)
+    except TaskFileError as exc:
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    for warning in result.warnings:
+        err_console.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True, highlight=False)
+    t = result.task
+    console.print(
+        f"task {t.name} written to {t.directory} ({len(t.workloads)} workloads, "
+        f"{len(t.select(cpu=True))} in the CPU subset"
+        + (f", library opponent {t.definition.opponent}" if t.definition.opponent else "")
+        + ")",
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
 def _fmt(value: float | None, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
@@ -71,21 +113,15 @@ def _print_report(report: EvalReport) -> None:
     table = Table(
         title=f"{report.task} · candidate {report.candidate_id} ({report.language}) · {corr.device}"
     )
-    for col in (
-        "workload",
-        "status",
-        "max abs err",
-        "max rel err",
-        "latency ms",
-        "ref ms",
-        "speedup",
-        "% roofline",
-    ):
+    library = any(t.library_latency_ms or t.library_plan_latency_ms for t in timing.values())
+    columns = ["workload", "status", "max abs err", "max rel err", "latency ms", "ref ms", "speedup"]
+    columns += ["library ms", "lib+plan ms", "vs library"] if library else []
+    for col in [*columns, "% roofline"]:
         table.add_column(col, justify="right" if col not in ("workload", "status") else "left")
     for w in corr.workloads:
         t = timing.get(w.workload)
         colour = "green" if w.status == "PASSED" else "red"
-        table.add_row(
+        cells = [
             w.workload,
             f"[{colour}]{w.status}[/{colour}]",
             _fmt(w.max_abs_error, ".2e"),
@@ -93,8 +129,18 @@ def _print_report(report: EvalReport) -> None:
             _fmt(t.latency_ms if t else None, ".4f"),
             _fmt(t.reference_latency_ms if t else None, ".4f"),
             _fmt(t.speedup if t else None, ".2f"),
-            _fmt(100 * t.roofline_fraction if t and t.roofline_fraction else None, ".1f"),
-        )
+        ]
+        if library:
+            ratio = (
+                t.library_latency_ms / t.latency_ms if t and t.library_latency_ms and t.latency_ms else None
+            )
+            cells += [
+                _fmt(t.library_latency_ms if t else None, ".4f"),
+                _fmt(t.library_plan_latency_ms if t else None, ".4f"),
+                _fmt(ratio, ".2f"),
+            ]
+        cells.append(_fmt(100 * t.roofline_fraction if t and t.roofline_fraction else None, ".1f"))
+        table.add_row(*cells)
     console.print(table)
     for w in corr.workloads:
         if w.status != "PASSED" and w.log:
@@ -108,6 +154,21 @@ def _print_report(report: EvalReport) -> None:
                 f"{_fmt(prof.geomean_reference_ms, '.4f')} ms · speedup {_fmt(prof.geomean_speedup, '.2f')}x "
                 f"({prof.protocol} protocol, {prof.device})"
             )
+        if prof.library_score is not None:
+            console.print(
+                f"score vs {(prof.opponent or {}).get('library', 'the library')}: "
+                f"{prof.library_score:.1f} (plan() outside the timer; 100 = as fast as the library) · "
+                f"{_fmt(prof.library_score_with_plan, '.1f')} with plan() timed (FlashInfer-Bench 0.1 style)"
+            )
+        if prof.opponent and prof.opponent.get("skipped"):
+            console.print(
+                f"[yellow]library opponent skipped: {escape(str(prof.opponent['skipped']))}[/yellow]"
+            )
+        for t in prof.workloads:
+            if t.library_status and t.library_status != "PASSED":
+                err_console.print(
+                    f"[yellow]{t.workload}: library {t.library_status}: {t.library_log}[/yellow]"
+                )
         if prof.note:
             console.print(f"[yellow]{prof.note}[/yellow]")
         if prof.counters:
@@ -137,6 +198,9 @@ def _json_doc(report: EvalReport) -> dict[str, object]:
                 "reference_latency_ms": t.reference_latency_ms if t else None,
                 "speedup": t.speedup if t else None,
                 "roofline_fraction": t.roofline_fraction if t else None,
+                "library_latency_ms": t.library_latency_ms if t else None,
+                "library_plan_latency_ms": t.library_plan_latency_ms if t else None,
+                "library_status": t.library_status if t else None,
                 "log": w.log or (t.log if t else ""),
             }
         )
@@ -153,6 +217,9 @@ def _json_doc(report: EvalReport) -> dict[str, object]:
         "geomean_speedup": prof.geomean_speedup if prof else None,
         "geomean_latency_ms": prof.geomean_latency_ms if prof else None,
         "geomean_reference_ms": prof.geomean_reference_ms if prof else None,
+        "library_score": prof.library_score if prof else None,
+        "library_score_with_plan": prof.library_score_with_plan if prof else None,
+        "opponent": prof.opponent if prof else None,
         "workloads": rows,
         "counters": prof.counters if prof else None,
         "seconds": report.seconds,
@@ -212,7 +279,12 @@ def _workload_ids(text: str | None, task_name: str, known: list[str]) -> list[st
 @app.command("eval", cls=_EvalCommand)
 def eval_cmd(
     task: Annotated[str, typer.Argument(help="bundled task name or a task directory")],
-    file: Annotated[Path, typer.Argument(help="candidate .py (run(...) or GPUMode custom_kernel(data))")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="candidate .py (run(...) or GPUMode custom_kernel(data)), or a FIB Solution .json"
+        ),
+    ],
     workloads: Annotated[str | None, typer.Option(help="comma-separated workload ids (default: all)")] = None,
     cpu: Annotated[
         bool, typer.Option("--cpu", help="force the CPU (Triton interpreter, CPU workloads)")
@@ -224,6 +296,10 @@ def eval_cmd(
     ncu: Annotated[
         bool, typer.Option("--ncu", help="add Nsight Compute counters (needs ncu on PATH)")
     ] = False,
+    fib_trace: Annotated[
+        Path | None,
+        typer.Option("--fib-trace", help="append FlashInfer-Bench Trace rows (JSONL) to this file"),
+    ] = None,
 ) -> None:
     """Correctness then profile of FILE on TASK.
 
@@ -239,7 +315,15 @@ def eval_cmd(
         _eval_error(f"--language must be triton, cuda or python, got {language!r}", as_json)
     try:
         t = load_task(task)
-        cand = Candidate.from_path(file, language=language)  # type: ignore[arg-type]
+        from ksearch_agent.fib.solution import looks_like_solution
+
+        if looks_like_solution(file):
+            from ksearch_agent.fib.eval_input import candidate_from_solution
+
+            cand, solution_name = candidate_from_solution(file, t)
+        else:
+            cand = Candidate.from_path(file, language=language)  # type: ignore[arg-type]
+            solution_name = f"ksearch_{cand.id}"
         ids = _workload_ids(workloads, t.name, [w.id for w in t.workloads])
     except (TaskFileError, CandidateError, ValueError) as exc:
         _eval_error(str(exc), as_json)
@@ -254,6 +338,11 @@ def eval_cmd(
     except Exception as exc:  # noqa: BLE001 - an engine fault is not the candidate's verdict: exit 3, say why
         traceback.print_exc(file=sys.stderr)
         _eval_error(f"internal error: {type(exc).__name__}: {exc}", as_json, EXIT_INTERNAL)
+    if fib_trace is not None:
+        from ksearch_agent.fib.eval_input import write_fib_trace
+
+        written = write_fib_trace(fib_trace, t, report, solution_name)
+        err_console.print(f"{written} FIB trace rows appended to {escape(str(fib_trace))}")
     if as_json:
         sys.stdout.write(json.dumps(_json_doc(report), indent=1) + "\n")
     else:
@@ -714,6 +803,9 @@ def export_cmd(
     gpumode: Annotated[
         bool, typer.Option("--gpumode", help="require a GPUMode custom_kernel(data) entry point")
     ] = False,
+    fib: Annotated[
+        bool, typer.Option("--fib", help="write a FlashInfer-Bench Solution JSON to OUT instead")
+    ] = False,
 ) -> None:
     """Write the run's best passing kernel (its entry file, plus any .cu files beside it) to OUT."""
     from ksearch_agent.resources import store_for
@@ -730,6 +822,23 @@ def export_cmd(
         err_console.print("[red]error:[/red] this run has no passing candidate to export")
         raise typer.Exit(1)
     cand = store.load_candidate(best["id"])
+    if fib:
+        from ksearch_agent.fib.solution import from_candidate
+
+        try:
+            solution = from_candidate(
+                cand,
+                str(store.get_meta("task") or "unknown"),
+                name=f"ksearch_{cand.id}",
+                description=f"best passing kernel of ksearch run {run_dir.name}",
+            )
+        except CandidateError as exc:
+            err_console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(solution.model_dump_json(indent=1, exclude_none=True) + "\n")
+        console.print(f"exported candidate {best['id']} as FIB solution {solution.name} to {out}")
+        return
     source = cand.files[cand.entry]
     if gpumode and "def custom_kernel(" not in source:
         err_console.print(

@@ -544,12 +544,19 @@ class Engine:
         reference_mode: Literal["interleaved", "cached"] = "interleaved",
         ncu: bool = False,
         timeout: float | None = None,
+        opponent: bool = True,
     ) -> ProfileResult:
         with structlog.contextvars.bound_contextvars(task=task.name, candidate=candidate.id, stage="profile"):
             t0 = time.perf_counter()
             if self.mode != "gpu":
                 return ProfileResult(
-                    measured=False, protocol=protocol, device="cpu", note="no GPU: speed was not measured"
+                    measured=False,
+                    protocol=protocol,
+                    device="cpu",
+                    note="no GPU: speed was not measured",
+                    opponent={"name": task.definition.opponent, "skipped": "no GPU: the library was not run"}
+                    if task.definition.opponent
+                    else None,
                 )
             if self.screening and (findings := screen(candidate)):
                 return ProfileResult(
@@ -571,6 +578,7 @@ class Engine:
                 "reference_mode": reference_mode,
                 "ceilings_file": str(self.cache_dir / "ceilings.json"),
                 "timeout": limit,
+                "opponent": task.definition.opponent if opponent else None,
             }
             if baseline is not None:
                 request["baseline"] = self._spec(baseline)
@@ -594,6 +602,7 @@ class Engine:
                 ],
                 ceilings=done_msg.get("ceilings", {}),
                 sync_overhead_ms=done_msg.get("sync_overhead_ms"),
+                opponent=done_msg.get("opponent"),
                 seconds=time.perf_counter() - t0,
             )
             result.summarize()

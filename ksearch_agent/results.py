@@ -116,6 +116,16 @@ class WorkloadTiming(BaseModel):
     floor_ms: float | None = None
     roofline_fraction: float | None = None
     plausible: bool | None = None
+    library_latency_ms: float | None = Field(
+        default=None, description="the library opponent's call alone, plan() outside the timer (median)"
+    )
+    library_plan_latency_ms: float | None = Field(
+        default=None, description="the library's plan() and call timed together (FlashInfer-Bench 0.1 style)"
+    )
+    library_status: str | None = Field(
+        default=None, description="the library's own outputs checked against the reference"
+    )
+    library_log: str = ""
     log: str = ""
 
 
@@ -133,9 +143,22 @@ class ProfileResult(BaseModel):
     counters: dict[str, Any] | None = Field(
         default=None, description="Nsight Compute counters when asked for"
     )
+    opponent: dict[str, Any] | None = Field(
+        default=None, description="the library opponent timed beside the candidate, or why it was skipped"
+    )
+    library_score: float | None = Field(
+        default=None, description="K-Search score vs the library, plan() outside the timer (the fair one)"
+    )
+    library_score_with_plan: float | None = Field(
+        default=None, description="the same score with the library's plan() inside its timed region"
+    )
     seconds: float = 0.0
 
     def summarize(self) -> None:
+        from ksearch_agent.fib.score import library_score
+
+        self.library_score = library_score(self.workloads, with_plan=False)
+        self.library_score_with_plan = library_score(self.workloads, with_plan=True)
         ok = [w for w in self.workloads if w.status == "PASSED" and w.latency_ms]
         if ok and len(ok) == len(self.workloads):
             self.geomean_latency_ms = geomean([w.latency_ms for w in ok if w.latency_ms])

@@ -19,9 +19,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ksearch_agent.expr import ExpressionError, evaluate, names_in
 
-DType = Literal["float32", "float16", "bfloat16", "float64", "int32", "int64", "int8", "uint8", "bool"]
-InitKind = Literal["normal", "uniform", "cauchy", "int_range", "ones", "mask01", "scalar", "index"]
-Role = Literal["correctness", "benchmark"]
+DType = Literal[
+    "float32", "float16", "bfloat16", "float64", "int32", "int64", "int8", "uint8", "bool", "float8_e4m3fn"
+]
+InitKind = Literal[
+    "normal",
+    "uniform",
+    "cauchy",
+    "int_range",
+    "ones",
+    "mask01",
+    "scalar",
+    "index",
+    "indptr",
+    "page_ids",
+    "blob",
+]
+Role = Literal["correctness", "benchmark", "holdout"]
+"""``holdout`` workloads are run only when named (``--workloads``): kept out of the search's feedback."""
 ComputeUnit = Literal["bf16_tensor_core", "fp32", "memory"]
 
 
@@ -66,7 +81,14 @@ class Axis(_Strict):
 
 
 class InputInit(_Strict):
-    """How one input tensor is generated. Numbers may be expressions over axis names."""
+    """How one input is generated. Numbers may be expressions over axis names.
+
+    Index kinds make inputs bound by constraints: ``indptr`` is a non-decreasing offsets array from 0 to
+    ``total`` (each segment non-empty when ``total`` allows; with ``at_least`` naming an earlier indptr
+    input, each segment at least as long as that one's, as causal prefill needs); ``page_ids`` are
+    distinct ids drawn from ``[0, high)``; ``blob`` loads ``key`` from the safetensors file ``path``
+    (relative to the task directory). ``scalar`` is a plain number for a scalar input (``shape: null``).
+    """
 
     kind: InitKind = "normal"
     mean: float | str = 0.0
@@ -75,10 +97,14 @@ class InputInit(_Strict):
     low: float | str = 0.0
     high: float | str = 1.0
     value: float | str = 0.0
+    total: float | str = 0.0
+    at_least: str = ""
+    path: str = ""
+    key: str = ""
 
 
 class TensorSpec(_Strict):
-    shape: list[str | int]
+    shape: list[str | int] | None = Field(description="axis names or sizes; null for a scalar input")
     dtype: DType
     description: str = ""
     init: InputInit = Field(default_factory=InputInit)
@@ -114,15 +140,41 @@ class Definition(_Strict):
     bytes: str | float
     compute_unit: ComputeUnit = "fp32"
     gpumode: GpuModeAdapter | None = None
+    opponent: str | None = Field(
+        default=None, description="library opponent timed beside the candidate (ksearch_agent.opponents)"
+    )
+    unlisted_shapes: bool = Field(
+        default=True,
+        description="draw extra workloads off the list; off where var axes are bound to each other",
+    )
+
+    @property
+    def scalar_inputs(self) -> list[str]:
+        return [n for n, s in self.inputs.items() if s.shape is None]
+
+    @property
+    def tensor_inputs(self) -> dict[str, TensorSpec]:
+        return {n: s for n, s in self.inputs.items() if s.shape is not None}
 
     @model_validator(mode="after")
     def _names_resolve(self) -> Definition:
         axes = set(self.axes)
         for kind, specs in (("inputs", self.inputs), ("outputs", self.outputs)):
             for tname, spec in specs.items():
+                if spec.shape is None:
+                    if kind == "outputs":
+                        raise ValueError(f"outputs.{tname}.shape: outputs must be tensors, not scalars")
+                    if tname in axes:
+                        raise ValueError(f"inputs.{tname}: a scalar input may not share an axis's name")
+                    continue
                 for dim in spec.shape:
                     if isinstance(dim, str) and dim not in axes:
                         raise ValueError(f"{kind}.{tname}.shape: unknown axis {dim!r}")
+        names = list(self.inputs)
+        for tname, spec in self.inputs.items():
+            other = spec.init.at_least
+            if other and (other not in names or names.index(other) >= names.index(tname)):
+                raise ValueError(f"inputs.{tname}.init.at_least: {other!r} is not an earlier input")
         for fname in ("flops", "bytes"):
             expr = getattr(self, fname)
             if isinstance(expr, str):
@@ -135,6 +187,8 @@ class Definition(_Strict):
                 if unknown:
                     raise ValueError(f"{fname}: unknown axes {sorted(unknown)}")
         if self.gpumode is not None:
+            if self.scalar_inputs:
+                raise ValueError("gpumode: the adapter does not support scalar inputs")
             used = [*self.gpumode.positional, *self.gpumode.weights.values()]
             missing = [n for n in used if n not in self.inputs]
             if missing:
@@ -197,6 +251,8 @@ class Task(BaseModel):
         not past it when it is already 128 or more: the interpreter's cost grows with the rows).
         A kernel that hard-codes the listed shapes fails on these; moving one axis keeps the cost near a
         listed workload's."""
+        if not self.definition.unlisted_shapes:
+            return []
         pool = (self.select(cpu=True) or self.workloads) if cpu else self.select(role="correctness")
         var_axes = [n for n, a in self.definition.axes.items() if a.type == "var"]
         out: list[Workload] = []
@@ -243,11 +299,16 @@ class Task(BaseModel):
         axes = self.axis_values(workload)
 
         def tensor(name: str, spec: TensorSpec, init: InputInit | None) -> dict[str, Any]:
-            shape = [axes[d] if isinstance(d, str) else int(d) for d in spec.shape]
-            params = {}
+            shape = [axes[d] if isinstance(d, str) else int(d) for d in spec.shape or []]
+            params: dict[str, Any] = {}
             if init is not None:
-                for key in ("mean", "std", "scale", "low", "high", "value"):
+                for key in ("mean", "std", "scale", "low", "high", "value", "total"):
                     params[key] = float(evaluate(getattr(init, key), axes))
+                if init.at_least:
+                    params["at_least"] = init.at_least
+                if init.kind == "blob":
+                    params["path"] = str((self.directory / init.path).resolve())
+                    params["key"] = init.key or name
             return {
                 "name": name,
                 "shape": shape,
@@ -256,11 +317,20 @@ class Task(BaseModel):
                 "params": params,
             }
 
-        inputs = [tensor(n, s, workload.inputs.get(n, s.init)) for n, s in self.definition.inputs.items()]
+        scalars: dict[str, int | float] = {}
+        for n in self.definition.scalar_inputs:
+            spec = self.definition.inputs[n]
+            value = evaluate(workload.inputs.get(n, spec.init).value, axes)
+            scalars[n] = int(value) if spec.dtype.startswith(("int", "uint")) else float(value)
+        inputs = [
+            tensor(n, s, workload.inputs.get(n, s.init)) for n, s in self.definition.tensor_inputs.items()
+        ]
         outputs = [tensor(n, s, None) for n, s in self.definition.outputs.items()]
         return {
             "id": workload.id,
-            "axes": axes,
+            # Scalar inputs travel with the axes: the worker binds both into the entry point per workload.
+            "axes": {**axes, **scalars},
+            "scalars": scalars,
             "inputs": inputs,
             "outputs": outputs,
             "listed_seed": workload.seed,
@@ -274,7 +344,10 @@ class Task(BaseModel):
         return {
             "name": d.name,
             "reference": str(self.reference_path),
-            "input_names": list(d.inputs),
+            "input_names": list(d.tensor_inputs),
+            "call_order": list(d.inputs),
+            "scalar_inputs": d.scalar_inputs,
+            "opponent": d.opponent,
             "output_names": list(d.outputs),
             "tolerance": d.tolerance.model_dump(),
             "compute_unit": d.compute_unit,
@@ -332,7 +405,7 @@ def _check_workloads(definition: Definition, workloads: list[Workload], path: Pa
 def load_task(name_or_path: str | Path) -> Task:
     """Load a bundled task by name, or a task directory by path, validating every file."""
     path = Path(name_or_path)
-    directory = path if path.is_dir() else BUNDLED_TASKS_DIR / str(name_or_path)
+    directory = path.resolve() if path.is_dir() else BUNDLED_TASKS_DIR / str(name_or_path)
     if not directory.is_dir():
         known = ", ".join(list_task_names()) or "none"
         raise TaskFileError(directory, "<task>", f"no such task (bundled tasks: {known})")

@@ -48,6 +48,10 @@ def test_wheel_has_subpackages_and_task_files_under_ksearch_agent(wheel: Path) -
         "ksearch_agent/tasks/trimul/definition.json",
         "ksearch_agent/tasks/trimul/seeds/triton_simple.py",
         "ksearch_agent/tasks/rmsnorm/seeds/rmsnorm.cu",
+        "ksearch_agent/fib/importer.py",
+        "ksearch_agent/opponents/judge_side.py",
+        "ksearch_agent/tasks/gqa_paged_decode_h32_kv4_d128_ps1/fib_workloads.jsonl",
+        "ksearch_agent/tasks/gqa_paged_decode_h32_kv4_d128_ps1/seeds/triton_split_kv.py",
     ):
         assert required in names, required
     assert not [n for n in names if n.split("/")[0] in ("tools", "graphs", "tasks", "tests", "evals")]

@@ -18,6 +18,7 @@ DTYPES: dict[str, torch.dtype] = {
     "int8": torch.int8,
     "uint8": torch.uint8,
     "bool": torch.bool,
+    "float8_e4m3fn": torch.float8_e4m3fn,
 }
 
 
@@ -27,8 +28,18 @@ def derive_seed(secret: int, *parts: object) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") & (2**63 - 1)
 
 
-def make_tensor(spec: dict[str, Any], gen: torch.Generator, device: torch.device) -> torch.Tensor:
+def make_tensor(
+    spec: dict[str, Any],
+    gen: torch.Generator,
+    device: torch.device,
+    made: dict[str, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """One input from its spec; ``made`` holds the inputs made before it (an indptr may follow another)."""
     shape, dtype, kind, p = spec["shape"], DTYPES[spec["dtype"]], spec["kind"], spec["params"]
+    if kind in ("indptr", "page_ids", "blob"):
+        from ksearch_agent.worker.index_inputs import make_index_tensor
+
+        return make_index_tensor(spec, gen, device, made or {})
     f32 = torch.float32
     if kind == "normal":
         t = torch.randn(shape, device=device, dtype=f32, generator=gen) * (p["std"] * p["scale"]) + p["mean"]
@@ -56,4 +67,7 @@ def make_tensor(spec: dict[str, Any], gen: torch.Generator, device: torch.device
 def make_inputs(specs: list[dict[str, Any]], seed: int, device: torch.device) -> list[torch.Tensor]:
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)
-    return [make_tensor(s, gen, device) for s in specs]
+    made: dict[str, torch.Tensor] = {}
+    for s in specs:
+        made[s["name"]] = make_tensor(s, gen, device, made)
+    return list(made.values())

@@ -69,7 +69,7 @@ def entry_point(
         fn = getattr(module, "run", None)
         if not callable(fn):
             raise AttributeError("the candidate does not define run(...)")
-        return fn
+        return with_scalars(fn, task, axes)
     if api == "gpumode":
         kernel = getattr(module, "custom_kernel", None)
         adapter = task.get("gpumode")
@@ -94,6 +94,30 @@ def entry_point(
 
         return call
     raise ValueError(f"unknown entry-point convention {api!r}")
+
+
+def with_scalars(fn: Callable[..., Any], task: dict[str, Any], axes: dict[str, Any]) -> Callable[..., Any]:
+    """``fn`` taking the tensor inputs only, with the task's scalar inputs (plain Python numbers, per
+    workload, carried in ``axes`` under their names) put back at their places in the definition's order."""
+    scalars = task.get("scalar_inputs") or []
+    if not scalars:
+        return fn
+    order = task["call_order"]
+    missing = [n for n in scalars if n not in axes]
+    if missing:
+        raise ValueError(f"the workload gives no value for the scalar inputs {missing}")
+    base = [axes[n] if n in scalars else None for n in order]
+    tensor_slots = [i for i, n in enumerate(order) if n not in scalars]
+
+    def call(*tensors: Any) -> Any:
+        if len(tensors) != len(tensor_slots):
+            raise TypeError(f"expected {len(tensor_slots)} tensor inputs, got {len(tensors)}")
+        args = list(base)
+        for i, t in zip(tensor_slots, tensors, strict=True):
+            args[i] = t
+        return fn(*args)
+
+    return call
 
 
 def classify_exception(exc: BaseException) -> tuple[str, bool]:

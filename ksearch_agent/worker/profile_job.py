@@ -222,10 +222,17 @@ class WorkloadTimer:
     """Times the reference (in the judge) and the players (contestants) on one workload."""
 
     def __init__(
-        self, judge: Any, req: dict[str, Any], wl: dict[str, Any], ref_fn: Any, players: dict[str, Player]
+        self,
+        judge: Any,
+        req: dict[str, Any],
+        wl: dict[str, Any],
+        ref_fn: Any,
+        players: dict[str, Player],
+        opponent: Any = None,
     ) -> None:
         self.judge, self.req, self.wl, self.ref_fn = judge, req, wl, ref_fn
         self.players = players
+        self.opponent = opponent  # an opponents.judge_side.OpponentRunner, timed here like the reference
         self.timer: Timer = judge.timer
         self.layout = Layout.of(wl)
         self.protocol = req.get("protocol", "flushed")
@@ -285,6 +292,8 @@ class WorkloadTimer:
     def _one(self, name: str, checked: bool) -> float:
         if name == "reference":
             return self.reference_call()
+        if name in ("library", "library_plan"):
+            return self.opponent.call_ms(self.fresh(), self.ref_fn, name == "library_plan", self.protocol)
         return self.player_call(self.players[name], checked)
 
     def run(self, names: list[str], budget_ms: float) -> dict[str, list[float]]:
@@ -418,6 +427,9 @@ def run_profile(judge: Any, req: dict[str, Any]) -> None:
     if req.get("baseline"):
         specs["baseline"] = req["baseline"]
     protocol = req.get("protocol", "flushed")
+    from ksearch_agent.opponents.judge_side import start_opponent
+
+    opponent, opponent_info = start_opponent(req.get("opponent"), judge.device)
     try:
         for name, spec in specs.items():
             player, failure = _take_player(judge, req, name, spec, workloads, timeout)
@@ -426,7 +438,9 @@ def run_profile(judge: Any, req: dict[str, Any]) -> None:
             elif failure is not None:
                 failed[name] = failure
         for wl in workloads:
-            result = _profile_workload(judge, req, task, wl, ref, players, failed, ceilings, protocol)
+            result = _profile_workload(
+                judge, req, task, wl, ref, players, failed, ceilings, protocol, opponent
+            )
             judge.emit({"type": "workload", "result": result})
     finally:
         end_contestants(judge, *(p.contestant for p in players.values()))
@@ -440,6 +454,7 @@ def run_profile(judge: Any, req: dict[str, Any]) -> None:
             "device_name": torch.cuda.get_device_name(judge.device),
             "contestant_overhead_ms": {n: p.null_ms for n, p in players.items()},
             "contestant_wall_overhead_ms": {n: p.null_wall_ms for n, p in players.items()},
+            "opponent": opponent_info or None,
         }
     )
 
@@ -454,7 +469,10 @@ def _profile_workload(
     failed: dict[str, dict[str, Any]],
     ceilings: dict[str, Any],
     protocol: str,
+    opponent: Any = None,
 ) -> dict[str, Any]:
+    from ksearch_agent.opponents.judge_side import NAMES, OpponentRunner, opponent_fields
+
     result: dict[str, Any] = {"workload": wl["id"], "protocol": protocol}
     key = f"{task['name']}|{wl['id']}|{protocol}"
     live = {n: p for n, p in players.items() if p.dead is None}
@@ -467,7 +485,10 @@ def _profile_workload(
     names = list(live)
     if req.get("reference_mode", "interleaved") == "interleaved" or key not in judge.ref_times:
         names.insert(1 if "candidate" in live else 0, "reference")
-    wt = WorkloadTimer(judge, req, wl, ref.bind(wl["axes"]), live)
+    runner = OpponentRunner(opponent, wl, judge.timer, task) if opponent is not None else None
+    if runner is not None:
+        names += list(NAMES)
+    wt = WorkloadTimer(judge, req, wl, ref.bind(wl["axes"]), live, runner)
     samples = wt.run(names, float(req.get("budget_ms", 500.0)))
     for name, exc in wt.failures.items():
         failed[name] = {"status": exc.status, "log": exc.log}
@@ -477,7 +498,8 @@ def _profile_workload(
             failed.pop("candidate", None)  # a failure on this workload only
     stats: dict[str, dict[str, Any]] = {}
     for name, vals in samples.items():
-        overhead = judge.timer.sync_overhead_ms() if name == "reference" else live[name].null_ms
+        in_judge = name == "reference" or name in NAMES
+        overhead = judge.timer.sync_overhead_ms() if in_judge else live[name].null_ms
         stats[name] = _stats(vals, overhead, protocol)
     for name in live:
         if name not in stats:
@@ -519,6 +541,7 @@ def _profile_workload(
     elif "status" not in result:
         why = failed.get("candidate", {"status": "RUNTIME_ERROR", "log": "the candidate was not timed"})
         result.update(status=why["status"], log=why["log"])
+    result.update(opponent_fields(stats, wt.failures, runner))
     if "baseline" in stats:
         result["baseline_latency_ms"] = stats["baseline"]["latency_ms"]
         if result.get("latency_ms"):

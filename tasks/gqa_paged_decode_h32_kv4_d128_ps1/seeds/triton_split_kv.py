@@ -1,0 +1,107 @@
+"""Seed for gqa_paged_decode_h32_kv4_d128_ps1: split-KV (flash-decoding) in Triton.
+
+Grid (batch, kv head, split): each program takes the 8 query heads that share one KV head (padded to 16
+rows so tl.dot can use tensor cores), walks its share of the sequence's pages BLOCK_N at a time, gathering
+K and V rows through kv_indices, and keeps an online softmax in base 2 (probabilities stay fp32 for the value product: tf32 on tensor cores). A second small kernel merges the
+splits' partial results into the output and the base-2 log-sum-exp. More splits put more SMs on one long
+sequence; NUM_SPLITS = 0 picks a count from the batch size and the average sequence length.
+"""
+
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+BLOCK_N = 32
+NUM_SPLITS = 0
+MAX_SPLITS = 32
+NUM_WARPS = 4
+NUM_STAGES = 2
+
+
+@triton.jit
+def _decode_split(q_ptr, k_ptr, v_ptr, indptr_ptr, indices_ptr, part_o_ptr, part_ml_ptr, qk_scale,
+                  KVH: tl.constexpr, GROUP: tl.constexpr, D: tl.constexpr, BLOCK_H: tl.constexpr,
+                  BLOCK_N: tl.constexpr, SPLITS: tl.constexpr):
+    b = tl.program_id(0)
+    h = tl.program_id(1)
+    s = tl.program_id(2)
+    start = tl.load(indptr_ptr + b)
+    end = tl.load(indptr_ptr + b + 1)
+    chunk = tl.cdiv(end - start, SPLITS)
+    lo = start + s * chunk
+    hi = tl.minimum(lo + chunk, end)
+    rows = tl.arange(0, BLOCK_H)
+    cols = tl.arange(0, D)
+    row_ok = rows < GROUP
+    head = h * GROUP + rows
+    q = tl.load(q_ptr + (b * KVH * GROUP + head)[:, None] * D + cols[None, :], mask=row_ok[:, None], other=0.0)
+    m = tl.full([BLOCK_H], float("-inf"), tl.float32)
+    l = tl.zeros([BLOCK_H], tl.float32)
+    acc = tl.zeros([BLOCK_H, D], tl.float32)
+    for n0 in range(lo, hi, BLOCK_N):
+        offs = n0 + tl.arange(0, BLOCK_N)
+        ok = offs < hi
+        page = tl.load(indices_ptr + offs, mask=ok, other=0).to(tl.int64)
+        kv = (page * KVH + h)[:, None] * D + cols[None, :]
+        k = tl.load(k_ptr + kv, mask=ok[:, None], other=0.0)
+        scores = tl.dot(q, tl.trans(k)) * qk_scale
+        scores = tl.where(ok[None, :], scores, float("-inf"))
+        m_new = tl.maximum(m, tl.max(scores, 1))
+        alpha = tl.exp2(m - m_new)
+        p = tl.exp2(scores - m_new[:, None])
+        l = l * alpha + tl.sum(p, 1)
+        v = tl.load(v_ptr + kv, mask=ok[:, None], other=0.0)
+        acc = acc * alpha[:, None] + tl.dot(p, v.to(tl.float32))
+        m = m_new
+    part = (b * KVH * GROUP + head) * SPLITS + s
+    tl.store(part_o_ptr + part[:, None] * D + cols[None, :], acc, mask=row_ok[:, None])
+    tl.store(part_ml_ptr + part * 2, m, mask=row_ok)
+    tl.store(part_ml_ptr + part * 2 + 1, l, mask=row_ok)
+
+
+@triton.jit
+def _merge(part_o_ptr, part_ml_ptr, out_ptr, lse_ptr, D: tl.constexpr, SPLITS: tl.constexpr):
+    row = tl.program_id(0)  # b * heads + head
+    sp = tl.arange(0, SPLITS)
+    cols = tl.arange(0, D)
+    m = tl.load(part_ml_ptr + (row * SPLITS + sp) * 2)
+    l = tl.load(part_ml_ptr + (row * SPLITS + sp) * 2 + 1)
+    m_max = tl.max(m, 0)
+    w = tl.where(l > 0, tl.exp2(m - m_max), 0.0)
+    total = tl.sum(l * w, 0)
+    acc = tl.load(part_o_ptr + (row * SPLITS + sp)[:, None] * D + cols[None, :])
+    o = tl.sum(acc * w[:, None], 0)
+    safe = tl.where(total > 0, total, 1.0)
+    tl.store(out_ptr + row * D + cols, (o / safe).to(tl.bfloat16))
+    tl.store(lse_ptr + row, tl.where(total > 0, m_max + tl.log2(safe), float("-inf")))
+
+
+def _splits(batch: int, kv_heads: int, tokens: int) -> int:
+    if NUM_SPLITS:
+        return NUM_SPLITS
+    programs = max(batch * kv_heads, 1)
+    want = max(1, 2 * 132 // programs)
+    per_seq = max(1, tokens // max(batch, 1) // (4 * BLOCK_N))
+    return min(MAX_SPLITS, triton.next_power_of_2(min(want, per_seq)))
+
+
+def run(q, k_cache, v_cache, kv_indptr, kv_indices, sm_scale):
+    batch, heads, dim = q.shape
+    kv_heads = k_cache.shape[2]
+    group = heads // kv_heads
+    splits = _splits(batch, kv_heads, kv_indices.shape[0])
+    part_o = torch.empty(batch * heads * splits, dim, dtype=torch.float32, device=q.device)
+    part_ml = torch.empty(batch * heads * splits, 2, dtype=torch.float32, device=q.device)
+    out = torch.empty(batch, heads, dim, dtype=torch.bfloat16, device=q.device)
+    lse = torch.empty(batch, heads, dtype=torch.float32, device=q.device)
+    if batch == 0:
+        return out, lse
+    _decode_split[(batch, kv_heads, splits)](
+        q, k_cache, v_cache, kv_indptr, kv_indices, part_o, part_ml, float(sm_scale) * math.log2(math.e),
+        KVH=kv_heads, GROUP=group, D=dim, BLOCK_H=max(16, triton.next_power_of_2(group)), BLOCK_N=BLOCK_N,
+        SPLITS=splits, num_warps=NUM_WARPS, num_stages=NUM_STAGES,
+    )
+    _merge[(batch * heads,)](part_o, part_ml, out, lse, D=dim, SPLITS=splits, num_warps=4)
+    return out, lse

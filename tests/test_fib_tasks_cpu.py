@@ -1,0 +1,50 @@
+"""The bundled FlashInfer-Bench tasks: each loads, names K-Search's feedback workloads for the search, keeps
+the rest out of it, and its Triton seed passes its CPU subset under the interpreter (a shuffled-order trial
+included), through the real engine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ksearch_agent.candidate import Candidate
+from ksearch_agent.engine import Engine
+from ksearch_agent.task import load_task
+
+TASKS = Path(__file__).resolve().parent.parent / "tasks"
+ATTENTION = {
+    "gqa_paged_decode_h32_kv4_d128_ps1": 5,
+    "mla_paged_decode_h16_ckv512_kpe64_ps1": 5,
+    "mla_paged_prefill_causal_h16_ckv512_kpe64_ps1": 8,
+}
+MOE = "moe_fp8_block_scale_ds_routing_topk8_ng8_kg4_e32_h7168_i2048"
+
+
+@pytest.mark.parametrize(("name", "feedback"), [*ATTENTION.items(), (MOE, 5)])
+def test_task_benchmarks_exactly_the_feedback_workloads_and_holds_out_the_rest(
+    name: str, feedback: int
+) -> None:
+    task = load_task(TASKS / name)
+    bench = task.select(role="benchmark")
+    assert len(bench) == feedback
+    fib_rows = [w for w in task.workloads if not w.cpu]
+    assert {w.id for w in fib_rows} == {
+        json.loads(line)["workload"]["uuid"] for line in (task.directory / "fib_workloads.jsonl").open()
+    }
+    assert len(fib_rows) > feedback and all(w.roles == ["holdout"] for w in fib_rows if w not in bench)
+    assert task.definition.opponent is not None
+    scalars = ["local_expert_offset", "routed_scaling_factor"] if name == MOE else ["sm_scale"]
+    assert task.definition.scalar_inputs == scalars
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ATTENTION)
+def test_seed_passes_its_cpu_subset_under_the_interpreter(cpu_engine: Engine, name: str) -> None:
+    task = load_task(TASKS / name)
+    seed = Candidate.from_path(TASKS / name / "seeds" / "triton_split_kv.py")
+    result = cpu_engine.run_correctness(task, seed)
+    assert result.checked == "interpreter"
+    assert [w.workload for w in result.workloads] == [w.id for w in task.select(cpu=True)]
+    assert result.status == "PASSED", [(w.workload, w.status, w.log) for w in result.workloads]
