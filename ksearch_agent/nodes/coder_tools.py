@@ -1,4 +1,5 @@
-"""coder_tools: run the coder's tool calls through the engine and hand the results back to the coder."""
+"""coder_tools: run the tool calls of the coder (or of a repair) through the engine and hand the results back
+to the node that asked (``tools_for``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from ksearch_agent.resources import engine_for
 from ksearch_agent.state import SearchState
 
 
-def coder_tools(state: SearchState, runtime: Runtime[SearchContext]) -> Command[Literal["coder"]]:
+def coder_tools(state: SearchState, runtime: Runtime[SearchContext]) -> Command[Literal["coder", "repair"]]:
     ctx = runtime.context or SearchContext()
     task, engine = task_of(state), engine_for(ctx.device)
     used = state.get("tool_calls_used", 0)
@@ -28,8 +29,9 @@ def coder_tools(state: SearchState, runtime: Runtime[SearchContext]) -> Command[
             used += 1
         emit(state, "tool_result", tool=call.get("name"), result=text[:300])
         replies.append(ToolMessage(content=text, tool_call_id=call.get("id") or "call"))
+    back: Literal["coder", "repair"] = "repair" if state.get("tools_for") == "repair" else "coder"
     return Command(
-        goto="coder",
+        goto=back,
         update={
             "coder_transcript": [*state.get("coder_transcript", []), *messages_to_dict(replies)],
             "tool_calls_used": used,
