@@ -175,7 +175,10 @@ def test_stagnation_window_ends_a_cycle_before_the_attempt_allowance(tmp_path: P
     final, events = _run(_ctx(tmp_path, max_attempts=5, stagnation_window=2))
     ended = [e for e in events if e["event"] == "cycle_ended"]
     assert [e["reason"] for e in ended] == ["stagnation"]
-    assert [r["status"] for r in store_for(final["run_dir"]).candidates()] == ["INCORRECT_NUMERICAL", "COMPILE_ERROR"]
+    assert [r["status"] for r in store_for(final["run_dir"]).candidates()] == [
+        "INCORRECT_NUMERICAL",
+        "COMPILE_ERROR",
+    ]
     assert final["status"] == "max_rounds" and m.remaining == 0
 
 
