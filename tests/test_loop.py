@@ -4,6 +4,9 @@ must stop a run instead of being filed as failed attempts."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -264,3 +267,36 @@ def test_an_update_prompt_the_endpoint_refuses_leaves_the_tree_as_it_was(tmp_pat
     updated = [e for e in events if e["event"] == "world_model_updated"][0]
     assert updated["applied"] == [] and "BadRequestError" in updated["dropped"][0]
     assert final["status"] == "max_rounds" and final["best"] is not None
+
+
+# -- the cycle's settings on the command line --------------------------------------------------------
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("KSEARCH_MODEL", "KSEARCH_BASE_URL")}
+    env["KSEARCH_CACHE_DIR"] = str(cwd / "cache")
+    return subprocess.run(
+        [sys.executable, "-m", "ksearch_agent.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_the_cycle_settings_are_cli_flags_stored_with_the_run(tmp_path: Path) -> None:
+    out = _cli(
+        *("run", "rmsnorm", "--policy", "playbook", "--rounds", "1", "--device", "cpu"),
+        *("--max-attempts", "2", "--stagnation-window", "1", "--runs-root", str(tmp_path / "runs")),
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    saved = store_for(run_dir).get_meta("context")
+    assert (saved["max_attempts"], saved["stagnation_window"]) == (2, 1)
+
+
+def test_a_cycle_without_attempts_is_refused_on_the_cli(tmp_path: Path) -> None:
+    out = _cli("run", "rmsnorm", "--policy", "playbook", "--max-attempts", "0", cwd=tmp_path)
+    assert out.returncode == 2 and "--max-attempts" in out.stderr
