@@ -20,6 +20,7 @@ from ksearch_agent.context import SearchContext
 from ksearch_agent.engine import Engine
 from ksearch_agent.graphs.kernel_search import build_kernel_search_graph, recursion_limit
 from ksearch_agent.llm.chat import register_model, unregister_model
+from ksearch_agent.report.history import attempts
 from ksearch_agent.resources import register_engine, store_for
 from ksearch_agent.results import ProfileResult, WorkloadTiming
 from ksearch_agent.task import BUNDLED_TASKS_DIR
@@ -177,7 +178,13 @@ def test_a_repair_that_reproduces_earlier_code_is_recorded_as_a_repeat(tmp_path:
     wrong_id = [e for e in events if e["event"] == "candidate"][0]["candidate_id"]
     assert [e["candidate_id"] for e in events if e["event"] == "candidate_repeated"] == [wrong_id]
     assert "repeated earlier code" in _text(m.calls[3][1])  # the next repair is told so
-    assert len(store_for(final["run_dir"]).candidates()) == 2
+    store = store_for(final["run_dir"])
+    assert len(store.candidates()) == 2
+    assert [(a.origin, a.status) for a in attempts(store)] == [
+        ("coder", "INCORRECT_NUMERICAL"),
+        ("repair", "REPEAT"),
+        ("repair", "PASSED"),
+    ]  # the run's attempt history lists the repeat in its place
 
 
 def test_code_identical_to_the_parent_does_not_become_the_new_actions_solution(
