@@ -307,3 +307,13 @@ def test_the_cycle_settings_are_cli_flags_stored_with_the_run(tmp_path: Path) ->
 def test_a_cycle_without_attempts_is_refused_on_the_cli(tmp_path: Path) -> None:
     out = _cli("run", "rmsnorm", "--policy", "playbook", "--max-attempts", "0", cwd=tmp_path)
     assert out.returncode == 2 and "--max-attempts" in out.stderr
+
+
+def test_a_cuda_search_without_a_gpu_says_nothing_was_measured(tmp_path: Path) -> None:
+    out = _cli(
+        *("run", "rmsnorm", "--policy", "playbook", "--language", "cuda", "--device", "cpu", "--rounds", "1"),
+        *("--runs-root", str(tmp_path / "runs")),
+        cwd=tmp_path,
+    )
+    assert out.returncode == 1, out.stdout + out.stderr  # no passing candidate
+    assert "correctness and speed were not measured" in " ".join(out.stdout.split())
