@@ -317,3 +317,29 @@ def test_a_cuda_search_without_a_gpu_says_nothing_was_measured(tmp_path: Path) -
     )
     assert out.returncode == 1, out.stdout + out.stderr  # no passing candidate
     assert "correctness and speed were not measured" in " ".join(out.stdout.split())
+
+
+# -- the playbook policy follows the same cycle -------------------------------------------------------
+
+
+def _playbook_cycle(tmp_path: Path, **kw: Any) -> list[dict[str, Any]]:
+    engine = _TimedEngine(device="cpu", workdir=tmp_path / "w", cache_dir=tmp_path / "c")
+    register_engine("cpu", engine)
+    try:
+        _, events = _run(_ctx(tmp_path, policy="playbook", model=None, **kw))
+    finally:
+        engine.close()
+    return events
+
+
+def test_the_playbook_pushes_a_measured_pass_until_the_stagnation_window(tmp_path: Path) -> None:
+    events = _playbook_cycle(tmp_path, max_attempts=5, stagnation_window=2)
+    assert [e["status"] for e in events if e["event"] == "evaluated"] == ["PASSED"] * 3  # 1 pass + 2 flat
+    assert [e["reason"] for e in events if e["event"] == "cycle_ended"] == ["stagnation"]
+
+
+def test_the_playbook_ends_the_cycle_when_it_has_no_further_variant(tmp_path: Path) -> None:
+    events = _playbook_cycle(tmp_path, max_attempts=8, stagnation_window=8)
+    (ended,) = [e for e in events if e["event"] == "cycle_ended"]
+    assert ended["reason"].startswith("no further repair")
+    assert not [e for e in events if e["event"] == "attempt_failed"]  # no empty attempt was recorded
