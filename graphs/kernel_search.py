@@ -48,6 +48,7 @@ def build_kernel_search_graph(checkpointer: Any = None, *, name: str = "kernel_s
 
 
 def recursion_limit(ctx: SearchContext) -> int:
-    """Enough supersteps for max_rounds cycles of coder, tool calls, repairs and updates, with margin."""
-    per_cycle = 2 + 2 * (ctx.max_tool_calls + 1) + 2 * (ctx.max_repairs + 1) + 2
+    """Enough supersteps for max_rounds cycles of attempts (coder or repair, each with its tool calls, then
+    evaluate) and updates, with margin."""
+    per_cycle = 2 + ctx.max_attempts * (2 + 2 * ctx.max_tool_calls) + 2
     return max(ctx.recursion_limit, 12 + ctx.max_rounds * per_cycle)

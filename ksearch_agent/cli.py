@@ -383,6 +383,12 @@ def _search_finished(final: dict[str, object]) -> None:
         console.print(f"sources: {best.get('files_dir')}")
     else:
         console.print("no passing candidate")
+    unverified = final.get("unverified") or []
+    if isinstance(unverified, list) and unverified:
+        console.print(
+            f"{len(unverified)} candidate(s) compiled, but correctness and speed were not measured: "
+            "CUDA kernels need a GPU to run (search again on a GPU machine, or with --language triton)"
+        )
 
 
 def _write_report_after_run(run_dir: Path) -> None:
@@ -472,7 +478,12 @@ def run_cmd(
     budget_usd: Annotated[float | None, typer.Option(help="stop when the LLM cost passes this")] = None,
     max_tokens: Annotated[int | None, typer.Option(help="stop when LLM tokens pass this")] = None,
     max_wall_s: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
-    max_repairs: Annotated[int, typer.Option(min=0)] = 3,
+    max_attempts: Annotated[
+        int, typer.Option(min=1, help="attempts per action in one cycle (the coder's plus repairs)")
+    ] = 5,
+    stagnation_window: Annotated[
+        int, typer.Option(min=1, help="end a cycle after this many attempts in a row without improvement")
+    ] = 3,
     runs_root: Annotated[str, typer.Option(help="where run directories go")] = "runs",
     device: Annotated[str, typer.Option(help="auto | gpu | cpu")] = "auto",
     seed: Annotated[Path | None, typer.Option(help="a candidate .py to start root actions from")] = None,
@@ -540,7 +551,8 @@ def run_cmd(
         budget_usd=budget_usd,  # type: ignore[arg-type]
         max_tokens=max_tokens,
         max_wall_s=max_wall_s,
-        max_repairs=max_repairs,
+        max_attempts=max_attempts,
+        stagnation_window=stagnation_window,
         runs_root=runs_root,
         device=cast(Literal["auto", "gpu", "cpu"], device),
         api_key_env=api_key_env,

@@ -41,13 +41,25 @@ class SearchContext:
     )
     policy: Literal["llm", "playbook"] = "llm"
     max_rounds: int = field(default=5, metadata={"description": "search cycles (one action each)"})
-    stagnation_window: int = 5
+    max_attempts: int = field(
+        default=5,
+        metadata={
+            "description": "attempts per action in one cycle: the coder's first try plus repairs (at least 1)"
+        },
+    )
+    stagnation_window: int = field(
+        default=3,
+        metadata={
+            "description": "end a cycle early after this many attempts in a row that did not improve on "
+            "the cycle's best (a failure, a repeat or a pass no faster than the best so far)"
+        },
+    )
     max_difficulty: int = 4
-    max_repairs: int = 3
     max_tool_calls: int = field(
         default=4,
         metadata={
-            "description": "tool calls (or engine checks, when the endpoint has no tool calling) per coder attempt"
+            "description": "tool calls per attempt, coder or repair (engine checks of the answered code when "
+            "the endpoint has no tool calling)"
         },
     )
     language: Literal["triton", "cuda"] = "triton"

@@ -21,6 +21,7 @@ from langchain_core.messages import (
     messages_to_dict,
 )
 
+from ksearch_agent.evidence import measured_evidence
 from ksearch_agent.llm.caller import ModelCaller, finish_reason
 from ksearch_agent.llm.parsing import ParseError, extract_code_files, extract_json
 from ksearch_agent.llm.usage import PriceTable, UsageLedger
@@ -64,7 +65,14 @@ class LLMPolicy:
         )
 
     def _system(self, language: str) -> SystemMessage:
-        return SystemMessage(render("system", language="Triton" if language == "triton" else "CUDA"))
+        """The house rules for the run's language: every LLM step of a CUDA run is told it writes CUDA."""
+        return SystemMessage(
+            render(
+                "system",
+                language="Triton" if language == "triton" else "CUDA",
+                kernel_rules=render(f"rules_{language}").rstrip(),
+            )
+        )
 
     def _invoke(
         self,
@@ -119,9 +127,11 @@ class LLMPolicy:
         except (ParseError, WorldModelError) as exc:
             raise PolicyError(f"the model did not produce a usable initial world model: {exc}") from exc
 
-    def propose_actions(self, task: Task, wm: WorldModel, max_new: int, ledger: UsageLedger) -> list[EditOp]:
+    def propose_actions(
+        self, task: Task, language: str, wm: WorldModel, max_new: int, ledger: UsageLedger
+    ) -> list[EditOp]:
         messages = [
-            self._system("triton"),
+            self._system(language),
             HumanMessage(
                 render("propose_actions", max_new=max_new, world_model=json.dumps(wm.prompt_view(), indent=1))
             ),
@@ -166,7 +176,6 @@ class LLMPolicy:
             tool_budget=req.tool_budget,
             cuda_files_hint=" and `kernel.cu`" if req.language == "cuda" else "",
         )
-        use_tools = req.tool_budget > 0 and not self.caller.tools_refused
         if req.tool_budget > 0 and self.caller.tools_refused:
             prompt += _NO_TOOLS.format(checks=req.tool_budget)
         messages: list[BaseMessage] = [
@@ -174,48 +183,85 @@ class LLMPolicy:
             HumanMessage(prompt),
             *messages_from_dict(req.transcript),
         ]
-        reply = self._invoke("coder", messages, ledger, tools=use_tools)
-        if use_tools and (reply.tool_calls or reply.invalid_tool_calls):
-            return CoderTurn(tool_calls=tool_calls_of(reply), transcript=messages_to_dict([reply]))
-        turn, final = self._files_or_retry("coder", messages, reply, req.language, ledger)
-        if (
-            turn.files is not None
-            and req.tool_budget > 0
-            and self.caller.tools_refused
-            and turn.files != _last_checked_files(req.transcript, req.language)
-        ):  # no tool calling: the engine checks the code and the model sees the result as text
-            check = {
-                "id": f"engine-check-{len(req.transcript)}",
-                "name": ENGINE_CHECK,
-                "args": {"files": turn.files},
-            }
-            return CoderTurn(tool_calls=[check], transcript=messages_to_dict([final]))
-        return turn
+        return self._turn_with_tools("coder", messages, req.tool_budget, req.transcript, req.language, ledger)
 
     def repair(self, req: RepairRequest, ledger: UsageLedger) -> CoderTurn:
+        """Fix or speed up the last attempt from the task, the action's plan and what was measured; the
+        tools are offered while the attempt's budget lasts, their results arriving in ``req.transcript``."""
         a = req.action.action
         assert a is not None
         att = req.attempt
-        if att["status"] != "PASSED":
+        parent = f"{req.parent_speedup:.3f}x" if req.parent_speedup else "not measured"
+        if att["status"] == "REPEAT":
+            problem = f"That answer repeated earlier code: {att['log']}. Try something different."
+            goal = "Write a version that differs from the earlier ones and implements the action."
+        elif att["status"] != "PASSED":
             problem = f"It failed with status {att['status']}:\n{att['log'][-3000:]}"
+            goal = "Fix the cause of the failure."
         else:
+            best = req.cycle_best_speedup
             problem = (
-                f"It is correct but runs at {att['geomean_speedup']:.3f}x the reference, not faster than its "
-                f"parent ({req.parent_speedup or 1.0:.3f}x)."
+                f"It is correct and runs at {att['geomean_speedup'] or 0:.3f}x the reference; the best of this "
+                f"action so far is {f'{best:.3f}x' if best else 'that'}, its parent kernel {parent}."
             )
+            goal = "Make it faster than the best so far, guided by the per-workload numbers."
         prompt = render(
             "repair",
             action_id=req.action.id,
             action_title=a.title,
             task_name=req.task.name,
+            action_plan=(
+                f"{a.title}: {a.description}\nRationale: {a.rationale or '-'}\n"
+                f"Predicted speedup over the parent kernel ({parent}): {a.expected_speedup}x"
+            ),
             problem=problem,
-            files=format_files(req.files),
-            parent_speedup=f"{req.parent_speedup or 1.0:.3f}",
+            evidence=measured_evidence(req.report),
+            files=format_files(req.files) if req.files else "(none: the attempt produced no code)",
+            task_brief=task_brief(req.task, req.language),
+            goal=goal,
+            tool_budget=req.tool_budget,
+            cuda_files_hint=" and `kernel.cu`" if req.language == "cuda" else "",
         )
-        messages: list[BaseMessage] = [self._system(req.language), HumanMessage(prompt)]
-        turn, _ = self._files_or_retry(
-            "repair", messages, self._invoke("repair", messages, ledger), req.language, ledger
+        if req.tool_budget > 0 and self.caller.tools_refused:
+            prompt += _NO_TOOLS.format(checks=req.tool_budget)
+        messages: list[BaseMessage] = [
+            self._system(req.language),
+            HumanMessage(prompt),
+            *messages_from_dict(req.transcript),
+        ]
+        return self._turn_with_tools(
+            "repair", messages, req.tool_budget, req.transcript, req.language, ledger
         )
+
+    def _turn_with_tools(
+        self,
+        node: str,
+        messages: list[BaseMessage],
+        tool_budget: int,
+        transcript: list[dict[str, Any]],
+        language: str,
+        ledger: UsageLedger,
+    ) -> CoderTurn:
+        """One coder or repair turn: tool calls while the budget lasts, else the files. On an endpoint
+        without tool calling, new files go to the engine's own check first (its result comes back as text),
+        and files the engine already checked are the submission."""
+        use_tools = tool_budget > 0 and not self.caller.tools_refused
+        reply = self._invoke(node, messages, ledger, tools=use_tools)
+        if use_tools and (reply.tool_calls or reply.invalid_tool_calls):
+            return CoderTurn(tool_calls=tool_calls_of(reply), transcript=messages_to_dict([reply]))
+        turn, final = self._files_or_retry(node, messages, reply, language, ledger)
+        if (
+            turn.files is not None
+            and tool_budget > 0
+            and self.caller.tools_refused
+            and turn.files != _last_checked_files(transcript, language)
+        ):
+            check = {
+                "id": f"engine-check-{len(transcript)}",
+                "name": ENGINE_CHECK,
+                "args": {"files": turn.files},
+            }
+            return CoderTurn(tool_calls=[check], transcript=messages_to_dict([final]))
         return turn
 
     def _files_or_retry(
@@ -252,28 +298,16 @@ class LLMPolicy:
         self, task: Task, wm: WorldModel, outcome: CycleOutcome, ledger: UsageLedger
     ) -> tuple[list[EditOp], list[str]]:
         a = outcome.action.action
-        best = outcome.best
-        result = (
-            f"solved: best attempt {best['candidate_id']} at {best['geomean_speedup']}x the reference"
-            if best
-            else "not solved: no attempt passed"
-        )
-        attempts = "\n".join(
-            f"- {x['candidate_id']} ({x['origin']}): {x['status']}, speedup {x['geomean_speedup']}"
-            f"{'; ' + x['log'][-300:] if x['status'] != 'PASSED' else ''}"
-            for x in outcome.attempts
-        )
         prompt = render(
             "world_model_update",
             action_id=outcome.action.id,
             action_title=a.title if a else "",
-            expected_speedup=a.expected_speedup if a else "?",
-            parent_speedup=outcome.parent_speedup or 1.0,
-            outcome=result,
-            attempts=attempts or "(none)",
+            prediction=_prediction(outcome),
+            outcome=_outcome(outcome),
+            attempts=_attempt_evidence(outcome) or "(none)",
             world_model=json.dumps(wm.prompt_view(), indent=1),
         )
-        messages = [self._system("triton"), HumanMessage(prompt)]
+        messages = [self._system(outcome.language), HumanMessage(prompt)]
         try:
             return self._ask(
                 "world_model_update",
@@ -295,6 +329,52 @@ _NO_TOOLS = (
     "checks them against the reference and tells you the result (up to {checks} times); answer with the same "
     "files unchanged to submit them."
 )
+
+
+def _prediction(outcome: CycleOutcome) -> str:
+    a = outcome.action.action
+    parent = outcome.parent_speedup
+    base = (
+        f"the parent kernel at {parent:.3f}x the reference" if parent else "the reference (no parent timing)"
+    )
+    return f"{a.expected_speedup if a else '?'}x over {base}"
+
+
+def _outcome(outcome: CycleOutcome) -> str:
+    """The measured result set against the prediction, or why there is nothing to set against it."""
+    best, a = outcome.best, outcome.action.action
+    if best is None:
+        if any(x["status"] == "UNVERIFIED" for x in outcome.attempts):
+            return (
+                "not measured: the kernel compiled, but correctness and speed could not be checked on this "
+                "machine (no GPU); this is no evidence for or against the action"
+            )
+        return "not solved: no attempt passed"
+    speed = best["geomean_speedup"]
+    if speed is None:
+        return f"solved by {best['candidate_id']}; speed not measured on this machine"
+    relative = speed / (outcome.parent_speedup or 1.0)
+    predicted = a.expected_speedup if a else None
+    verdict = (
+        ""
+        if predicted is None
+        else f" (predicted {predicted}x: {'met' if relative >= predicted else 'missed'})"
+    )
+    return f"solved by {best['candidate_id']} at {speed:.3f}x the reference = {relative:.3f}x over its parent{verdict}"
+
+
+def _attempt_evidence(outcome: CycleOutcome) -> str:
+    blocks = []
+    for x in outcome.attempts:
+        head = f"- {x['candidate_id']} ({x['origin']}): {x['status']}, speedup {x['geomean_speedup']}"
+        if x["status"] == "REPEAT":
+            blocks.append(f"{head}; {x['log']}")
+            continue
+        body = measured_evidence(outcome.reports.get(x["candidate_id"]))
+        if x["status"] not in ("PASSED", "UNVERIFIED") and x["log"]:
+            body = f"{x['log'][-300:]}\n{body}"
+        blocks.append(head + "\n" + "\n".join("  " + line for line in body.splitlines()))
+    return "\n".join(blocks)
 
 
 def tool_calls_of(reply: AIMessage) -> list[dict[str, Any]]:

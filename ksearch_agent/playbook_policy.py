@@ -3,9 +3,10 @@
 It runs through the same graph and engine as the LLM policy. Its world model comes from the task's
 playbook; code for an action is the seed with the action's knobs; repair reacts to the failure it sees
 (out of shared memory → the next smaller-tile/fewer-stage variant, a numerical mismatch → the safer
-precision, a slower kernel → the next launch variant); the world-model update revises every open action's
-expected speedup and score from how the measured speedup compared with the prediction, so the search
-order follows the evidence.
+precision, a pass → the next launch variant) and says it is exhausted when no variant is left, which ends
+the cycle (the cycle's attempt and stagnation limits apply as for the LLM); the world-model update
+revises every open action's expected speedup and score from how the measured speedup compared with the
+prediction, so the search order follows the evidence.
 """
 
 from __future__ import annotations
@@ -114,7 +115,9 @@ class PlaybookPolicy:
         ]
         return ops[:limit]
 
-    def propose_actions(self, task: Task, wm: WorldModel, max_new: int, ledger: UsageLedger) -> list[EditOp]:
+    def propose_actions(
+        self, task: Task, language: str, wm: WorldModel, max_new: int, ledger: UsageLedger
+    ) -> list[EditOp]:
         ops: list[EditOp] = []
         for node in sorted(
             wm.solved(), key=lambda n: -(n.solution.geomean_speedup or 0) if n.solution else 0
@@ -153,7 +156,9 @@ class PlaybookPolicy:
                 return CoderTurn(files={**req.files, "run.py": render(source, variant)})
             except KnobError:
                 continue  # this variant is for another seed
-        return CoderTurn(error=f"the playbook has no further repair for a {kind} failure ({att['status']})")
+        return CoderTurn(
+            error=f"the playbook has no further repair for a {kind} failure ({att['status']})", exhausted=True
+        )
 
     # -- world model update -------------------------------------------------------------------------
 

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ksearch_agent.llm.usage import UsageLedger
+from ksearch_agent.results import EvalReport
 from ksearch_agent.state import Attempt
-from ksearch_agent.task import Task
+from ksearch_agent.task import Task, TensorSpec
 from ksearch_agent.world_model import EditOp, Node, WorldModel
 
 
@@ -29,30 +30,48 @@ class CodeRequest:
 
 @dataclass
 class RepairRequest:
+    """Everything a repair reasons from: the task, the action's plan, the last attempt's files and what the
+    evaluator measured for them (``report``: per-workload table, compile statistics), the cycle so far,
+    and the tool conversation of this repair (``transcript``, ``tool_budget`` calls left)."""
+
     task: Task
     language: str
     action: Node
     files: dict[str, str]
     attempt: Attempt
     parent_speedup: float | None
+    report: EvalReport | None = None
+    cycle_best_speedup: float | None = None
+    transcript: list[dict[str, Any]] = field(default_factory=list)
+    tool_budget: int = 0
 
 
 @dataclass
 class CoderTurn:
-    """Either complete files, or tool calls to run first; ``error`` when the answer was unusable."""
+    """Either complete files, or tool calls to run first; ``error`` when the answer was unusable.
+
+    ``exhausted``: the policy has nothing further to try for this action (the playbook ran out of
+    variants), so the cycle ends instead of recording an empty attempt.
+    """
 
     files: dict[str, str] | None = None
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     transcript: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+    exhausted: bool = False
 
 
 @dataclass
 class CycleOutcome:
+    """One finished cycle: the action, its attempts and best pass, and each evaluated attempt's report
+    (``reports`` by candidate id) so the update can compare the prediction with per-workload evidence."""
+
     action: Node
     parent_speedup: float | None
     attempts: list[Attempt]
     best: Attempt | None
+    language: str = "triton"
+    reports: dict[str, EvalReport] = field(default_factory=dict)
 
 
 class Policy(Protocol):
@@ -61,7 +80,7 @@ class Policy(Protocol):
     def initial_world_model(self, task: Task, language: str, ledger: UsageLedger) -> WorldModel: ...
 
     def propose_actions(
-        self, task: Task, wm: WorldModel, max_new: int, ledger: UsageLedger
+        self, task: Task, language: str, wm: WorldModel, max_new: int, ledger: UsageLedger
     ) -> list[EditOp]: ...
 
     def coder_turn(self, req: CodeRequest, ledger: UsageLedger) -> CoderTurn: ...
@@ -73,6 +92,13 @@ class Policy(Protocol):
     ) -> tuple[list[EditOp], list[str]]: ...
 
 
+def _tensor_line(name: str, spec: TensorSpec) -> str:
+    """``name[axes] dtype`` for a tensor, ``name: scalar dtype`` for a scalar input (FIB's ``shape: null``)."""
+    if spec.shape is None:
+        return f"{name}: scalar {spec.dtype}"
+    return f"{name}[{', '.join(map(str, spec.shape))}] {spec.dtype}"
+
+
 def task_brief(task: Task, language: str) -> str:
     """The task as an LLM should see it: definition, workloads, tolerance and the PyTorch reference."""
     d = task.definition
@@ -81,10 +107,8 @@ def task_brief(task: Task, language: str) -> str:
         f"description: {d.description}",
         "axes: "
         + ", ".join(f"{n}={a.value}" if a.type == "const" else f"{n} (varies)" for n, a in d.axes.items()),
-        "inputs (in run() order): "
-        + "; ".join(f"{n}[{', '.join(map(str, s.shape))}] {s.dtype}" for n, s in d.inputs.items()),
-        "outputs: "
-        + "; ".join(f"{n}[{', '.join(map(str, s.shape))}] {s.dtype}" for n, s in d.outputs.items()),
+        "inputs (in run() order): " + "; ".join(_tensor_line(n, s) for n, s in d.inputs.items()),
+        "outputs: " + "; ".join(_tensor_line(n, s) for n, s in d.outputs.items()),
         f"tolerance: rtol={d.tolerance.rtol}, atol={d.tolerance.atol} (an element fails only if both are exceeded)",
         f"flops: {d.flops}; minimal bytes: {d.bytes}",
         "constraints: " + "; ".join(d.constraints),

@@ -32,6 +32,33 @@ def attempt_from_report(report: EvalReport, origin: str) -> Attempt:
     )
 
 
+def repeat_attempt(report: EvalReport, origin: str, earlier: dict[str, Any]) -> Attempt:
+    """An attempt whose code is identical to an earlier candidate's: recorded as a repeat, never as a new pass.
+
+    The earlier verdict goes in the log so the next repair knows it produced nothing new; the attempt itself
+    neither improves the cycle nor becomes the action's solution.
+    """
+    prof = report.profile
+    speed = f" at {prof.geomean_speedup:.3f}x the reference" if prof and prof.geomean_speedup else ""
+    where = (
+        f"round {earlier.get('round')}, attempt {earlier.get('attempt')} ({earlier.get('origin')})"
+        if earlier.get("origin") != "seed"
+        else "the seed"
+    )
+    return Attempt(
+        candidate_id=report.candidate_id,
+        origin=origin,
+        status="REPEAT",
+        geomean_speedup=None,
+        geomean_latency_ms=None,
+        log=(
+            f"the code is identical to candidate {report.candidate_id} from {where}, "
+            f"which was evaluated as {report.status}{speed}; nothing new was tried"
+        ),
+        repeat_of=report.candidate_id,
+    )
+
+
 def failed_attempt(candidate_id: str, origin: str, status: str, log: str) -> Attempt:
     return Attempt(
         candidate_id=candidate_id,
@@ -87,20 +114,32 @@ def budget_reason(state: SearchState, ctx: SearchContext, *, now: float | None =
     return f"budget: {over}" if over else None
 
 
-def next_after_attempt(state: SearchState, ctx: SearchContext) -> Literal["repair", "world_model_update"]:
-    """Repair a failed or slower attempt while the cycle's allowances last; otherwise end the cycle."""
+def cycle_end_reason(state: SearchState, ctx: SearchContext, *, now: float | None = None) -> str | None:
+    """Why the current cycle ends after its last attempt, or None to repair and try again.
+
+    The cycle runs up to ``max_attempts`` attempts and ends early after ``stagnation_window`` attempts in a
+    row that did not improve on its best. It also ends when the budget is spent, when the last attempt could
+    not be measured (UNVERIFIED: a repair would be blind), and when a pass's speed cannot be measured on
+    this machine (no later attempt could be shown to improve on it).
+    """
     attempts = state.get("attempts", [])
     last = attempts[-1]
-    if budget_reason(state, ctx) is not None:
-        return "world_model_update"
-    if len(attempts) > ctx.max_repairs or state.get("no_improve", 0) >= ctx.stagnation_window:
-        return "world_model_update"
-    if last["status"] != "PASSED":
-        return "repair"
-    parent = state.get("parent_speedup")
-    if last["geomean_speedup"] is not None and parent is not None and last["geomean_speedup"] <= parent:
-        return "repair"
-    return "world_model_update"
+    if (spent := budget_reason(state, ctx, now=now)) is not None:
+        return spent
+    if last["status"] == "UNVERIFIED":
+        return "unverified: correctness and speed cannot be measured here"
+    if len(attempts) >= ctx.max_attempts:
+        return "max_attempts"
+    if state.get("no_improve", 0) >= ctx.stagnation_window:
+        return "stagnation"
+    if last["status"] == "PASSED" and last["geomean_speedup"] is None:
+        return "passed; speed not measured on this machine"
+    return None
+
+
+def next_after_attempt(state: SearchState, ctx: SearchContext) -> Literal["repair", "world_model_update"]:
+    """Repair (debug a failure, or speed up a pass) while the cycle lasts; otherwise update the world model."""
+    return "world_model_update" if cycle_end_reason(state, ctx) is not None else "repair"
 
 
 def best_from_row(row: dict[str, Any], run_dir: str) -> dict[str, Any]:

@@ -26,15 +26,24 @@ class SearchOutput(TypedDict):
     status: str
     run_dir: str
     lineage: list[dict[str, Any]]
+    unverified: NotRequired[list[str]]  # candidates that compiled but could not be checked or timed here
 
 
 class Attempt(TypedDict):
+    """One try at the cycle's action, as the loop routes on it.
+
+    ``status`` is the evaluation's status, or ``REPEAT`` when the code is identical to an earlier candidate
+    (``repeat_of`` names it; the earlier verdict is in ``log``), or ``UNVERIFIED`` when it compiled but
+    correctness and speed could not be measured (CUDA on a machine without a GPU).
+    """
+
     candidate_id: str
     origin: str  # "coder" or "repair"
     status: str
     geomean_speedup: float | None
     geomean_latency_ms: float | None
     log: str
+    repeat_of: NotRequired[str]
 
 
 class SearchState(TypedDict, total=False):
@@ -57,6 +66,8 @@ class SearchState(TypedDict, total=False):
     no_improve: int
     pending: str | None
     pending_origin: str
+    pending_repeat: bool  # the pending candidate's code is identical to an earlier, evaluated candidate
+    tools_for: str | None  # the node ("coder" or "repair") whose tool calls coder_tools is running
     pending_tool_calls: list[dict[str, Any]]
     coder_transcript: list[dict[str, Any]]
     tool_calls_used: int
@@ -65,3 +76,4 @@ class SearchState(TypedDict, total=False):
     usage: dict[str, Any]
     status: str
     lineage: list[dict[str, Any]]
+    unverified: list[str]

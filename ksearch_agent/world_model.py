@@ -75,7 +75,8 @@ class ActionPatch(BaseModel):
 
 
 class Solution(BaseModel):
-    """The best passing candidate evaluated for a node's action."""
+    """The best passing candidate evaluated for a node's action, or (status ``UNVERIFIED``) the candidate
+    that compiled where nothing could be measured (CUDA on a machine without a GPU)."""
 
     candidate_id: str
     geomean_speedup: float | None = None
@@ -573,6 +574,21 @@ class WorldModel(BaseModel):
         node.solution = sol
         node.attempts += 1
 
+    def attach_unverified(self, node_id: str, candidate_id: str, round: int) -> None:
+        """Close an action whose kernel compiled but could not be checked or timed here.
+
+        Neither a pass nor a failure: the action keeps its score and difficulty (it is not punished), its
+        next steps unlock so a search without a GPU can go on building, and the note says that correctness
+        and speed were not measured. Counts as one attempt.
+        """
+        node = self.node(node_id)
+        if node_id == ROOT_ID or node.action is None:
+            raise WorldModelError(f"attach_unverified: node {node_id!r} has no action")
+        node.solution = Solution(candidate_id=candidate_id, status="UNVERIFIED", round=round)
+        node.attempts += 1
+        line = "unverified: compiled, but correctness and speed were not measured (no GPU)"
+        node.notes = f"{node.notes}\n{line}" if node.notes else line
+
     def mark_too_hard(self, node_id: str, reason: str) -> None:
         """Record an attempt with no passing candidate and push the action down the queue.
 
@@ -764,7 +780,12 @@ class WorldModel(BaseModel):
             entry["action"] = (
                 None if n.action is None else {k: v for k, v in n.action.model_dump().items() if v != ""}
             )
-            entry["solution"] = None if n.solution is None else {"speedup": n.solution.geomean_speedup}
+            entry["solution"] = (
+                None
+                if n.solution is None
+                else {"speedup": n.solution.geomean_speedup}
+                | ({} if n.solution.status == "PASSED" else {"status": n.solution.status})
+            )
             nodes.append(entry)
         return {
             "kernel_summary": self.kernel_summary,

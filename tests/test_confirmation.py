@@ -84,7 +84,7 @@ def _search(tmp_path: Path, answers: list[str], **kw: Any) -> tuple[dict[str, An
         device="cpu",
         runs_root=str(tmp_path / "runs"),
         max_rounds=2,
-        max_repairs=0,
+        max_attempts=1,
         trials=1,
         **kw,
     )

@@ -44,7 +44,7 @@ def _ctx(tmp_path: Path, **kw: Any) -> SearchContext:
         "device": "cpu",
         "runs_root": str(tmp_path / "runs"),
         "max_rounds": 1,
-        "max_repairs": 2,
+        "max_attempts": 3,
         "max_tool_calls": 2,
         "trials": 1,
     }
@@ -146,7 +146,7 @@ def test_persistent_failure_marks_the_action_too_hard_and_moves_on(tmp_path: Pat
             edit_answer([]),
         ]
     )
-    final, events = _run(_ctx(tmp_path, max_rounds=2, max_repairs=1))
+    final, events = _run(_ctx(tmp_path, max_rounds=2, max_attempts=2))
     wm = WorldModel.model_validate(final["world_model"])
     n1 = wm.node("n1")
     assert n1.solution is None and n1.action is not None
@@ -169,11 +169,18 @@ def test_unparseable_edit_script_leaves_the_tree_as_it_was(tmp_path: Path, model
     assert sorted(wm.nodes) == ["n1", "n2", "n3", "n4", "root"] and wm.node("n1").solution is not None
 
 
-def test_stagnation_window_ends_a_cycle_before_the_repair_allowance(tmp_path: Path, model: Any) -> None:
-    model([initial_answer(), code_answer(WRONG), code_answer(WRONG), edit_answer([])])
-    final, _ = _run(_ctx(tmp_path, max_repairs=5, stagnation_window=2))
-    assert len(store_for(final["run_dir"]).candidates()) == 1  # the same wrong file twice is one candidate
-    assert final["status"] == "max_rounds"
+def test_stagnation_window_ends_a_cycle_before_the_attempt_allowance(tmp_path: Path, model: Any) -> None:
+    # Two failures in a row with a window of 2 end the cycle although 5 attempts are allowed; were the rule
+    # off, repair would take the edit script as its answer and then run the scripted model dry.
+    m = model([initial_answer(), code_answer(WRONG), code_answer(BROKEN), edit_answer([])])
+    final, events = _run(_ctx(tmp_path, max_attempts=5, stagnation_window=2))
+    ended = [e for e in events if e["event"] == "cycle_ended"]
+    assert [e["reason"] for e in ended] == ["stagnation"]
+    assert [r["status"] for r in store_for(final["run_dir"]).candidates()] == [
+        "INCORRECT_NUMERICAL",
+        "COMPILE_ERROR",
+    ]
+    assert final["status"] == "max_rounds" and m.remaining == 0
 
 
 def test_tool_call_with_bad_arguments_gets_an_error_back_and_the_coder_goes_on(
@@ -291,16 +298,18 @@ def test_slower_intermediate_step_is_kept_and_its_child_becomes_the_best(tmp_pat
         [
             initial_answer(),
             speed(2.0),
+            speed(1.9),  # a repair that does not improve: the second of two attempts ends the cycle
             edit_answer([]),
             speed(1.5),
             speed(1.4),
             edit_answer([step3]),
             speed(3.0),
+            speed(2.9),
             edit_answer([]),
         ]
     )
     try:
-        final, events = _run(_ctx(tmp_path, max_rounds=3, max_repairs=1))
+        final, events = _run(_ctx(tmp_path, max_rounds=3, max_attempts=2))
     finally:
         engine.close()
     wm = WorldModel.model_validate(final["world_model"])

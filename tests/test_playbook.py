@@ -87,7 +87,7 @@ def test_repair_of_a_shared_memory_failure_takes_the_next_unapplied_variant() ->
     assert second.files is not None and read_knobs(second.files["run.py"])["K1_BLOCK_M"] == 32
 
 
-def test_repair_without_a_rule_for_the_failure_says_so() -> None:
+def test_repair_without_a_rule_for_the_failure_says_it_is_exhausted() -> None:
     t = load_task("softmax")
     policy = PlaybookPolicy()
     wm = policy.initial_world_model(t, "triton", UsageLedger())
@@ -101,6 +101,7 @@ def test_repair_without_a_rule_for_the_failure_says_so() -> None:
     )
     turn = policy.repair(req, UsageLedger())
     assert turn.files is None and "no further repair for a numerical failure" in (turn.error or "")
+    assert turn.exhausted  # the cycle ends rather than recording an empty attempt
 
 
 def test_update_moves_open_actions_with_the_evidence() -> None:

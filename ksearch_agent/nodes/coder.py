@@ -7,14 +7,11 @@ from typing import Literal
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
-from ksearch_agent.coder_tools import candidate_from_files
 from ksearch_agent.context import SearchContext
-from ksearch_agent.llm.chat import is_context_length_error, is_retryable
-from ksearch_agent.llm.endpoint import EndpointError
 from ksearch_agent.llm.usage import UsageLedger
-from ksearch_agent.nodes.common import emit, policy_for, store_of, task_of
+from ksearch_agent.nodes.attempts import record_failure, submit_files
+from ksearch_agent.nodes.common import PROMPT_REJECTED, policy_for, rejection_reason, store_of, task_of
 from ksearch_agent.policy import CodeRequest, CoderTurn
-from ksearch_agent.search_logic import failed_attempt, next_after_attempt
 from ksearch_agent.state import SearchState
 from ksearch_agent.world_model import WorldModel
 
@@ -44,13 +41,8 @@ def coder(
     )
     try:
         turn = policy_for(ctx, state).coder_turn(req, ledger)
-    except Exception as exc:
-        if is_retryable(exc) or isinstance(exc, EndpointError):  # EndpointError: the run stops, exit 3
-            raise  # the node's RetryPolicy backs off and tries again
-        reason = (
-            "the prompt exceeded the model's context length" if is_context_length_error(exc) else str(exc)
-        )
-        turn = CoderTurn(error=f"the coder's model call failed: {type(exc).__name__}: {reason}"[:2000])
+    except PROMPT_REJECTED as exc:
+        turn = CoderTurn(error=rejection_reason("coder", exc))
     usage = ledger.model_dump()
     if turn.tool_calls:
         return Command(
@@ -59,54 +51,9 @@ def coder(
                 "usage": usage,
                 "coder_transcript": [*state.get("coder_transcript", []), *turn.transcript],
                 "pending_tool_calls": turn.tool_calls,
+                "tools_for": "coder",
             },
         )
-    attempt_no = len(state.get("attempts", [])) + 1
     if turn.files is None:
-        attempt = failed_attempt(
-            f"none-{state.get('round', 0)}-{attempt_no}", "coder", "COMPILE_ERROR", turn.error or "no code"
-        )
-        emit(state, "attempt_failed", origin="coder", log=attempt["log"][:300])
-        new_state: SearchState = {
-            **state,
-            "attempts": [*state.get("attempts", []), attempt],
-            "no_improve": state.get("no_improve", 0) + 1,
-            "usage": usage,
-        }
-        return Command(
-            goto=next_after_attempt(new_state, ctx),
-            update={  # type: ignore[arg-type]
-                "attempts": new_state["attempts"],
-                "no_improve": new_state["no_improve"],
-                "usage": usage,
-            },
-        )
-    try:
-        cand = candidate_from_files(turn.files, ctx.language)
-    except ValueError as exc:
-        attempt = failed_attempt(
-            f"none-{state.get('round', 0)}-{attempt_no}", "coder", "COMPILE_ERROR", str(exc)
-        )
-        new_state = {
-            **state,
-            "attempts": [*state.get("attempts", []), attempt],
-            "no_improve": state.get("no_improve", 0) + 1,
-        }
-        return Command(
-            goto=next_after_attempt(new_state, ctx),
-            update={  # type: ignore[arg-type]
-                "attempts": new_state["attempts"],
-                "no_improve": new_state["no_improve"],
-                "usage": usage,
-            },
-        )
-    store.save_candidate(
-        cand,
-        round=state.get("round", 0),
-        action_node=action.id,
-        parent_id=state.get("parent_candidate"),
-        origin="coder",
-        attempt=attempt_no,
-    )
-    emit(state, "candidate", candidate_id=cand.id, origin="coder", attempt=attempt_no)
-    return Command(goto="evaluate", update={"pending": cand.id, "pending_origin": "coder", "usage": usage})
+        return record_failure(state, ctx, "coder", turn.error or "no code", {"usage": usage})
+    return submit_files(state, ctx, turn.files, "coder", {"usage": usage})

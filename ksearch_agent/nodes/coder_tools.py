@@ -1,4 +1,5 @@
-"""coder_tools: run the coder's tool calls through the engine and hand the results back to the coder.
+"""coder_tools: run the tool calls of the coder (or of a repair) through the engine and hand the results back
+to the node that asked (``tools_for``).
 
 Every call is answered, within the attempt's budget: a valid call with its result, an unparseable one with
 the parse problem (it counts, so a model that keeps sending broken JSON runs out), and past the budget with a
@@ -21,7 +22,7 @@ from ksearch_agent.state import SearchState
 from ksearch_agent.tools import ENGINE_CHECK, ToolSession, check_as_text, run_tool_call
 
 
-def coder_tools(state: SearchState, runtime: Runtime[SearchContext]) -> Command[Literal["coder"]]:
+def coder_tools(state: SearchState, runtime: Runtime[SearchContext]) -> Command[Literal["coder", "repair"]]:
     ctx = runtime.context or SearchContext()
     session = ToolSession(task=task_of(state), language=ctx.language, engine=engine_for(ctx.device))
     used = state.get("tool_calls_used", 0)
@@ -42,8 +43,9 @@ def coder_tools(state: SearchState, runtime: Runtime[SearchContext]) -> Command[
             if as_text
             else ToolMessage(content=text, tool_call_id=call.get("id") or "call")
         )
+    back: Literal["coder", "repair"] = "repair" if state.get("tools_for") == "repair" else "coder"
     return Command(
-        goto="coder",
+        goto=back,
         update={
             "coder_transcript": [*state.get("coder_transcript", []), *messages_to_dict(replies)],
             "tool_calls_used": used,

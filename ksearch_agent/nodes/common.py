@@ -6,11 +6,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import openai
 from langgraph.config import get_stream_writer
 
 from ksearch_agent.context import SearchContext
 from ksearch_agent.llm.caller import REFUSAL_NOTES, CallSite, ModelCaller
-from ksearch_agent.llm.chat import chat_model_for
+from ksearch_agent.llm.chat import chat_model_for, is_context_length_error
 from ksearch_agent.llm.transcript import TranscriptWriter
 from ksearch_agent.llm.usage import PriceTable
 from ksearch_agent.policy import Policy
@@ -18,6 +19,18 @@ from ksearch_agent.resources import store_for
 from ksearch_agent.state import SearchState
 from ksearch_agent.store import RunStore
 from ksearch_agent.task import BUNDLED_TASKS_DIR, Task, load_task
+
+PROMPT_REJECTED: tuple[type[Exception], ...] = (openai.BadRequestError,)
+"""The model-call errors an LLM node expects and carries on from: the endpoint refused this one prompt
+(too long for the context, or a request it cannot take). Retryable errors (rate limits, timeouts, 5xx)
+go to the node's RetryPolicy; anything else (a dead endpoint, a bad key, a bug, a scripted test model
+that ran out of answers) propagates and stops the run where it can be resumed."""
+
+
+def rejection_reason(node: str, exc: Exception) -> str:
+    """The failed attempt's log line for a prompt the endpoint refused."""
+    reason = "the prompt exceeded the model's context length" if is_context_length_error(exc) else str(exc)
+    return f"the {node} model call failed: {type(exc).__name__}: {reason}"[:2000]
 
 
 def policy_for(ctx: SearchContext, state: SearchState | None = None) -> Policy:

@@ -1,19 +1,23 @@
 """evaluate: full correctness and profile through the engine; the record is stored before routing on.
 
-Idempotent: a candidate already evaluated in this run (say, before a crash) is not evaluated again.
+Idempotent: a candidate already evaluated in this run (say, before a crash) is not evaluated again. The
+stored report carries the compile statistics (registers, spills, shared memory) that repair and the
+world-model update read. A repeated candidate keeps its earlier verdict and is recorded as a repeat;
+an UNVERIFIED one (compiled, nothing measurable here) is listed in ``unverified``.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from ksearch_agent.context import SearchContext
+from ksearch_agent.nodes.attempts import route_after_attempt
 from ksearch_agent.nodes.common import emit, store_of, task_of
 from ksearch_agent.resources import engine_for
-from ksearch_agent.search_logic import attempt_from_report, beats, is_improvement, next_after_attempt
+from ksearch_agent.search_logic import attempt_from_report, beats, is_improvement, repeat_attempt
 from ksearch_agent.state import SearchState
 
 
@@ -23,11 +27,18 @@ def evaluate(
     ctx = runtime.context or SearchContext()
     store, task = store_of(state), task_of(state)
     cand_id = state["pending"] or ""
+    origin = state.get("pending_origin", "coder")
     report = store.get_evaluation(cand_id)
     if report is None:
-        report = engine_for(ctx.device).evaluate(task, store.load_candidate(cand_id), trials=ctx.trials)
+        engine, cand = engine_for(ctx.device), store.load_candidate(cand_id)
+        report = engine.evaluate(task, cand, trials=ctx.trials)
+        if report.compile is None:
+            report.compile = engine.compile(task, cand)  # cached by content: the check compiled it already
         store.save_evaluation(report)
-    attempt = attempt_from_report(report, state.get("pending_origin", "coder"))
+    if state.get("pending_repeat"):
+        attempt = repeat_attempt(report, origin, store.candidate_row(cand_id) or {})
+    else:
+        attempt = attempt_from_report(report, origin)
     attempts = state.get("attempts", [])
     improved = is_improvement(attempts, attempt)
     emit(
@@ -38,11 +49,14 @@ def evaluate(
         geomean_speedup=attempt["geomean_speedup"],
         checked=report.correctness.checked,
     )
-    update: dict = {
+    update: dict[str, Any] = {
         "attempts": [*attempts, attempt],
         "no_improve": 0 if improved else state.get("no_improve", 0) + 1,
         "pending": None,
+        "pending_repeat": False,
     }
+    if attempt["status"] == "UNVERIFIED":
+        update["unverified"] = [*state.get("unverified", []), cand_id]
     if beats(state.get("best"), attempt):
         update["best"] = {
             "candidate_id": cand_id,
@@ -54,4 +68,4 @@ def evaluate(
             "files_dir": str(store.run_dir / "candidates" / cand_id),
         }
         emit(state, "new_best", **update["best"])
-    return Command(goto=next_after_attempt({**state, **update}, ctx), update=update)  # type: ignore[typeddict-item]
+    return Command(goto=route_after_attempt({**state, **update}, ctx), update=update)  # type: ignore[typeddict-item]

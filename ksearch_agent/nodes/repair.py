@@ -1,20 +1,23 @@
-"""repair: the policy debugs a failed attempt, or speeds up a slower one, keeping the action's idea."""
+"""repair: the policy debugs a failed attempt, or speeds up a passing one, keeping the action's idea.
+
+It sees what the coder saw (task, reference, the action's plan) plus what was measured for the last attempt
+(per-workload table, compile statistics), and may call the tools through ``coder_tools`` like the coder;
+``tools_for`` says whose conversation the tool results continue.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
-from ksearch_agent.coder_tools import candidate_from_files
 from ksearch_agent.context import SearchContext
-from ksearch_agent.llm.chat import is_context_length_error, is_retryable
-from ksearch_agent.llm.endpoint import EndpointError
 from ksearch_agent.llm.usage import UsageLedger
-from ksearch_agent.nodes.common import emit, policy_for, store_of, task_of
+from ksearch_agent.nodes.attempts import record_failure, submit_files
+from ksearch_agent.nodes.common import PROMPT_REJECTED, emit, policy_for, rejection_reason, store_of, task_of
 from ksearch_agent.policy import CoderTurn, RepairRequest
-from ksearch_agent.search_logic import failed_attempt, next_after_attempt
+from ksearch_agent.search_logic import best_attempt
 from ksearch_agent.state import SearchState
 from ksearch_agent.world_model import WorldModel
 
@@ -30,59 +33,52 @@ def _last_files(state: SearchState) -> dict[str, str] | None:
 
 def repair(
     state: SearchState, runtime: Runtime[SearchContext]
-) -> Command[Literal["evaluate", "repair", "world_model_update"]]:
+) -> Command[Literal["coder_tools", "evaluate", "repair", "world_model_update"]]:
     ctx = runtime.context or SearchContext()
     store, task = store_of(state), task_of(state)
     wm = WorldModel.model_validate(state["world_model"])
-    action = wm.node(state["action_id"] or "")
     ledger = UsageLedger.model_validate(state.get("usage") or {})
-    last = state["attempts"][-1]
+    attempts = state["attempts"]
+    last = attempts[-1]
     parent = state.get("parent_candidate")
-    files = _last_files(state) or (store.load_candidate(parent).files if parent else {})
+    returning = state.get("tools_for") == "repair"  # back from coder_tools: continue that conversation
+    transcript = state.get("coder_transcript", []) if returning else []
+    used = state.get("tool_calls_used", 0) if returning else 0
+    best = best_attempt(attempts)
     req = RepairRequest(
         task=task,
         language=ctx.language,
-        action=action,
-        files=files,
+        action=wm.node(state["action_id"] or ""),
+        files=_last_files(state) or (store.load_candidate(parent).files if parent else {}),
         attempt=last,
         parent_speedup=state.get("parent_speedup"),
+        report=store.get_evaluation(last["candidate_id"]),
+        cycle_best_speedup=best["geomean_speedup"] if best else None,
+        transcript=transcript,
+        tool_budget=max(ctx.max_tool_calls - used, 0),
     )
     try:
         turn = policy_for(ctx, state).repair(req, ledger)
-    except Exception as exc:
-        if is_retryable(exc) or isinstance(exc, EndpointError):  # EndpointError: the run stops, exit 3
-            raise
-        reason = (
-            "the prompt exceeded the model's context length" if is_context_length_error(exc) else str(exc)
-        )
-        turn = CoderTurn(error=f"the repair model call failed: {type(exc).__name__}: {reason}"[:2000])
+    except PROMPT_REJECTED as exc:
+        turn = CoderTurn(error=rejection_reason("repair", exc))
     usage = ledger.model_dump()
-    attempt_no = len(state["attempts"]) + 1
+    if turn.tool_calls:
+        return Command(
+            goto="coder_tools",
+            update={
+                "usage": usage,
+                "tools_for": "repair",
+                "coder_transcript": [*transcript, *turn.transcript],
+                "pending_tool_calls": turn.tool_calls,
+                "tool_calls_used": used,
+            },
+        )
+    done: dict[str, Any] = {"usage": usage, "tools_for": None, "coder_transcript": [], "tool_calls_used": 0}
+    if turn.exhausted:
+        emit(
+            state, "cycle_ended", action_id=state.get("action_id"), reason=f"no further repair: {turn.error}"
+        )
+        return Command(goto="world_model_update", update=done)
     if turn.files is not None:
-        try:
-            cand = candidate_from_files(turn.files, ctx.language)
-        except ValueError as exc:
-            turn = CoderTurn(error=str(exc))
-        else:
-            store.save_candidate(
-                cand,
-                round=state.get("round", 0),
-                action_node=action.id,
-                parent_id=state.get("parent_candidate"),
-                origin="repair",
-                attempt=attempt_no,
-            )
-            emit(state, "candidate", candidate_id=cand.id, origin="repair", attempt=attempt_no)
-            return Command(
-                goto="evaluate", update={"pending": cand.id, "pending_origin": "repair", "usage": usage}
-            )
-    attempt = failed_attempt(
-        f"none-{state.get('round', 0)}-{attempt_no}", "repair", "COMPILE_ERROR", turn.error or "no code"
-    )
-    emit(state, "attempt_failed", origin="repair", log=attempt["log"][:300])
-    update = {
-        "attempts": [*state["attempts"], attempt],
-        "no_improve": state.get("no_improve", 0) + 1,
-        "usage": usage,
-    }
-    return Command(goto=next_after_attempt({**state, **update}, ctx), update=update)  # type: ignore[typeddict-item]
+        return submit_files(state, ctx, turn.files, "repair", done)
+    return record_failure(state, ctx, "repair", turn.error or "no code", done)

@@ -1,5 +1,6 @@
-"""world_model_update: attach the cycle's best passing attempt (or mark the action too hard), then let the
-policy revise the tree with a validated edit script; snapshot everything."""
+"""world_model_update: attach the cycle's best passing attempt (or, where nothing could be measured, its
+unverified kernel; else mark the action too hard), then let the policy revise the tree with a validated
+edit script, from the prediction against per-workload evidence; snapshot everything."""
 
 from __future__ import annotations
 
@@ -9,11 +10,10 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from ksearch_agent.context import SearchContext
-from ksearch_agent.llm.chat import is_retryable
-from ksearch_agent.llm.endpoint import EndpointError
 from ksearch_agent.llm.usage import UsageLedger
-from ksearch_agent.nodes.common import emit, policy_for, store_of, task_of
+from ksearch_agent.nodes.common import PROMPT_REJECTED, emit, policy_for, store_of, task_of
 from ksearch_agent.policy import CycleOutcome
+from ksearch_agent.results import EvalReport
 from ksearch_agent.search_logic import best_attempt
 from ksearch_agent.state import SearchState
 from ksearch_agent.world_model import Solution, WorldModel
@@ -26,6 +26,7 @@ def world_model_update(state: SearchState, runtime: Runtime[SearchContext]) -> C
     action_id = state["action_id"] or ""
     attempts = state.get("attempts", [])
     best = best_attempt(attempts)
+    unverified = [a for a in attempts if a["status"] == "UNVERIFIED"]
     if best is not None:
         wm.attach_solution(
             action_id,
@@ -36,6 +37,8 @@ def world_model_update(state: SearchState, runtime: Runtime[SearchContext]) -> C
                 round=state.get("round", 0),
             ),
         )
+    elif unverified:
+        wm.attach_unverified(action_id, unverified[-1]["candidate_id"], state.get("round", 0))
     else:
         reason = (
             attempts[-1]["log"].splitlines()[0][:200]
@@ -44,14 +47,21 @@ def world_model_update(state: SearchState, runtime: Runtime[SearchContext]) -> C
         )
         wm.mark_too_hard(action_id, reason)
     ledger = UsageLedger.model_validate(state.get("usage") or {})
+    reports: dict[str, EvalReport] = {}
+    for a in attempts:
+        if (evaluation := store.get_evaluation(a["candidate_id"])) is not None:
+            reports[a["candidate_id"]] = evaluation
     outcome = CycleOutcome(
-        action=wm.node(action_id), parent_speedup=state.get("parent_speedup"), attempts=attempts, best=best
+        action=wm.node(action_id),
+        parent_speedup=state.get("parent_speedup"),
+        attempts=attempts,
+        best=best,
+        language=ctx.language,
+        reports=reports,
     )
     try:
         ops, problems = policy_for(ctx, state).update_world_model(task, wm, outcome, ledger)
-    except Exception as exc:
-        if is_retryable(exc) or isinstance(exc, EndpointError):  # EndpointError: the run stops, exit 3
-            raise
+    except PROMPT_REJECTED as exc:
         ops, problems = [], [f"world-model update failed, tree left as it was: {type(exc).__name__}: {exc}"]
     report = wm.apply(ops, max_inserts=3)
     dropped = [*problems, *report.dropped]
@@ -62,6 +72,7 @@ def world_model_update(state: SearchState, runtime: Runtime[SearchContext]) -> C
         "world_model_updated",
         action_id=action_id,
         solved=best is not None,
+        unverified=best is None and bool(unverified),
         applied=report.applied,
         dropped=dropped,
         tokens=ledger.total_tokens,

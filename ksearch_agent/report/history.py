@@ -144,6 +144,19 @@ def attempts(store: RunStore, transcripts: dict[int, str] | None = None) -> list
                 int(ev.get("attempt") or row["attempt"] or 0),
                 row["id"],
             )
+        elif kind == "candidate_repeated" and ev.get("candidate_id") in rows:
+            add(
+                rnd,
+                ev.get("action_id") or action,
+                str(ev.get("origin") or "repair"),
+                int(ev.get("attempt") or 0),
+                ev["candidate_id"],
+                {
+                    **_evaluated(store, ev["candidate_id"]),
+                    "status": "REPEAT",
+                    "log": f"the code is identical to candidate {ev['candidate_id']}; nothing new was tried",
+                },
+            )
         elif kind == "attempt_failed":
             number = 1 + sum(1 for a in out if a["round"] == rnd and a["origin"] != "seed")
             add(

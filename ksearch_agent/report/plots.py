@@ -34,6 +34,7 @@ STATUS_COLOURS: dict[str, str] = {
     "COMPILE_ERROR": "#d81b60",
     "REJECTED": "#212121",
     "NOT_EVALUATED": "#9e9e9e",
+    "REPEAT": "#b0bec5",
 }
 ORIGIN_MARKERS: dict[str, str] = {"seed": "s", "coder": "o", "repair": "^"}
 BAR_COLOURS: dict[str, str] = {"reference": "#9e9e9e", "baseline": "#ffb74d", "best kernel": "#1565c0"}
