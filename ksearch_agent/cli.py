@@ -263,6 +263,12 @@ def eval_cmd(
 def _search_finished(final: dict[str, object]) -> None:
     best = final.get("best") or {}
     console.print(f"status: {final.get('status')} · run directory: {final.get('run_dir')}")
+    if final.get("run_dir"):
+        from ksearch_agent.backends.placement import mixed_gpu_note
+        from ksearch_agent.resources import store_for
+
+        if note := mixed_gpu_note(store_for(str(final["run_dir"]))):
+            console.print(f"[yellow]warning:[/yellow] {note}")
     if isinstance(best, dict) and best:
         speed = best.get("geomean_speedup")
         console.print(
@@ -356,6 +362,20 @@ def run_cmd(
             help="at the end, re-time this many top candidates side by side on the GPU to name the best (< 2: off)",
         ),
     ] = 3,
+    parallel: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="open actions worked at once, each its own coder/evaluate/repair cycle "
+            "(default: one per GPU; 1 without a GPU)",
+        ),
+    ] = None,
+    backend: Annotated[
+        str, typer.Option(help='where evaluations run: local (this machine\'s GPUs) | ray (pip install "ksearch-agent[ray]")')
+    ] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join (default: RAY_ADDRESS, else a Ray on this machine)")
+    ] = None,
 ) -> None:
     """Search for a fast kernel for TASK; the run directory keeps everything (resume with `ksearch resume`)."""
 
@@ -366,6 +386,7 @@ def run_cmd(
         ("--policy", policy, ("llm", "playbook", "auto")),
         ("--language", language, ("triton", "cuda")),
         ("--device", device, ("auto", "gpu", "cpu")),
+        ("--backend", backend, ("local", "ray")),
     ):
         if value not in allowed:
             raise typer.BadParameter(f"must be one of {', '.join(allowed)}", param_hint=name)
@@ -388,6 +409,9 @@ def run_cmd(
         json_mode=json_mode,  # type: ignore[arg-type]
         price_table=str(price_table) if price_table else None,
         confirm_top=confirm_top,
+        parallel=parallel,
+        backend=backend,  # type: ignore[arg-type]
+        ray_address=ray_address,
     )
     if model:
         ctx.model = model
@@ -419,6 +443,13 @@ def run_cmd(
             p.name: p.read_text()
             for p in [seed] + [q for q in seed.parent.glob("*.cu") if q.name in seed.read_text()]
         }
+    from ksearch_agent.backends import BackendUnavailable, settle_parallel
+
+    try:
+        ctx = settle_parallel(ctx)
+    except BackendUnavailable as exc:
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from None
     from ksearch_agent.live_view import LiveView
 
     view = LiveView(t.name)
@@ -426,6 +457,7 @@ def run_cmd(
     err_console.print(
         f"run {run_id} → {Path(runs_root) / run_id}  (policy {ctx.policy}"
         + (f", model {ctx.model}" if ctx.policy == "llm" else "")
+        + (f", {ctx.parallel} cycles at once on the {ctx.backend} backend" if (ctx.parallel or 1) > 1 else "")
         + ")"
     )
     task_ref = t.name if t.directory.parent.name == "tasks" else str(t.directory)

@@ -12,7 +12,7 @@ from langgraph.types import Command
 
 from ksearch_agent.context import SearchContext
 from ksearch_agent.nodes.common import emit, store_of, task_of
-from ksearch_agent.resources import engine_for
+from ksearch_agent.backends import backend_for, record_placement
 from ksearch_agent.search_logic import attempt_from_report, beats, is_improvement, next_after_attempt
 from ksearch_agent.state import SearchState
 
@@ -25,8 +25,12 @@ def evaluate(
     cand_id = state["pending"] or ""
     report = store.get_evaluation(cand_id)
     if report is None:
-        report = engine_for(ctx.device).evaluate(task, store.load_candidate(cand_id), trials=ctx.trials)
+        placed = backend_for(ctx).evaluate(task, store.load_candidate(cand_id), trials=ctx.trials)
+        report = placed.report
         store.save_evaluation(report)
+        emit(state, "placed", candidate_id=cand_id, slot=placed.slot, device=placed.device, node=placed.node)
+        if (models := record_placement(store, placed)) is not None:
+            emit(state, "mixed_gpu_models", models=models)
     attempt = attempt_from_report(report, state.get("pending_origin", "coder"))
     attempts = state.get("attempts", [])
     improved = is_improvement(attempts, attempt)
