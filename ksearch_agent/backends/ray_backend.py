@@ -20,6 +20,7 @@ import os
 import platform
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +107,7 @@ class RayBackend:
         device: str = "auto",
         evaluator_factory: Callable[[], Evaluator] | None = None,
         timeout_s: float = 3600.0,
+        start_timeout_s: float = 300.0,
         correctness_gpus: float = 0.0,
         init_kwargs: dict[str, Any] | None = None,
     ) -> None:
@@ -123,16 +125,26 @@ class RayBackend:
         if timed and count > gpus:
             log.warning("fewer GPUs than slots: extra cycles wait for a GPU", slots=count, gpus=gpus)
             count = gpus
+        # A timing slot asks for a whole GPU (nothing else may run on it while it times) and no CPU, so the
+        # cluster's CPUs stay free for correctness-only slots and Ray's own work.
         options: dict[str, Any] = (
-            {"num_gpus": 1, "num_cpus": 1} if timed else {"num_gpus": correctness_gpus, "num_cpus": 1}
+            {"num_gpus": 1, "num_cpus": 0} if timed else {"num_gpus": correctness_gpus, "num_cpus": 1}
         )
         factory = evaluator_factory or functools.partial(engine_evaluator, "gpu" if timed else "cpu")
         self._remote = ray.remote(max_restarts=-1, max_task_retries=0, **options)(EvaluationActor)
         self._factory = factory
         self.timeout_s = timeout_s
+        self.start_timeout_s = start_timeout_s
         self.timed = timed
         self._pool = SlotPool([RaySlot(f"ray{i}", self._remote.remote(factory)) for i in range(count)])
         self._closed = threading.Event()
+        ready, waiting = ray.wait([a.pid.remote() for a in self.actors], num_returns=count, timeout=start_timeout_s)
+        if waiting:
+            self.close()
+            raise BackendUnavailable(
+                f"Ray placed {len(ready)} of {count} evaluation slots ({options} each) within "
+                f"{start_timeout_s:.0f}s; the cluster has {ray.available_resources()} free"
+            )
 
     @property
     def slots(self) -> int:
@@ -165,6 +177,7 @@ class RayBackend:
                     f"the Ray worker of {slot.name} died or its node was lost "
                     f"({type(exc).__name__}: {str(exc).splitlines()[0][:300]})",
                 )
+                self._recover(slot)
                 return Placed(report=report, slot=slot.name, device=device_of(report), node="unknown")
         if "task_error" in out:
             file, field, message = out["task_error"]
@@ -172,6 +185,25 @@ class RayBackend:
             raise TaskFileError(file, field, message.removeprefix(prefix))
         report = EvalReport.model_validate(out["report"])
         return Placed(report=report, slot=slot.name, device=device_of(report), node=str(out.get("node")))
+
+    def _recover(self, slot: RaySlot) -> None:
+        """Hold ``slot`` until its actor answers again (Ray restarts it); a fresh actor if it does not."""
+        ray = self._ray
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            try:
+                ray.get(slot.actor.pid.remote(), timeout=max(1.0, deadline - time.monotonic()))
+                return
+            except ray.exceptions.GetTimeoutError:
+                break
+            except ray.exceptions.RayError:
+                time.sleep(0.5)  # still restarting
+        log.warning("ray slot did not come back; starting a fresh actor", slot=slot.name)
+        try:
+            ray.kill(slot.actor, no_restart=True)
+        except Exception:  # noqa: BLE001,S110 - already gone
+            pass
+        slot.actor = self._remote.remote(self._factory)
 
     def close(self) -> None:
         if self._closed.is_set():
