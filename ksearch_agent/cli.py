@@ -472,6 +472,7 @@ def run_cmd(
 def resume_cmd(run: Annotated[str, typer.Argument(help="run directory or run id under runs/")]) -> None:
     """Continue an interrupted run from its last checkpoint; nothing evaluated is lost or redone."""
 
+    from ksearch_agent.backends import BackendUnavailable
     from ksearch_agent.live_view import LiveView
     from ksearch_agent.runner import RunNotResumable, resolve_run_dir, resume_search
 
@@ -480,7 +481,7 @@ def resume_cmd(run: Annotated[str, typer.Argument(help="run directory or run id 
         _drive_with_live_view(
             LiveView(run_dir.name), lambda on_event: resume_search(run_dir, on_event=on_event), run_dir
         )
-    except (FileNotFoundError, RunNotResumable) as exc:
+    except (FileNotFoundError, RunNotResumable, BackendUnavailable) as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
 

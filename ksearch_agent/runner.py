@@ -106,8 +106,13 @@ def load_context(run_dir: Path, **overrides: Any) -> SearchContext:
 
 def resume_search(run: str | Path, *, on_event: EventSink | None = None, **overrides: Any) -> dict[str, Any]:
     """Continue a run from its last checkpoint (after a crash, kill -9 or Ctrl-C)."""
+    from ksearch_agent.backends import settle_parallel
+
     run_dir = resolve_run_dir(str(run))
     ctx = load_context(run_dir, **overrides)
+    if (store_for(run_dir).get_meta("context") or {}).get("parallel") is None:
+        ctx = dataclasses.replace(ctx, parallel=1)  # a run from before --parallel: the sequential graph
+    ctx = settle_parallel(ctx)
     run_id = store_for(run_dir).get_meta("run_id") or run_dir.name
     graph, conn = _graph(run_dir, ctx)
     try:

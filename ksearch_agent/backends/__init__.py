@@ -84,14 +84,17 @@ def backend_for(ctx: SearchContext) -> EvaluationBackend:
 
 def settle_parallel(ctx: SearchContext) -> SearchContext:
     """``ctx`` with ``parallel`` decided: as given, else one cycle per GPU (locally: the GPUs this machine
-    sees; on Ray: the cluster's GPUs, which needs the cluster, so the backend is made here and kept)."""
-    if ctx.parallel is not None:
-        return ctx
+    sees; on Ray: the cluster's GPUs). A Ray backend is made here, so a missing Ray or an unreachable
+    cluster is reported (:class:`BackendUnavailable`) before the run starts, and kept for the run."""
     if ctx.backend == "ray":
         backend = backend_for(ctx)
+        if ctx.parallel is not None:
+            return ctx
         settled = dataclasses.replace(ctx, parallel=backend.slots)
         register_backend(settled, backend)
         return settled
+    if ctx.parallel is not None:
+        return ctx
     return dataclasses.replace(ctx, parallel=slots_wanted(ctx))
 
 
