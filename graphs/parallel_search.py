@@ -66,7 +66,10 @@ def build_cycle_graph() -> Any:
 
 def build_parallel_search_graph(checkpointer: Any = None, *, name: str = "kernel_search_parallel") -> Any:
     g = StateGraph(
-        ParallelSearchState, context_schema=SearchContext, input_schema=SearchInput, output_schema=SearchOutput
+        ParallelSearchState,
+        context_schema=SearchContext,
+        input_schema=SearchInput,
+        output_schema=SearchOutput,
     )
     plan, plan_dests = redirect(planner, {"coder": "dispatch"})
     g.add_node("planner", plan, destinations=plan_dests, retry_policy=LLM_RETRY)

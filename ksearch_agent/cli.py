@@ -371,10 +371,14 @@ def run_cmd(
         ),
     ] = None,
     backend: Annotated[
-        str, typer.Option(help='where evaluations run: local (this machine\'s GPUs) | ray (pip install "ksearch-agent[ray]")')
+        str,
+        typer.Option(
+            help='where evaluations run: local (this machine\'s GPUs) | ray (pip install "ksearch-agent[ray]")'
+        ),
     ] = "local",
     ray_address: Annotated[
-        str | None, typer.Option(help="Ray cluster to join (default: RAY_ADDRESS, else a Ray on this machine)")
+        str | None,
+        typer.Option(help="Ray cluster to join (default: RAY_ADDRESS, else a Ray on this machine)"),
     ] = None,
 ) -> None:
     """Search for a fast kernel for TASK; the run directory keeps everything (resume with `ksearch resume`)."""

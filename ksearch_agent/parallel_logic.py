@@ -55,7 +55,11 @@ def better_best(current: dict[str, Any] | None, challenger: dict[str, Any] | Non
         return challenger
     if challenger.get("candidate_id") == current.get("candidate_id"):
         return current
-    return challenger if (challenger.get("geomean_speedup") or 0.0) > (current.get("geomean_speedup") or 0.0) else current
+    return (
+        challenger
+        if (challenger.get("geomean_speedup") or 0.0) > (current.get("geomean_speedup") or 0.0)
+        else current
+    )
 
 
 def next_finished(cycles: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -25,7 +25,9 @@ def speed_of(candidate: Candidate) -> float:
 
 
 def fake_candidate(speed: float, extra: str = "") -> Candidate:
-    return Candidate(language="python", files={"run.py": f"SPEED = {speed}\n{extra}\ndef run(x):\n    return x\n"})
+    return Candidate(
+        language="python", files={"run.py": f"SPEED = {speed}\n{extra}\ndef run(x):\n    return x\n"}
+    )
 
 
 class SlowEvaluator:

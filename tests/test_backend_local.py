@@ -56,7 +56,9 @@ def test_a_slot_that_fails_mid_evaluation_gives_a_status_and_the_backend_goes_on
 
 
 def test_the_gpu_name_is_recorded_per_evaluation() -> None:
-    backend = LocalBackend([("s0", SlowEvaluator(0.01, device="NVIDIA H200")), ("s1", SlowEvaluator(0.01, device="NVIDIA H100"))])
+    backend = LocalBackend(
+        [("s0", SlowEvaluator(0.01, device="NVIDIA H200")), ("s1", SlowEvaluator(0.01, device="NVIDIA H100"))]
+    )
     _, rows = _evaluate_all(backend, [1.0, 2.0, 3.0, 4.0])
     assert {p.device for _, p in rows} <= {"NVIDIA H200", "NVIDIA H100"}
     assert all(p.device == p.report.profile.device for _, p in rows)  # type: ignore[union-attr]

@@ -109,7 +109,9 @@ def test_a_task_the_worker_cannot_load_is_the_task_s_error_not_the_candidate_s(
     backend = _backend(1, 0.01)
     broken = TASK.model_copy(update={"directory": tmp_path})
     for name, text in TaskBlob.from_task(TASK).files.items():
-        (tmp_path / name).write_text(text.replace('"reference"', '"reference_typo"') if name == "definition.json" else text)
+        (tmp_path / name).write_text(
+            text.replace('"reference"', '"reference_typo"') if name == "definition.json" else text
+        )
     try:
         with pytest.raises(TaskFileError, match="definition.json"):
             backend.evaluate(broken, fake_candidate(1.0))

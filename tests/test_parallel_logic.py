@@ -10,7 +10,11 @@ from ksearch_agent.world_model import Solution, WorldModel
 def _tree() -> WorldModel:
     wm = WorldModel.new()
     for i, score in enumerate((0.9, 0.7, 0.5, 0.3)):
-        wm.add_node("root", f"idea {i}", action={"title": f"a{i}", "difficulty": 1, "score": score, "expected_speedup": 1.5})
+        wm.add_node(
+            "root",
+            f"idea {i}",
+            action={"title": f"a{i}", "difficulty": 1, "score": score, "expected_speedup": 1.5},
+        )
     return wm
 
 
@@ -26,23 +30,43 @@ def test_a_cycle_starts_from_its_parent_s_solution_or_the_seed() -> None:
     wm = _tree()
     a0 = wm.select()
     assert a0 is not None
-    wm.attach_solution(a0.id, Solution(candidate_id="c0", geomean_speedup=2.0, geomean_latency_ms=1.0, round=1))
-    child = wm.node(wm.add_node(a0.id, "refine", action={"title": "r", "difficulty": 1, "score": 0.5, "expected_speedup": 1.1}))
+    wm.attach_solution(
+        a0.id, Solution(candidate_id="c0", geomean_speedup=2.0, geomean_latency_ms=1.0, round=1)
+    )
+    child = wm.node(
+        wm.add_node(
+            a0.id, "refine", action={"title": "r", "difficulty": 1, "score": 0.5, "expected_speedup": 1.1}
+        )
+    )
     assert cycle_parent(wm, child, "seed") == {"parent_candidate": "c0", "parent_speedup": 2.0}
     root_action = wm.node(companions(wm, a0.id, 2, 4, 5)[0].id)
     assert cycle_parent(wm, root_action, "seed") == {"parent_candidate": "seed", "parent_speedup": None}
 
 
 def test_finished_cycles_are_taken_lowest_round_first_whatever_order_they_ended_in() -> None:
-    cycles = [{"round": 3, "action_id": "n3"}, {"round": 1, "action_id": "n1"}, {"round": 2, "action_id": "n2"}]
+    cycles = [
+        {"round": 3, "action_id": "n3"},
+        {"round": 1, "action_id": "n1"},
+        {"round": 2, "action_id": "n2"},
+    ]
     first, rest = next_finished(cycles)
     assert first["round"] == 1 and [c["round"] for c in rest] == [2, 3]
 
 
 def test_usage_adds_what_each_cycle_spent_beyond_the_ledger_it_started_from() -> None:
     base = {"by_node": {"planner": {"calls": 1, "input_tokens": 100, "output_tokens": 10, "cost_usd": 0.01}}}
-    one = {"by_node": {**base["by_node"], "coder": {"calls": 2, "input_tokens": 50, "output_tokens": 5, "cost_usd": 0.002}}}
-    two = {"by_node": {"planner": base["by_node"]["planner"], "coder": {"calls": 1, "input_tokens": 20, "output_tokens": 2, "cost_usd": 0.001}}}
+    one = {
+        "by_node": {
+            **base["by_node"],
+            "coder": {"calls": 2, "input_tokens": 50, "output_tokens": 5, "cost_usd": 0.002},
+        }
+    }
+    two = {
+        "by_node": {
+            "planner": base["by_node"]["planner"],
+            "coder": {"calls": 1, "input_tokens": 20, "output_tokens": 2, "cost_usd": 0.001},
+        }
+    }
     total = add_usage_delta(add_usage_delta(base, base, one), base, two)
     assert total["by_node"]["planner"]["calls"] == 1  # counted once, not once per branch
     assert total["by_node"]["coder"]["calls"] == 3 and total["by_node"]["coder"]["input_tokens"] == 70

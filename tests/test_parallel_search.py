@@ -19,8 +19,8 @@ from ksearch_agent.backends import register_backend, unregister_backend
 from ksearch_agent.backends.base import Placed, device_of
 from ksearch_agent.candidate import Candidate
 from ksearch_agent.context import SearchContext
-from ksearch_agent.graphs.parallel_search import build_parallel_search_graph
 from ksearch_agent.graphs.kernel_search import recursion_limit
+from ksearch_agent.graphs.parallel_search import build_parallel_search_graph
 from ksearch_agent.resources import store_for
 from ksearch_agent.task import Task
 
@@ -31,7 +31,9 @@ class RecordingBackend:
 
     name = "fake"
 
-    def __init__(self, run_dir: Path, seconds: float = 0.2, delay: Any = None, crash_on: int | None = None) -> None:
+    def __init__(
+        self, run_dir: Path, seconds: float = 0.2, delay: Any = None, crash_on: int | None = None
+    ) -> None:
         self.run_dir = run_dir
         self.evaluator = SlowEvaluator(seconds, device="NVIDIA H200")
         self.delay = delay or (lambda r: 0.0)
@@ -77,13 +79,17 @@ def _ctx(tmp_path: Path, **kw: Any) -> SearchContext:
     return SearchContext(**base)
 
 
-def _run(ctx: SearchContext, backend: RecordingBackend, checkpointer: Any = None, resume: bool = False) -> dict[str, Any]:
+def _run(
+    ctx: SearchContext, backend: RecordingBackend, checkpointer: Any = None, resume: bool = False
+) -> dict[str, Any]:
     register_backend(ctx, backend)
     try:
         graph = build_parallel_search_graph(checkpointer=checkpointer or InMemorySaver())
         config = {"configurable": {"thread_id": "r1"}, "recursion_limit": recursion_limit(ctx)}
         payload = None if resume else {"task": "rmsnorm", "run_id": "r1"}
-        for _ in graph.stream(payload, config, context=ctx, stream_mode="custom", subgraphs=True, durability="sync"):
+        for _ in graph.stream(
+            payload, config, context=ctx, stream_mode="custom", subgraphs=True, durability="sync"
+        ):
             pass
         return dict(graph.get_state(config).values)
     finally:

@@ -52,7 +52,9 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, evaluators: list[tuple[str, Evaluator]], *, owned: list[Evaluator] | None = None) -> None:
+    def __init__(
+        self, evaluators: list[tuple[str, Evaluator]], *, owned: list[Evaluator] | None = None
+    ) -> None:
         self._pool = SlotPool([LocalSlot(n, e) for n, e in evaluators])
         self._owned = owned if owned is not None else [e for _, e in evaluators]
         self._node = platform.node()

@@ -116,9 +116,13 @@ class RayBackend:
         if not ray.is_initialized():
             address = address or os.environ.get("RAY_ADDRESS") or None
             try:
-                ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, **(init_kwargs or {}))
+                ray.init(
+                    address=address, ignore_reinit_error=True, log_to_driver=False, **(init_kwargs or {})
+                )
             except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise BackendUnavailable(f"could not connect to Ray at {address or 'a new local Ray'}: {exc}") from exc
+                raise BackendUnavailable(
+                    f"could not connect to Ray at {address or 'a new local Ray'}: {exc}"
+                ) from exc
         gpus = int(ray.cluster_resources().get("GPU", 0))
         timed = device != "cpu" and gpus > 0
         count = slots if slots is not None else max(gpus, 1)
@@ -138,7 +142,9 @@ class RayBackend:
         self.timed = timed
         self._pool = SlotPool([RaySlot(f"ray{i}", self._remote.remote(factory)) for i in range(count)])
         self._closed = threading.Event()
-        ready, waiting = ray.wait([a.pid.remote() for a in self.actors], num_returns=count, timeout=start_timeout_s)
+        ready, waiting = ray.wait(
+            [a.pid.remote() for a in self.actors], num_returns=count, timeout=start_timeout_s
+        )
         if waiting:
             self.close()
             raise BackendUnavailable(
@@ -166,10 +172,17 @@ class RayBackend:
                 ray.kill(slot.actor, no_restart=True)
                 slot.actor = self._remote.remote(self._factory)
                 report = lost_report(
-                    task, candidate, f"no result from {slot.name} within {self.timeout_s:.0f}s", status="TIMEOUT"
+                    task,
+                    candidate,
+                    f"no result from {slot.name} within {self.timeout_s:.0f}s",
+                    status="TIMEOUT",
                 )
                 return Placed(report=report, slot=slot.name, device=device_of(report), node="unknown")
-            except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError, ray.exceptions.RayError) as exc:
+            except (
+                ray.exceptions.RayActorError,
+                ray.exceptions.RayTaskError,
+                ray.exceptions.RayError,
+            ) as exc:
                 log.warning("ray slot lost mid-evaluation", slot=slot.name, error=str(exc)[:500])
                 report = lost_report(
                     task,

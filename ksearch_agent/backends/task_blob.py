@@ -28,7 +28,11 @@ class TaskBlob(BaseModel):
     def from_task(cls, task: Task) -> TaskBlob:
         files: dict[str, str] = {}
         for path in sorted(task.directory.iterdir()):
-            if path.is_file() and path.stat().st_size <= MAX_TASK_FILE_BYTES and path.suffix in (".json", ".py"):
+            if (
+                path.is_file()
+                and path.stat().st_size <= MAX_TASK_FILE_BYTES
+                and path.suffix in (".json", ".py")
+            ):
                 try:
                     files[path.name] = path.read_text(encoding="utf-8")
                 except UnicodeDecodeError:

@@ -10,9 +10,9 @@ from typing import Literal
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
+from ksearch_agent.backends import backend_for, record_placement
 from ksearch_agent.context import SearchContext
 from ksearch_agent.nodes.common import emit, store_of, task_of
-from ksearch_agent.backends import backend_for, record_placement
 from ksearch_agent.search_logic import attempt_from_report, beats, is_improvement, next_after_attempt
 from ksearch_agent.state import SearchState
 

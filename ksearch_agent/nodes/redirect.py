@@ -26,7 +26,9 @@ def destinations(fn: Callable[..., Any]) -> tuple[str, ...]:
     return tuple(names)
 
 
-def redirect(fn: Callable[..., Any], renames: Mapping[str, str]) -> tuple[Callable[..., Any], tuple[str, ...]]:
+def redirect(
+    fn: Callable[..., Any], renames: Mapping[str, str]
+) -> tuple[Callable[..., Any], tuple[str, ...]]:
     """``fn`` with its goto targets renamed, and its renamed destinations (for ``add_node``)."""
 
     def rename(goto: Any) -> Any:
