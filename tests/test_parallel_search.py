@@ -32,10 +32,16 @@ class RecordingBackend:
     name = "fake"
 
     def __init__(
-        self, run_dir: Path, seconds: float = 0.2, delay: Any = None, crash_on: int | None = None
+        self,
+        run_dir: Path,
+        seconds: float = 0.2,
+        delay: Any = None,
+        crash_on: int | None = None,
+        device: Any = None,
     ) -> None:
         self.run_dir = run_dir
         self.evaluator = SlowEvaluator(seconds, device="NVIDIA H200")
+        self.device = device
         self.delay = delay or (lambda r: 0.0)
         self.crash_on = crash_on
         self.calls: list[str] = []
@@ -56,6 +62,8 @@ class RecordingBackend:
         with self._slots:
             time.sleep(self.delay(round_no))
             report = self.evaluator.evaluate(task, candidate, trials=trials)
+        if self.device is not None:
+            report.profile.device = report.correctness.device = self.device(round_no)  # type: ignore[union-attr]
         with self._lock:
             self.finished.append(round_no)
         return Placed(report=report, slot="fake", device=device_of(report), node="here")
@@ -155,3 +163,16 @@ def test_a_crash_mid_batch_then_resume_repeats_no_evaluation(tmp_path: Path) -> 
     every = store_for(run_dir).candidates()
     assert all(r["status"] is not None for r in every)  # and nothing made was left unevaluated
     assert {r["round"] for r in every} == {1, 2, 3, 4}
+
+
+def test_a_run_judged_on_two_gpu_models_says_so(tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path)
+    run_dir = tmp_path / "runs" / "r1"
+    backend = RecordingBackend(
+        run_dir, seconds=0.01, device=lambda r: "NVIDIA H200" if r == 1 else "NVIDIA H100"
+    )
+    _run(ctx, backend)
+    assert sorted(store_for(run_dir).get_meta("gpu_models")) == ["NVIDIA H100", "NVIDIA H200"]
+    assert len(_events(run_dir, "mixed_gpu_models")) == 1
+    placed = _events(run_dir, "placed")
+    assert {e["device"] for e in placed} == {"NVIDIA H200", "NVIDIA H100"}

@@ -17,7 +17,10 @@ from ksearch_agent.backends.gpus import visible_gpus
 from ksearch_agent.backends.local import LocalBackend, local_backend
 from ksearch_agent.backends.placement import record_placement
 from ksearch_agent.backends.ray_backend import BackendUnavailable
+from ksearch_agent.candidate import Candidate
 from ksearch_agent.context import SearchContext
+from ksearch_agent.results import EvalReport
+from ksearch_agent.task import Task
 
 __all__ = [
     "BackendUnavailable",
@@ -38,6 +41,22 @@ _lock = threading.Lock()
 _backends: dict[tuple[Any, ...], EvaluationBackend] = {}
 
 
+class ProcessEngine:
+    """The process's engine for a device, looked up at each call (``resources.engine_for``), so an engine a
+    caller registers later (tests, servers) is the one used, as it was before backends existed."""
+
+    def __init__(self, device: Any) -> None:
+        self.device = device
+
+    def evaluate(self, task: Task, candidate: Candidate, *, trials: int = 2) -> EvalReport:
+        from ksearch_agent.resources import engine_for
+
+        return engine_for(self.device).evaluate(task, candidate, trials=trials)
+
+    def close(self) -> None:
+        """The process's engines are closed by ``resources`` at exit."""
+
+
 def _key(ctx: SearchContext) -> tuple[Any, ...]:
     return (ctx.backend, ctx.device, ctx.parallel, ctx.ray_address if ctx.backend == "ray" else None)
 
@@ -56,7 +75,7 @@ def backend_for(ctx: SearchContext) -> EvaluationBackend:
     """The backend ``ctx`` names, made on first use. One local slot reuses the process's engine (the one
     the coder's tools use); several local GPU slots register slot 0's leased engine for the tools, so the
     tools' timing takes the same per-GPU leases as the search's."""
-    from ksearch_agent.resources import engine_for, register_engine
+    from ksearch_agent.resources import register_engine
 
     key = _key(ctx)
     with _lock:
@@ -70,10 +89,10 @@ def backend_for(ctx: SearchContext) -> EvaluationBackend:
         else:
             slots = slots_wanted(ctx)
             if slots == 1:
-                backend = LocalBackend([("local0", engine_for(ctx.device))], owned=[])
+                backend = LocalBackend([("local0", ProcessEngine(ctx.device))], owned=[])
             else:
                 gpus = [] if ctx.device == "cpu" else visible_gpus()
-                shared = engine_for(ctx.device) if not gpus else None
+                shared = ProcessEngine(ctx.device) if not gpus else None
                 local = local_backend(slots, device=ctx.device, shared=shared, gpus=gpus)
                 if gpus:
                     register_engine(ctx.device, local.engines[0])  # type: ignore[arg-type]
@@ -83,19 +102,19 @@ def backend_for(ctx: SearchContext) -> EvaluationBackend:
 
 
 def settle_parallel(ctx: SearchContext) -> SearchContext:
-    """``ctx`` with ``parallel`` decided: as given, else one cycle per GPU (locally: the GPUs this machine
-    sees; on Ray: the cluster's GPUs). A Ray backend is made here, so a missing Ray or an unreachable
-    cluster is reported (:class:`BackendUnavailable`) before the run starts, and kept for the run."""
-    if ctx.backend == "ray":
+    """``ctx`` with ``parallel`` decided (as given, else one cycle per GPU: locally the GPUs this machine
+    sees, on Ray the cluster's) and its backend made now: a missing Ray or an unreachable cluster is
+    reported (:class:`BackendUnavailable`) before the run starts, and local GPU slots register their leased
+    engine for the coder's tools before any tool runs."""
+    if ctx.parallel is None and ctx.backend == "ray":
         backend = backend_for(ctx)
-        if ctx.parallel is not None:
-            return ctx
         settled = dataclasses.replace(ctx, parallel=backend.slots)
         register_backend(settled, backend)
         return settled
-    if ctx.parallel is not None:
-        return ctx
-    return dataclasses.replace(ctx, parallel=slots_wanted(ctx))
+    if ctx.parallel is None:
+        ctx = dataclasses.replace(ctx, parallel=slots_wanted(ctx))
+    backend_for(ctx)
+    return ctx
 
 
 def register_backend(ctx: SearchContext, backend: EvaluationBackend) -> None:

@@ -8,6 +8,7 @@ with nothing else on that GPU. Without a GPU the slots judge on the CPU (Triton'
 
 from __future__ import annotations
 
+import os
 import platform
 from dataclasses import dataclass
 from typing import Any
@@ -89,7 +90,7 @@ def local_backend(
     slots: int,
     *,
     device: str,
-    shared: Engine | None = None,
+    shared: Evaluator | None = None,
     gpus: list[GpuInfo] | None = None,
 ) -> LocalBackend:
     """``slots`` evaluation slots spread round-robin over ``gpus`` (``visible_gpus()`` entries; none: CPU).
@@ -109,6 +110,9 @@ def local_backend(
             engines.append((f"cpu{i}", e))
             owned.append(e)
         return LocalBackend(engines, owned=owned)
+    # nvidia-smi numbers GPUs in PCI bus order; make CUDA_VISIBLE_DEVICES in the judges mean the same order
+    # (CUDA's default puts the fastest first). This process never initialises CUDA, so setting it is safe.
+    os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
     leases = {g.index: GpuLease(f"gpu{g.index}") for g in gpus}
     per_gpu: dict[int, int] = {}
     engines = []
