@@ -14,12 +14,15 @@ from ksearch_agent.cli import app
 def run_cli(tmp_path: Path, *extra: str, rounds: int = 2) -> Any:
     """``ksearch run rmsnorm --policy playbook --rounds N --device cpu`` plus ``extra``, runs under tmp_path."""
     from ksearch_agent.backends import close_all
+    from ksearch_agent.log import configure_logging
 
     args = ["run", "rmsnorm", "--policy", "playbook", "--rounds", str(rounds), "--device", "cpu"]
     try:
         return CliRunner().invoke(app, [*args, "--runs-root", str(tmp_path / "runs"), *extra])
     finally:
         close_all()  # the run's backend and its workers, before the test's Ray or engines go
+        # The CLI configured logging onto CliRunner's stderr, closed now: log to the real one again.
+        configure_logging("WARNING", force=True)
 
 
 def assert_every_candidate_stored(runs: Path, *, slots: set[str], rounds: int) -> None:
