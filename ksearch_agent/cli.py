@@ -359,6 +359,10 @@ def _search_finished(final: dict[str, object]) -> None:
     if final.get("run_dir"):
         for param in store_for(str(final["run_dir"])).get_meta("endpoint_refused") or []:
             console.print(f"endpoint: {REFUSAL_NOTES.get(param, param)}", markup=False, highlight=False)
+        from ksearch_agent.backends.placement import mixed_gpu_note
+
+        if note := mixed_gpu_note(store_for(str(final["run_dir"]))):
+            console.print(f"[yellow]warning:[/yellow] {note}")
     if isinstance(best, dict) and best:
         speed = best.get("geomean_speedup")
         console.print(
@@ -523,8 +527,26 @@ def run_cmd(
         int, typer.Option(min=0, help="retries of a request that timed out, got 429 or 5xx (backing off)")
     ] = 5,
     max_tool_calls: Annotated[
-        int, typer.Option(min=0, help="tool calls (or engine checks) per coder attempt")
+        int, typer.Option(min=0, help="tool calls (or engine checks) per attempt, coder or repair")
     ] = 4,
+    parallel: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="open actions worked at once, each its own coder/evaluate/repair cycle "
+            "(default: one per GPU; 1 without a GPU)",
+        ),
+    ] = None,
+    backend: Annotated[
+        str,
+        typer.Option(
+            help='where evaluations run: local (this machine\'s GPUs) | ray (pip install "ksearch-agent[ray]")'
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join (default: RAY_ADDRESS, else a Ray on this machine)"),
+    ] = None,
 ) -> None:
     """Search for a fast kernel for TASK; the run directory keeps everything (resume with `ksearch resume`)."""
 
@@ -536,6 +558,7 @@ def run_cmd(
         ("--language", language, ("triton", "cuda")),
         ("--device", device, ("auto", "gpu", "cpu")),
         ("--reasoning-effort", reasoning_effort or "low", ("low", "medium", "high", "minimal")),
+        ("--backend", backend, ("local", "ray")),
     ):
         if value not in allowed:
             raise typer.BadParameter(f"must be one of {', '.join(allowed)}", param_hint=name)
@@ -565,6 +588,9 @@ def run_cmd(
         llm_timeout_s=request_timeout,
         llm_max_retries=llm_retries,
         max_tool_calls=max_tool_calls,
+        parallel=parallel,
+        backend=backend,  # type: ignore[arg-type]
+        ray_address=ray_address,
     )
     if model:
         ctx.model = model
@@ -599,10 +625,18 @@ def run_cmd(
             p.name: p.read_text()
             for p in [seed] + [q for q in seed.parent.glob("*.cu") if q.name in seed.read_text()]
         }
+    from ksearch_agent.backends import BackendUnavailable, settle_parallel
+
+    try:
+        ctx = settle_parallel(ctx)
+    except BackendUnavailable as exc:
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from None
     run_id = new_run_id(t.name)
     err_console.print(
         f"run {run_id} → {Path(runs_root) / run_id}  (policy {ctx.policy}"
         + (f", model {ctx.model}" if ctx.policy == "llm" else "")
+        + (f", {ctx.parallel} cycles at once on the {ctx.backend} backend" if (ctx.parallel or 1) > 1 else "")
         + ")"
     )
     task_ref = t.name if t.directory.parent.name == "tasks" else str(t.directory)
@@ -637,6 +671,7 @@ def resume_cmd(
     """Continue an interrupted run from its last checkpoint; nothing evaluated is lost or redone. With
     --base-url/--model it continues on another endpoint (after an endpoint error, say)."""
 
+    from ksearch_agent.backends import BackendUnavailable
     from ksearch_agent.runner import RunNotResumable, load_context, resolve_run_dir, resume_search
 
     overrides = {"base_url": base_url, "model": model, "api_key_env": api_key_env}
@@ -652,7 +687,7 @@ def resume_cmd(
             run_dir,
             ctx,
         )
-    except (FileNotFoundError, RunNotResumable) as exc:
+    except (FileNotFoundError, RunNotResumable, BackendUnavailable) as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
 

@@ -100,3 +100,17 @@ class SearchContext:
         },
     )
     recursion_limit: int = 400
+    parallel: int | None = field(
+        default=None,
+        metadata={
+            "description": "open actions worked at once, each its own coder/evaluate/repair cycle "
+            "(None: one per GPU, 1 without a GPU)"
+        },
+    )
+    backend: Literal["local", "ray"] = field(
+        default="local",
+        metadata={"description": "where evaluations run: this machine's GPUs, or a Ray cluster"},
+    )
+    ray_address: str | None = field(
+        default=None, metadata={"description": "Ray cluster to join (None: RAY_ADDRESS, else a local Ray)"}
+    )

@@ -27,8 +27,13 @@ def new_run_id(task_name: str) -> str:
     return f"{task_name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
-def _graph(run_dir: Path) -> tuple[Any, sqlite3.Connection]:
+def _graph(run_dir: Path, ctx: SearchContext) -> tuple[Any, sqlite3.Connection]:
+    """The sequential graph, or the parallel one when the run works more than one cycle at a time."""
     conn = sqlite3.connect(run_dir / "checkpoints.sqlite", check_same_thread=False)
+    if (ctx.parallel or 1) > 1:
+        from ksearch_agent.graphs.parallel_search import build_parallel_search_graph
+
+        return build_parallel_search_graph(checkpointer=SqliteSaver(conn)), conn
     return build_kernel_search_graph(checkpointer=SqliteSaver(conn)), conn
 
 
@@ -41,7 +46,10 @@ def _drive(
 ) -> dict[str, Any]:
     # durability="sync": each step's checkpoint is on disk before the next step starts, so a kill -9 at any
     # moment leaves a checkpoint to resume from (the default, "async", can lose the steps still being written).
-    for chunk in graph.stream(payload, config, context=ctx, stream_mode="custom", durability="sync"):
+    # subgraphs=True: the parallel graph's cycles are subgraphs, whose progress events come namespaced.
+    for _namespace, chunk in graph.stream(
+        payload, config, context=ctx, stream_mode="custom", durability="sync", subgraphs=True
+    ):
         if on_event is not None and isinstance(chunk, dict):
             on_event(chunk)
     return dict(graph.get_state(config).values)
@@ -55,14 +63,21 @@ def run_search(
     run_id: str | None = None,
     on_event: EventSink | None = None,
 ) -> dict[str, Any]:
-    """Start a search; everything lands in ``<runs_root>/<run_id>/`` (SQLite record + checkpoints)."""
+    """Start a search; everything lands in ``<runs_root>/<run_id>/`` (SQLite record + checkpoints).
+
+    ``ctx.parallel`` left None is settled here (one cycle per GPU of the backend) and saved with the
+    context, so a resumed run has the same graph. Raises
+    :class:`~ksearch_agent.backends.BackendUnavailable` when the backend cannot start."""
+    from ksearch_agent.backends import settle_parallel
+
+    ctx = settle_parallel(ctx)
     run_id = run_id or new_run_id(Path(task).name)
     run_dir = Path(ctx.runs_root).resolve() / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     store = store_for(run_dir)
     store.set_meta("context", dataclasses.asdict(ctx))
     store.set_meta("run_id", run_id)
-    graph, conn = _graph(run_dir)
+    graph, conn = _graph(run_dir, ctx)
     try:
         config = {"configurable": {"thread_id": run_id}, "recursion_limit": recursion_limit(ctx)}
         return _drive(graph, {"task": task, "seed_code": seed_code, "run_id": run_id}, config, ctx, on_event)
@@ -92,6 +107,8 @@ def load_context(run_dir: Path, **overrides: Any) -> SearchContext:
 def resume_search(run: str | Path, *, on_event: EventSink | None = None, **overrides: Any) -> dict[str, Any]:
     """Continue a run from its last checkpoint (after a crash, kill -9, Ctrl-C or an endpoint error);
     ``overrides`` replace saved context fields (``base_url``, ``model``: continue on another endpoint)."""
+    from ksearch_agent.backends import settle_parallel
+
     run_dir = resolve_run_dir(str(run))
     ctx = load_context(run_dir, **overrides)
     store = store_for(run_dir)
@@ -102,8 +119,11 @@ def resume_search(run: str | Path, *, on_event: EventSink | None = None, **overr
         store.set_meta("context", dataclasses.asdict(ctx))
         if saved.get("base_url") != ctx.base_url or saved.get("model") != ctx.model:
             store.set_meta("endpoint_refused", [])
+    if saved.get("parallel") is None:
+        ctx = dataclasses.replace(ctx, parallel=1)  # a run from before --parallel: the sequential graph
+    ctx = settle_parallel(ctx)
     run_id = store.get_meta("run_id") or run_dir.name
-    graph, conn = _graph(run_dir)
+    graph, conn = _graph(run_dir, ctx)
     try:
         config = {"configurable": {"thread_id": run_id}, "recursion_limit": recursion_limit(ctx)}
         snapshot = graph.get_state(config)

@@ -319,6 +319,16 @@ def test_a_cuda_search_without_a_gpu_says_nothing_was_measured(tmp_path: Path) -
     assert "correctness and speed were not measured" in " ".join(out.stdout.split())
 
 
+def test_a_parallel_cuda_search_without_a_gpu_says_nothing_was_measured(tmp_path: Path) -> None:
+    out = _cli(
+        *("run", "rmsnorm", "--policy", "playbook", "--language", "cuda", "--device", "cpu", "--rounds", "2"),
+        *("--parallel", "2", "--runs-root", str(tmp_path / "runs")),
+        cwd=tmp_path,
+    )
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "correctness and speed were not measured" in " ".join(out.stdout.split())
+
+
 # -- the playbook policy follows the same cycle -------------------------------------------------------
 
 

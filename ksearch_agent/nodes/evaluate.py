@@ -13,6 +13,7 @@ from typing import Any, Literal
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
+from ksearch_agent.backends import backend_for, record_placement
 from ksearch_agent.context import SearchContext
 from ksearch_agent.nodes.attempts import route_after_attempt
 from ksearch_agent.nodes.common import emit, store_of, task_of
@@ -30,11 +31,15 @@ def evaluate(
     origin = state.get("pending_origin", "coder")
     report = store.get_evaluation(cand_id)
     if report is None:
-        engine, cand = engine_for(ctx.device), store.load_candidate(cand_id)
-        report = engine.evaluate(task, cand, trials=ctx.trials)
-        if report.compile is None:
-            report.compile = engine.compile(task, cand)  # cached by content: the check compiled it already
+        cand = store.load_candidate(cand_id)
+        placed = backend_for(ctx).evaluate(task, cand, trials=ctx.trials)
+        report = placed.report
+        if report.compile is None:  # compile statistics for repair and the update: sm_90a, no GPU needed
+            report.compile = engine_for(ctx.device).compile(task, cand)
         store.save_evaluation(report)
+        emit(state, "placed", candidate_id=cand_id, slot=placed.slot, device=placed.device, node=placed.node)
+        if (models := record_placement(store, placed)) is not None:
+            emit(state, "mixed_gpu_models", models=models)
     if state.get("pending_repeat"):
         attempt = repeat_attempt(report, origin, store.candidate_row(cand_id) or {})
     else:
