@@ -11,6 +11,7 @@ from conftest import candidate, seed
 from ksearch_agent.candidate import Candidate
 from ksearch_agent.engine import Engine
 from ksearch_agent.task import load_task
+from ksearch_agent.worker.profile_job import PLAUSIBLE_FLOOR_FRACTION
 
 pytestmark = pytest.mark.gpu
 
@@ -47,7 +48,8 @@ def test_profile_times_candidate_and_reference_in_the_same_worker(gpu_engine: En
         and w.reference_latency_ms
         and w.speedup == pytest.approx(w.reference_latency_ms / w.latency_ms)
     )
-    assert w.plausible and 0 < (w.roofline_fraction or 0) <= 1.1
+    # Writes that stay in the L2 let an honest kernel beat bytes / copy bandwidth a little (0.90x on the H100).
+    assert w.plausible and 0 < (w.roofline_fraction or 0) <= 1 / PLAUSIBLE_FLOOR_FRACTION
     assert res.ceilings["copy_gbps"] > 500 and res.ceilings["bf16_tflops"] > 100
 
 

@@ -13,7 +13,7 @@ times on trust:
 - after a call, unseen by the contestant beforehand, it may overwrite the slab's inputs and ask for that
   call's outputs, and checks them against the reference on that call's inputs ("right first, garbage
   later" fails);
-- a time below the roofline floor (flushed protocol) is refused.
+- a time under half the roofline floor (flushed protocol) is refused.
 
 By default the reference is timed in alternation with the contestants, call by call, so clock and thermal
 drift cannot tilt the speedup; ``reference_mode="cached"`` times it once per judge lifetime per (task,
@@ -205,6 +205,16 @@ class Player:
         return None
 
 
+PLAUSIBLE_FLOOR_FRACTION = 0.5
+"""A timed call faster than this fraction of the roofline floor is refused as a timing forgery. The floor
+(bytes / the copy bandwidth torch measures, or FLOPs / the measured GEMM rate) is not a hard limit for an
+honest kernel: a 1 GB ``copy_`` reaches about 90% of the HBM peak, and output writes that fit in the L2 stay
+there (write-back) until after the end event, so a kernel whose traffic is half writes can legitimately beat
+the floor by up to about 2x (an rmsnorm on the H100 ran at 0.90x its floor). Forgeries that skip the work or
+hide it from the events come in far faster than that, and the wall-clock and timed-output checks catch the
+rest."""
+
+
 def _roofline(wl: dict[str, Any], latency_ms: float, ceilings: dict[str, Any], unit: str) -> dict[str, Any]:
     peak_tflops = ceilings["bf16_tflops"] if unit == "bf16_tensor_core" else ceilings["fp32_tflops"]
     floor_ms = max(wl["flops"] / (peak_tflops * 1e9), wl["bytes"] / (ceilings["copy_gbps"] * 1e6))
@@ -214,7 +224,7 @@ def _roofline(wl: dict[str, Any], latency_ms: float, ceilings: dict[str, Any], u
         "gbps": wl["bytes"] / seconds / 1e9 if seconds > 0 else None,
         "floor_ms": floor_ms,
         "roofline_fraction": floor_ms / latency_ms if latency_ms > 0 else None,
-        "plausible": latency_ms >= 0.9 * floor_ms,
+        "plausible": latency_ms >= PLAUSIBLE_FLOOR_FRACTION * floor_ms,
     }
 
 
