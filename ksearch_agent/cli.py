@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import traceback
 from pathlib import Path
@@ -419,7 +418,9 @@ def _drive(task: str, start: Any, run_dir: Path, ctx: Any) -> None:
     event), print the summary, write the report, exit 0 when a kernel passed, 1 when none did and 3 when the
     LLM endpoint failed."""
     from ksearch_agent.llm.endpoint import EndpointError, endpoint_error
+    from ksearch_agent.llm.redact import redact, remember_key_in
 
+    remember_key_in(ctx.api_key_env)
     try:
         if err_console.is_terminal:
             from rich.live import Live
@@ -448,10 +449,7 @@ def _drive(task: str, start: Any, run_dir: Path, ctx: Any) -> None:
         )
         if failure is None:
             raise
-        message = str(failure)
-        key = os.environ.get(ctx.api_key_env or "", "")
-        if len(key) >= 4:
-            message = message.replace(key, "***")  # a server may echo the key it refused
+        message = redact(str(failure))  # already redacted when made; printed text is checked once more
         err_console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True, highlight=False)
         err_console.print(
             f"everything measured so far is kept in {run_dir}; continue with: ksearch resume {run_dir} "

@@ -170,9 +170,12 @@ def test_refused_api_key_exits_three_without_printing_or_recording_the_key(tmp_p
     assert out.exit_code == 3
     assert "answered HTTP 401: refused the API key" in out.stderr
     assert server.headers[0]["authorization"] == f"Bearer {KEY}"  # it was sent...
-    transcript = (run_dir(tmp_path / "runs") / "llm_transcript.jsonl").read_text()
-    assert "HTTP 401" in transcript
-    assert KEY not in out.stderr + out.stdout + transcript  # ...and is written nowhere
+    directory = run_dir(tmp_path / "runs")
+    assert "HTTP 401" in (directory / "llm_transcript.jsonl").read_text()
+    assert KEY not in out.stderr + out.stdout  # ...and is written nowhere: not in the output,
+    written = sorted(p for p in directory.rglob("*") if p.is_file())
+    assert directory / "checkpoints.sqlite" in written  # (where LangGraph keeps the error the run stopped on)
+    assert [p.name for p in written if KEY.encode() in p.read_bytes()] == []  # nor in any file of the run
 
 
 def test_budget_in_usd_for_an_unpriced_model_is_refused_before_the_run(tmp_path: Path) -> None:

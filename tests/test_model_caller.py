@@ -110,6 +110,17 @@ def test_endpoint_failures_name_url_model_and_status(
     assert err.status == status and "Server said: nope" in str(err)
 
 
+def test_a_key_the_server_repeats_is_masked_in_the_error_even_one_the_run_never_read() -> None:
+    key = "sk-proj-NeverRead-0123456789"  # in no variable this process read: masked as a key-like token
+    err = endpoint_error(
+        _status_error(openai.AuthenticationError, 401, f"Incorrect API key provided: {key}"),
+        base_url=URL,
+        model="m",
+    )
+    assert err is not None and str(err).endswith("Server said: Incorrect API key provided: ***")
+    assert key not in repr(err)
+
+
 def test_unknown_host_is_named_as_a_dns_failure() -> None:
     exc = openai.APIConnectionError(request=httpx.Request("POST", "http://no-such-host.invalid/v1"))
     exc.__cause__ = httpx.ConnectError("[Errno -2] Name or service not known")

@@ -18,6 +18,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.tools import BaseTool
 
 from ksearch_agent.llm.endpoint import endpoint_error, refused_parameter
+from ksearch_agent.llm.redact import redact
 from ksearch_agent.llm.transcript import TranscriptWriter, message_view
 from ksearch_agent.llm.usage import PriceTable, UsageLedger
 
@@ -147,7 +148,9 @@ class ModelCaller:
                     exc, base_url=self.base_url, model=self.model_name, timeout_s=self.timeout_s
                 )
                 if failure is not None:
-                    raise failure from exc
+                    # Not chained: the SDK's exception carries the server's text unredacted (a key it
+                    # repeats), and a traceback would print it; the failure's message says what it said.
+                    raise failure from None
                 raise
             if not isinstance(reply, AIMessage):
                 reply = AIMessage(content=str(getattr(reply, "content", reply)))
@@ -163,7 +166,7 @@ class ModelCaller:
                 model=self.model_name,
                 base_url=self.base_url,
                 note=REFUSAL_NOTES[param],
-                server_said=str(exc)[:300],
+                server_said=redact(str(exc))[:300],
             )
         if self.on_refusal is not None:
             self.on_refusal(param)
@@ -205,7 +208,7 @@ class ModelCaller:
                 if error is None
                 else f"{type(error).__name__}"
                 + (f" (HTTP {status})" if status else "")
-                + f": {error}"[:2000],
+                + f": {redact(str(error))}"[:2000],
             }
         )
 

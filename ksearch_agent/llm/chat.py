@@ -13,6 +13,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 
 from ksearch_agent.context import SearchContext
+from ksearch_agent.llm.redact import remember_key_in
 
 _registry: dict[str, BaseChatModel] = {}
 _cache: dict[tuple[Any, ...], BaseChatModel] = {}
@@ -39,6 +40,7 @@ def chat_model_for(ctx: SearchContext) -> BaseChatModel:
             "no model configured: pass --model NAME (with --base-url for vLLM, SGLang or Ollama) or set "
             "KSEARCH_MODEL, or use the playbook policy (--policy playbook), which needs no LLM"
         )
+    remember_key_in(ctx.api_key_env)  # whatever the endpoint says back, the key in use is never written
     with _lock:
         if ctx.model in _registry:
             return _registry[ctx.model]

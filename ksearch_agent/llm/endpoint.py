@@ -9,7 +9,9 @@ the caller can drop it and ask again.
 Anything else the endpoint does wrong that asking again will not fix (nothing listening, unknown host, a
 refused key, an unknown model, 5xx or 429 that outlasted the client's retries) becomes an
 :class:`EndpointError`: one short message naming the URL, the model and the HTTP status, which the CLI
-prints and exits 3 on, keeping everything already measured in the run.
+prints and exits 3 on, keeping everything already measured in the run. The message quotes the server, so it
+is redacted when the error is made (:func:`~ksearch_agent.llm.redact.redact`): a server may repeat the key it
+refused, and the error is stored in the run's checkpoints.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from collections.abc import Collection
 
 import openai
 from langchain_core.exceptions import ContextOverflowError
+
+from ksearch_agent.llm.redact import redact
 
 __all__ = ["DROPPABLE", "EndpointError", "endpoint_error", "is_context_overflow", "refused_parameter"]
 
@@ -34,10 +38,14 @@ _PARAM_ALIASES = {"tool_choice": "tools", "tools": "tools", "functions": "tools"
 
 
 class EndpointError(RuntimeError):
-    """The LLM endpoint cannot serve this run; the message names the URL, the model and what went wrong."""
+    """The LLM endpoint cannot serve this run; the message names the URL, the model and what went wrong.
+
+    The message is redacted here, so no copy of an API key it quotes exists to be printed, logged or
+    checkpointed.
+    """
 
     def __init__(self, message: str, *, base_url: str, model: str, status: int | None) -> None:
-        super().__init__(message)
+        super().__init__(redact(message))
         self.base_url, self.model, self.status = base_url, model, status
 
 
@@ -70,14 +78,15 @@ def refused_parameter(exc: BaseException, sent: Collection[str]) -> str | None:
 
 
 def _server_message(exc: openai.APIStatusError) -> str:
-    """The server's own explanation, short: ``error.message`` of the JSON body, else the SDK's message."""
+    """The server's own explanation, short and redacted: ``error.message`` of the JSON body, else the SDK's
+    message."""
     body = exc.body
     if isinstance(body, dict):
         inner = body.get("error", body)
         message = inner.get("message") if isinstance(inner, dict) else inner
         if isinstance(message, str) and message.strip():
-            return message.strip()[:300]
-    return exc.message[:300]
+            return redact(message.strip())[:300]
+    return redact(exc.message)[:300]
 
 
 def _connection_reason(exc: openai.APIConnectionError, timeout_s: float | None) -> str:
@@ -98,7 +107,7 @@ def _connection_reason(exc: openai.APIConnectionError, timeout_s: float | None) 
         return "the host name does not resolve (DNS)"
     if "connection refused" in low or "connect call failed" in low or "errno 111" in low:
         return "connection refused: nothing is listening there"
-    return f"cannot connect ({type(chain[-1]).__name__}: {str(chain[-1])[:200]})"
+    return f"cannot connect ({type(chain[-1]).__name__}: {redact(str(chain[-1]))[:200]})"
 
 
 def endpoint_error(

@@ -3,20 +3,22 @@
 When a model misbehaves the first question is what it was asked and what it answered; the graph state keeps
 only what the search needs. Each line holds the node, round and action, the request messages and the
 parameters sent, the raw reply text with its tool calls (valid and invalid), the finish reason, token usage,
-latency and any error. API keys are never written: the request headers are not recorded, and the key's
-value is masked wherever it might appear (an error message that echoes it, say).
+latency and any error. API keys are never written: the request headers are not recorded, and every line
+goes through :func:`~ksearch_agent.llm.redact.redact`, which masks the key wherever it might appear (an
+error message that echoes it, say).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
+
+from ksearch_agent.llm.redact import redact, remember_key_in
 
 __all__ = ["TRANSCRIPT_FILE", "Exchange", "TranscriptWriter", "format_transcript", "read_transcript"]
 
@@ -49,24 +51,19 @@ class Exchange(dict[str, Any]):
 
 
 class TranscriptWriter:
-    """Appends exchanges of one run to its transcript file; safe to share between threads.
+    """Appends exchanges of one run to its transcript file, redacted; safe to share between threads."""
 
-    ``secrets`` are strings never to be written (the API key); each is replaced by ``***`` in every line.
-    """
-
-    def __init__(self, run_dir: str | Path, *, secrets: Sequence[str] = ()) -> None:
+    def __init__(self, run_dir: str | Path) -> None:
         self.path = Path(run_dir) / TRANSCRIPT_FILE
-        self._secrets = [s for s in secrets if s and len(s) >= 4]
 
     @classmethod
     def for_key_env(cls, run_dir: str | Path, api_key_env: str) -> TranscriptWriter:
-        """A writer that masks the value of the environment variable holding the API key."""
-        return cls(run_dir, secrets=[os.environ.get(api_key_env, "")])
+        """A writer for a run whose API key is in the environment variable ``api_key_env`` (masked)."""
+        remember_key_in(api_key_env)
+        return cls(run_dir)
 
     def write(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, default=str)
-        for secret in self._secrets:
-            line = line.replace(secret, "***")
+        line = redact(json.dumps(record, default=str))
         with _lock_for(self.path), open(self.path, "a", encoding="utf-8") as f:
             f.write(line + "\n")
 

@@ -12,6 +12,7 @@ from langgraph.config import get_stream_writer
 from ksearch_agent.context import SearchContext
 from ksearch_agent.llm.caller import REFUSAL_NOTES, CallSite, ModelCaller
 from ksearch_agent.llm.chat import chat_model_for, is_context_length_error
+from ksearch_agent.llm.redact import redact
 from ksearch_agent.llm.transcript import TranscriptWriter
 from ksearch_agent.llm.usage import PriceTable
 from ksearch_agent.policy import Policy
@@ -30,7 +31,7 @@ that ran out of answers) propagates and stops the run where it can be resumed.""
 def rejection_reason(node: str, exc: Exception) -> str:
     """The failed attempt's log line for a prompt the endpoint refused."""
     reason = "the prompt exceeded the model's context length" if is_context_length_error(exc) else str(exc)
-    return f"the {node} model call failed: {type(exc).__name__}: {reason}"[:2000]
+    return redact(f"the {node} model call failed: {type(exc).__name__}: {reason}")[:2000]
 
 
 def policy_for(ctx: SearchContext, state: SearchState | None = None) -> Policy:

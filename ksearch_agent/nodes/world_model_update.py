@@ -10,6 +10,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from ksearch_agent.context import SearchContext
+from ksearch_agent.llm.redact import redact
 from ksearch_agent.llm.usage import UsageLedger
 from ksearch_agent.nodes.common import PROMPT_REJECTED, emit, policy_for, store_of, task_of
 from ksearch_agent.policy import CycleOutcome
@@ -62,7 +63,8 @@ def world_model_update(state: SearchState, runtime: Runtime[SearchContext]) -> C
     try:
         ops, problems = policy_for(ctx, state).update_world_model(task, wm, outcome, ledger)
     except PROMPT_REJECTED as exc:
-        ops, problems = [], [f"world-model update failed, tree left as it was: {type(exc).__name__}: {exc}"]
+        reason = redact(f"{type(exc).__name__}: {exc}")  # the server's words: a key it repeats is masked
+        ops, problems = [], [f"world-model update failed, tree left as it was: {reason}"]
     report = wm.apply(ops, max_inserts=3)
     dropped = [*problems, *report.dropped]
     store.save_snapshot(state.get("round", 0), wm.snapshot(), f"after action {action_id}")
