@@ -12,6 +12,8 @@ import ast
 import math
 from collections.abc import Callable, Mapping
 
+from ksearch_agent.pyparse import parse
+
 _FUNCS: dict[str, Callable[..., float]] = {
     "sqrt": math.sqrt,
     "min": min,
@@ -51,9 +53,11 @@ def evaluate(expression: str | int | float, names: Mapping[str, float]) -> float
 
 def _parse(expression: str) -> ast.Expression:
     try:
-        return ast.parse(expression, mode="eval")
+        tree = parse(expression, mode="eval")
     except SyntaxError as exc:
         raise ExpressionError(f"cannot parse expression {expression!r}: {exc.msg}") from None
+    assert isinstance(tree, ast.Expression)
+    return tree
 
 
 def _eval(node: ast.AST, names: Mapping[str, float], src: str) -> float:

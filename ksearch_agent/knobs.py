@@ -10,6 +10,8 @@ import ast
 import re
 from typing import Any
 
+from ksearch_agent.pyparse import parse
+
 
 class KnobError(ValueError):
     """A knob is missing from the source or its value is not a literal."""
@@ -17,7 +19,7 @@ class KnobError(ValueError):
 
 def read_knobs(source: str, names: list[str] | None = None) -> dict[str, Any]:
     """Module-level UPPERCASE constants with literal values (all of them, or just ``names``)."""
-    tree = ast.parse(source)
+    tree = parse(source)
     found: dict[str, Any] = {}
     for node in tree.body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):

@@ -6,7 +6,6 @@ then given up on in a way the graph can carry on from (an unchanged tree, a fail
 
 from __future__ import annotations
 
-import ast
 import json
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -27,6 +26,7 @@ from ksearch_agent.llm.parsing import ParseError, extract_code_files, extract_js
 from ksearch_agent.llm.usage import PriceTable, UsageLedger
 from ksearch_agent.policy import CodeRequest, CoderTurn, CycleOutcome, RepairRequest, format_files, task_brief
 from ksearch_agent.prompts import render
+from ksearch_agent.pyparse import parse
 from ksearch_agent.task import Task
 from ksearch_agent.tools.llm_tools import ENGINE_CHECK, coder_tools, parse_problem
 from ksearch_agent.world_model import EditOp, InsertNode, WorldModel, WorldModelError, parse_edit_script
@@ -405,7 +405,7 @@ def _complete_files(reply: AIMessage, language: str) -> dict[str, str]:
         for name, text in files.items():
             if name.endswith(".py"):
                 try:
-                    ast.parse(text)
+                    parse(text)
                 except SyntaxError as exc:
                     raise ParseError(f"{name} was cut off at the output limit ({exc.msg})") from None
             elif text.count("{") != text.count("}"):

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ksearch_agent.candidate import Candidate
+from ksearch_agent.pyparse import parse
 
 # Whole-result PyTorch math that a Triton or CUDA candidate must do in its own kernels.
 TORCH_COMPUTE = {
@@ -984,7 +985,7 @@ def screen(candidate: Candidate) -> list[Finding]:
         if not name.endswith(".py"):
             continue
         try:
-            tree = ast.parse(text, filename=name)
+            tree = parse(text, filename=name)
         except SyntaxError:
             continue  # the worker reports it as a COMPILE_ERROR with the line
         visitor = _Screen(name, candidate.language, tree)
