@@ -1,0 +1,131 @@
+"""Why the judge times the MLA decode seed far slower than ``do_bench`` does (issue 17): a probe.
+
+On the H100 the engine's flushed figure for the seed on the batch-64 feedback workload was 1.30 ms, while
+``triton.testing.do_bench`` gave 0.094 ms for the same seed and workload, and the gap grew with the tokens
+gathered; the library, timed in the judge's own process, did not show it. The candidate differs in two ways:
+it reads inputs the judge wrote into a CUDA-IPC slab, and each timed call follows the judge's work (its
+L2 flush) in another process, i.e. a GPU context switch. This times the same call five ways:
+
+A. this process, its own tensors, do_bench;  B. this process, the slab (cuMemAlloc), do_bench;
+C. a child process on the IPC-opened slab, do_bench (the child flushes the L2 itself);
+D. the child on the slab, the engine's way: this process flushes the L2 in its own context and synchronizes,
+   then the child synchronizes, records the start event, calls, synchronizes, records the end event;
+E. as D, but the child also runs its own small kernel before the start event (absorbing a context switch).
+
+Usage (GPU machine): ``python evals/ipc_gather_probe.py OUT_DIR [WORKLOAD_ID]``; writes OUT_DIR/ipc_gather_probe.json.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TASK = "mla_paged_decode_h16_ckv512_kpe64_ps1"
+CALLS = 60
+
+
+def _setup(workload_id: str | None) -> tuple[Any, dict[str, Any], Any]:
+    from ksearch_agent.task import load_task
+    from ksearch_agent.worker.loader import load_module, with_scalars
+
+    task = load_task(ROOT / "tasks" / TASK)
+    bench = task.select(role="benchmark")
+    wl = next((w for w in bench if w.id == workload_id), None) or max(bench, key=task.bytes)
+    resolved = task.resolve(wl)
+    seed = load_module(task.directory / "seeds" / "triton_split_kv.py", "probe_seed")
+    return with_scalars(seed.run, task.worker_spec(), resolved["axes"]), resolved, wl
+
+
+def _bench(fn: Any, args: list[Any]) -> float:
+    import triton.testing
+
+    return float(triton.testing.do_bench(lambda: fn(*args), warmup=25, rep=100, return_mode="median"))
+
+
+def _child(handle: dict[str, Any], regions: list[dict[str, Any]], workload_id: str, conn: Any) -> None:
+    import torch
+
+    from ksearch_agent.worker.slab import Region, Slab
+
+    device = torch.device("cuda", 0)
+    fn, _, _ = _setup(workload_id)
+    slab = Slab.open(handle, device)
+    views = [slab.view(Region.from_json(r)) for r in regions]
+    fn(*views)
+    torch.cuda.synchronize()
+    conn.send({"C": _bench(fn, views)})
+    scratch = torch.empty(1 << 20, dtype=torch.uint8, device=device)
+    for mode in ("D", "E"):
+        times = []
+        for _ in range(CALLS):
+            conn.recv()  # the parent has flushed the L2 in its context and synchronized
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            if mode == "E":
+                scratch.zero_()
+            torch.cuda.synchronize()
+            start.record()
+            fn(*views)
+            torch.cuda.synchronize()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end))
+            conn.send("done")
+        conn.send({mode: statistics.median(times)})
+    slab.close()
+
+
+def main() -> int:
+    import torch
+
+    from ksearch_agent.worker.inputs import make_inputs
+    from ksearch_agent.worker.slab import Slab, plan_layout
+
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "evals" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    device = torch.device("cuda", 0)
+    fn, resolved, wl = _setup(sys.argv[2] if len(sys.argv) > 2 else None)
+    inputs = make_inputs(resolved["inputs"], 7, device)
+    result: dict[str, Any] = {"gpu": torch.cuda.get_device_name(0), "workload": wl.id, "axes": wl.axes}
+    result["A"] = _bench(fn, inputs)
+    regions, nbytes = plan_layout(
+        [
+            {"name": s["name"], "shape": list(t.shape), "dtype": s["dtype"]}
+            for s, t in zip(resolved["inputs"], inputs, strict=True)
+        ]
+    )
+    slab = Slab.create(nbytes, device)
+    views = [slab.view(r) for r in regions]
+    for v, t in zip(views, inputs, strict=True):
+        v.copy_(t)
+    torch.cuda.synchronize()
+    result["B"] = _bench(fn, views)
+    flush = torch.empty(2 * 60 * (1 << 20), dtype=torch.uint8, device=device)
+    parent, child_end = mp.get_context("spawn").Pipe()
+    child = mp.get_context("spawn").Process(
+        target=_child, args=(slab.handle(), [r.as_json() for r in regions], wl.id, child_end)
+    )
+    child.start()
+    result.update(parent.recv())
+    for _ in ("D", "E"):
+        for _ in range(CALLS):
+            flush.zero_()
+            torch.cuda.synchronize()
+            parent.send("go")
+            parent.recv()
+        result.update(parent.recv())
+    child.join(60)
+    slab.close()
+    print(json.dumps(result, indent=1))
+    (out / "ipc_gather_probe.json").write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
