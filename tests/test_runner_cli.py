@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from graph_script import GOOD, code_answer, edit_answer, initial_answer
+from openai_endpoint import NO_JSON_MODE, Endpoint
 from scripted_model import ScriptedChatModel
 
 from ksearch_agent.context import SearchContext
@@ -97,84 +98,31 @@ def test_show_of_a_missing_run_exits_two(tmp_path: Path) -> None:
     assert out.returncode == 2 and "no run directory" in out.stderr
 
 
-def _serve(tmp_path: Path, script: list[str], **env: str) -> tuple[subprocess.Popen[bytes], str]:
-    import json
-    import time
-
-    (tmp_path / "script.json").write_text(json.dumps(script))
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            str(Path(__file__).with_name("fake_openai_server.py")),
-            str(tmp_path / "script.json"),
-            str(tmp_path / "port"),
-        ],
-        env={**os.environ, **env},
-    )
-    for _ in range(100):
-        if (tmp_path / "port").is_file() and (tmp_path / "port").read_text():
-            break
-        time.sleep(0.1)
-    return server, (tmp_path / "port").read_text()
+def _search(tmp_path: Path, url: str, model: str = "m") -> subprocess.CompletedProcess[str]:
+    """``ksearch run`` as its own process against ``url`` (a loopback server in this test's process)."""
+    return _cli(
+        "run", "rmsnorm", "--model", model, "--base-url", url, "--rounds", "1", "--device", "cpu",
+        "--runs-root", str(tmp_path / "runs"),
+        cwd=tmp_path,
+        env_extra={"KSEARCH_CACHE_DIR": str(tmp_path / "cache")},
+    )  # fmt: skip
 
 
 @pytest.mark.enable_socket
 def test_a_server_without_json_mode_is_asked_again_plainly(tmp_path: Path) -> None:
-    server, port = _serve(
-        tmp_path, [initial_answer(), code_answer(GOOD), edit_answer([])], FAKE_REJECT_JSON_MODE="1"
-    )
-    try:
-        out = _cli(
-            "run",
-            "rmsnorm",
-            "--model",
-            "m",
-            "--base-url",
-            f"http://127.0.0.1:{port}/v1",
-            "--rounds",
-            "1",
-            "--device",
-            "cpu",
-            "--runs-root",
-            str(tmp_path / "runs"),
-            cwd=tmp_path,
-            env_extra={"KSEARCH_CACHE_DIR": str(tmp_path / "cache")},
-        )
-    finally:
-        server.kill()
+    with Endpoint([initial_answer(), code_answer(GOOD), edit_answer([])], refuse=NO_JSON_MODE) as server:
+        out = _search(tmp_path, server.url)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "status: max_rounds" in out.stdout
 
 
 @pytest.mark.enable_socket
 def test_ksearch_run_talks_to_an_openai_compatible_endpoint(tmp_path: Path) -> None:
-    import json
-
-    server, port = _serve(tmp_path, [initial_answer(), code_answer(GOOD), edit_answer([])])
-    try:
-        out = _cli(
-            "run",
-            "rmsnorm",
-            "--model",
-            "served-model",
-            "--base-url",
-            f"http://127.0.0.1:{port}/v1",
-            "--rounds",
-            "1",
-            "--device",
-            "cpu",
-            "--runs-root",
-            str(tmp_path / "runs"),
-            cwd=tmp_path,
-            env_extra={"KSEARCH_CACHE_DIR": str(tmp_path / "cache")},
-        )
-    finally:
-        server.kill()
+    with Endpoint([initial_answer(), code_answer(GOOD), edit_answer([])]) as server:
+        out = _search(tmp_path, server.url, model="served-model")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "best candidate" in out.stdout and "speed not measured" in out.stdout
-    requests = [
-        json.loads(line) for line in (tmp_path / "script.json.requests.jsonl").read_text().splitlines()
-    ]
+    requests = server.requests
     assert len(requests) == 3 and all(r["model"] == "served-model" for r in requests)
     assert "world model" in requests[0]["messages"][-1]["content"]
     assert requests[0]["response_format"] == {"type": "json_object"} and "response_format" not in requests[1]
