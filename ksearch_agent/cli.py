@@ -358,6 +358,10 @@ def _search_finished(final: dict[str, object]) -> None:
     if final.get("run_dir"):
         for param in store_for(str(final["run_dir"])).get_meta("endpoint_refused") or []:
             console.print(f"endpoint: {REFUSAL_NOTES.get(param, param)}", markup=False, highlight=False)
+        from ksearch_agent.llm.transcript import read_transcript, recoveries
+
+        for line in recoveries(read_transcript(str(final["run_dir"]))):
+            console.print(f"model: {line}", markup=False, highlight=False, soft_wrap=True)
         from ksearch_agent.backends.placement import mixed_gpu_note
 
         if note := mixed_gpu_note(store_for(str(final["run_dir"]))):

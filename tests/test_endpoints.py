@@ -110,6 +110,7 @@ def test_answer_cut_at_the_output_limit_is_asked_for_again_shorter(tmp_path: Pat
     assert server.requests[0]["max_completion_tokens"] == 64
     assert "cut off at the output-token limit" in user_texts(server.requests[1])[-1]
     assert "best candidate" in out.stdout and "Traceback" not in out.stderr
+    assert "model: 1 answer(s) cut off at the output-token limit were asked for again" in out.stdout
 
 
 def test_malformed_tool_arguments_are_answered_with_the_parse_problem(tmp_path: Path) -> None:
@@ -120,6 +121,9 @@ def test_malformed_tool_arguments_are_answered_with_the_parse_problem(tmp_path: 
     answer = [m for m in server.requests[2]["messages"] if m["role"] == "tool"]
     assert len(answer) == 1 and answer[0]["tool_call_id"] == "call_1"
     assert "could not be read: the arguments are not valid JSON" in answer[0]["content"]
+    assert (
+        "model: 1 tool call(s) with unreadable arguments were answered with the parse problem" in out.stdout
+    )
     events = store_for(run_dir(tmp_path / "runs")).events()
     assert any(e["kind"] == "tool_result" for e in events)
 

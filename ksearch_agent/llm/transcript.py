@@ -20,7 +20,14 @@ from langchain_core.messages import AIMessage, BaseMessage
 
 from ksearch_agent.llm.redact import redact, remember_key_in
 
-__all__ = ["TRANSCRIPT_FILE", "Exchange", "TranscriptWriter", "format_transcript", "read_transcript"]
+__all__ = [
+    "TRANSCRIPT_FILE",
+    "Exchange",
+    "TranscriptWriter",
+    "format_transcript",
+    "read_transcript",
+    "recoveries",
+]
 
 TRANSCRIPT_FILE = "llm_transcript.jsonl"
 _locks: dict[str, threading.Lock] = {}
@@ -117,3 +124,22 @@ def format_transcript(records: Iterable[dict[str, Any]], *, full: bool = False) 
             for call in reply.get("invalid_tool_calls") or []:
                 lines.append(f"    invalid tool call {call.get('name')}: {_clip(str(call.get('args')), 300)}")
     return lines
+
+
+def recoveries(records: Iterable[dict[str, Any]]) -> list[str]:
+    """What the run recovered from in the model's answers, one phrase per kind (empty when nothing): answers
+    cut at the output-token limit, which were asked for again, and tool calls whose arguments could not be
+    read, which were answered with the parse problem. Printed at the end of a run, so it is not silent."""
+    cut = invalid = 0
+    for r in records:
+        reply = r.get("reply") or {}
+        cut += r.get("finish_reason") == "length"
+        invalid += len(reply.get("invalid_tool_calls") or [])
+    out = []
+    if cut:
+        out.append(
+            f"{cut} answer(s) cut off at the output-token limit were asked for again (--max-output-tokens)"
+        )
+    if invalid:
+        out.append(f"{invalid} tool call(s) with unreadable arguments were answered with the parse problem")
+    return out
