@@ -15,6 +15,7 @@ latency. Usage: ``python evals/ray_overhead.py [OUT_DIR] [N]``; writes OUT_DIR/r
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import sys
@@ -142,7 +143,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     results = measure(n, real_calls=3)
     doc = {
-        "machine": f"{platform.machine()} CPU machine, {__import__('os').cpu_count()} cores",
+        "machine": f"{platform.machine()} CPU machine, {os.cpu_count()} cores",
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "ray": metadata.version("ray"),
         "python": platform.python_version(),
