@@ -10,9 +10,16 @@ A. this process, its own tensors, do_bench;  B. this process, the slab (cuMemAll
 C. a child process on the IPC-opened slab, do_bench (the child flushes the L2 itself);
 D. the child on the slab, the engine's way: this process flushes the L2 in its own context and synchronizes,
    then the child synchronizes, records the start event, calls, synchronizes, records the end event;
-E. as D, but the child also runs its own small kernel before the start event (absorbing a context switch).
+E. as D, but the child also runs its own small kernel before the start event (absorbing a context switch);
+F. as D, but the child first reads one byte every 2 MiB of every input (warms its address translation for
+   2 MiB pages while bringing almost nothing into the L2);  G. as F, one byte every 64 KiB;
+DW, GW. as D and G, with the parent rewriting every input in the slab before its flush, as the engine does;
+S, SGW. as D and GW, with a ~100 us spin kernel queued before the start event, so the call's host-side work
+   overlaps GPU work instead of starting on an idle GPU (do_bench's regime, where the previous call hides it);
+N, SN. empty calls in the D and S orders: the fixed cost each of those includes.
 
-Usage (GPU machine): ``python evals/ipc_gather_probe.py OUT_DIR [WORKLOAD_ID]``; writes OUT_DIR/ipc_gather_probe.json.
+Usage (GPU machine): ``python evals/ipc_gather_probe.py OUT_DIR [WORKLOAD_ID|max] [TASK]``; writes
+OUT_DIR/ipc_gather_probe_<TASK>.json.
 """
 
 from __future__ import annotations
@@ -27,8 +34,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-TASK = "mla_paged_decode_h16_ckv512_kpe64_ps1"
+TASK = sys.argv[3] if len(sys.argv) > 3 else "mla_paged_decode_h16_ckv512_kpe64_ps1"
 CALLS = 60
+MODES = ("N", "D", "E", "F", "G", "DW", "GW", "SN", "S", "SGW")
+TOUCH = {"F": 2 << 20, "G": 64 << 10, "GW": 64 << 10, "SGW": 64 << 10}
+SPIN_CYCLES = 200_000
 
 
 def _setup(workload_id: str | None) -> tuple[Any, dict[str, Any], Any]:
@@ -62,16 +72,23 @@ def _child(handle: dict[str, Any], regions: list[dict[str, Any]], workload_id: s
     torch.cuda.synchronize()
     conn.send({"C": _bench(fn, views)})
     scratch = torch.empty(1 << 20, dtype=torch.uint8, device=device)
-    for mode in ("D", "E"):
+    flat = [v.view(-1).view(torch.uint8) for v in views if v.numel() > 0]
+    for mode in MODES:
         times = []
         for _ in range(CALLS):
             conn.recv()  # the parent has flushed the L2 in its context and synchronized
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             if mode == "E":
                 scratch.zero_()
+            if mode in TOUCH:
+                for f in flat:
+                    f[:: TOUCH[mode]].max()
             torch.cuda.synchronize()
+            if mode.startswith("S"):
+                torch.cuda._sleep(SPIN_CYCLES)
             start.record()
-            fn(*views)
+            if not mode.endswith("N"):
+                fn(*views)
             torch.cuda.synchronize()
             end.record()
             end.synchronize()
@@ -90,7 +107,7 @@ def main() -> int:
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "evals" / "results"
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device("cuda", 0)
-    fn, resolved, wl = _setup(sys.argv[2] if len(sys.argv) > 2 else None)
+    fn, resolved, wl = _setup(sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] != "max" else None)
     inputs = make_inputs(resolved["inputs"], 7, device)
     result: dict[str, Any] = {"gpu": torch.cuda.get_device_name(0), "workload": wl.id, "axes": wl.axes}
     result["A"] = _bench(fn, inputs)
@@ -113,8 +130,12 @@ def main() -> int:
     )
     child.start()
     result.update(parent.recv())
-    for _ in ("D", "E"):
+    saved = [t.clone() for t in inputs]
+    for mode in MODES:
         for _ in range(CALLS):
+            if mode.endswith("W"):
+                for v, t in zip(views, saved, strict=True):
+                    v.copy_(t)
             flush.zero_()
             torch.cuda.synchronize()
             parent.send("go")
@@ -123,7 +144,7 @@ def main() -> int:
     child.join(60)
     slab.close()
     print(json.dumps(result, indent=1))
-    (out / "ipc_gather_probe.json").write_text(json.dumps(result, indent=1))
+    (out / f"ipc_gather_probe_{TASK}.json").write_text(json.dumps(result, indent=1))
     return 0
 
 
