@@ -83,9 +83,11 @@ def reference_check(task: Any) -> dict[str, Any]:
     }
 
 
-def evaluate_task(engine: Engine, name: str) -> dict[str, Any]:
+def evaluate_task(engine: Engine, name: str, path: Path | None = None) -> dict[str, Any]:
+    """The task's seed (or the kernel at ``path``) against the library, through the engine."""
     task = load_task(ROOT / "tasks" / name)
-    seed = Candidate.from_path(ROOT / "tasks" / name / "seeds" / SEEDS[name])
+    path = path or ROOT / "tasks" / name / "seeds" / SEEDS[name]
+    seed = Candidate.from_path(path)
     try:
         ref_check: dict[str, Any] = reference_check(task)
     except Exception as exc:  # noqa: BLE001 - reported, the evaluation goes on
@@ -118,7 +120,7 @@ def evaluate_task(engine: Engine, name: str) -> dict[str, Any]:
         )
     return {
         "task": name,
-        "seed": f"seeds/{SEEDS[name]}",
+        "seed": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name,
         "status": report.status,
         "reference_vs_fib_reference": ref_check,
         "correctness": [
@@ -155,7 +157,7 @@ def markdown(doc: dict[str, Any]) -> str:
     ]
     for t in doc["tasks"]:
         lines += [
-            f"## {t['task']} — seed {t['seed']}: {t['status']}",
+            f"## {t['task']} — {t['seed']}: {t['status']}",
             "",
             f"score {_f(t['score'], '.1f')} (plan outside) · {_f(t['score_with_plan'], '.1f')} (plan inside) · "
             f"opponent {json.dumps(t['opponent'])} · copy bandwidth {_f(t['copy_gbps'], '.0f')} GB/s",

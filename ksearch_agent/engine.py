@@ -602,6 +602,7 @@ class Engine:
                 ],
                 ceilings=done_msg.get("ceilings", {}),
                 sync_overhead_ms=done_msg.get("sync_overhead_ms"),
+                launch_overlap_us=float(done_msg.get("launch_overlap_us") or 0.0),
                 opponent=done_msg.get("opponent"),
                 seconds=time.perf_counter() - t0,
             )

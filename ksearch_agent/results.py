@@ -140,6 +140,10 @@ class ProfileResult(BaseModel):
     geomean_speedup: float | None = None
     ceilings: dict[str, Any] = Field(default_factory=dict)
     sync_overhead_ms: float | None = None
+    launch_overlap_us: float = Field(
+        default=0.0,
+        description="spin queued before each flushed call to hide host launch work (task setting)",
+    )
     counters: dict[str, Any] | None = Field(
         default=None, description="Nsight Compute counters when asked for"
     )

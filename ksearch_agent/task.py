@@ -147,6 +147,14 @@ class Definition(_Strict):
         default=True,
         description="draw extra workloads off the list; off where var axes are bound to each other",
     )
+    launch_overlap_us: float = Field(
+        default=0.0,
+        ge=0,
+        le=1000,
+        description="flushed timing: GPU work (a spin) queued before each timed call, so up to this much of "
+        "the call's host-side launch work is hidden, as in FlashInfer's and Triton's benchmarks; 0 times "
+        "every call from an idle GPU, its host work counted",
+    )
 
     @property
     def scalar_inputs(self) -> list[str]:
@@ -352,6 +360,7 @@ class Task(BaseModel):
             "tolerance": d.tolerance.model_dump(),
             "compute_unit": d.compute_unit,
             "gpumode": d.gpumode.model_dump() if d.gpumode else None,
+            "launch_overlap_us": d.launch_overlap_us,
         }
 
 

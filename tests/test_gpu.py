@@ -239,3 +239,33 @@ def run(*args):
         "INCORRECT_SHAPE",
     )
     assert report.profile is not None and all("[timed-output]" in w.log for w in report.profile.workloads)
+
+
+def test_launch_overlap_hides_host_work_up_to_its_length_and_not_beyond() -> None:
+    import time
+
+    import torch
+
+    from ksearch_agent.worker.timing import Timer
+
+    timer = Timer(torch.device("cuda", 0))
+    x = torch.ones(1024, device="cuda")
+
+    def slow_host(host_s: float) -> None:
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < host_s:
+            pass
+        x.mul_(1.0)
+
+    def median_net(host_s: float) -> float:
+        times = sorted(timer.call_ms(slow_host, [host_s]) for _ in range(21))
+        return times[10] - timer.sync_overhead_ms()
+
+    timer.lead_us = 0.0
+    idle = median_net(150e-6)
+    timer.lead_us = 300.0
+    hidden = median_net(150e-6)
+    beyond = median_net(600e-6)
+    assert idle > 0.12, idle  # from an idle GPU the host work is timed
+    assert hidden < 0.05, hidden  # within the spin it is hidden
+    assert beyond > 0.2, beyond  # past the spin the rest is timed again

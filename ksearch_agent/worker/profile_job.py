@@ -74,6 +74,7 @@ class Player:
         self.name, self.contestant, self.slab, self.timeout = name, contestant, slab, timeout
         self.null_ms = 0.0
         self.null_wall_ms = 0.0
+        self.lead_cycles = 0
         self.walls: list[float] = []
         self.checked = 0
         self.dead: ContestantGone | None = None
@@ -93,11 +94,14 @@ class Player:
         the measured fixed cost, on the GPU and on the wall clock.
         """
         reported, walls = [], []
+        self.lead_cycles = timer.lead_cycles()
         for _ in range(NULL_CALLS):
             timer.flush()
             torch.cuda.synchronize()
             t0 = time.perf_counter()
-            reply = self._ask({"op": "time", "null": True, "protocol": "flushed"}, "timed")
+            reply = self._ask(
+                {"op": "time", "null": True, "protocol": "flushed", "lead_cycles": self.lead_cycles}, "timed"
+            )
             walls.append((time.perf_counter() - t0) * 1e3)
             ms = reply.get("ms")
             if not isinstance(ms, int | float):
@@ -123,6 +127,7 @@ class Player:
                 **layout.json,
                 "axes": wl["axes"],
                 "protocol": protocol,
+                "lead_cycles": self.lead_cycles if protocol != "gpumode" else 0,
             },
             "timed",
         )
@@ -423,6 +428,7 @@ def run_profile(judge: Any, req: dict[str, Any]) -> None:
         return
     if judge.timer is None:
         judge.timer = Timer(judge.device)
+    judge.timer.lead_us = float(task.get("launch_overlap_us") or 0.0)
     timeout = float(req.get("timeout", 300.0))
     ceilings = cached_ceilings(judge.device, req.get("ceilings_file"))
     ref = load_entry(task["reference"], "run", task, "reference", workloads[0]["axes"])
@@ -461,6 +467,7 @@ def run_profile(judge: Any, req: dict[str, Any]) -> None:
             "type": "done",
             "ceilings": ceilings,
             "sync_overhead_ms": judge.timer.sync_overhead_ms(),
+            "launch_overlap_us": judge.timer.lead_us,
             "device_name": torch.cuda.get_device_name(judge.device),
             "contestant_overhead_ms": {n: p.null_ms for n, p in players.items()},
             "contestant_wall_overhead_ms": {n: p.null_wall_ms for n, p in players.items()},

@@ -1,0 +1,128 @@
+"""K-Search on the FlashInfer-Bench tasks on the GPU, scored against the FlashInfer library (issue 17).
+
+For each task: ``ksearch run TASK --rounds R --device gpu`` with the playbook policy (no model), every
+candidate's library score as the run recorded it, then the run's best kernel (exported with ``ksearch
+export``) and the task's seed each evaluated through one engine with the library opponent, as
+evals/fib_gpu.py does: per-workload candidate, library (plan() outside and inside the timer) and reference
+times, and each workload's fraction of the HBM floor.
+
+Usage (GPU machine, package installed, flashinfer importable):
+``python evals/fib_search_gpu.py OUTDIR ROUNDS TASK[,TASK...] [cpu]``; writes OUTDIR/fib_search_gpu.{json,md}
+(``cpu``: a dry run of the same steps on the CPU subset, without timing).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "evals"))
+
+from device_info import gpu_and_date  # noqa: E402
+from fib_gpu import _f, _version, evaluate_task, markdown  # noqa: E402
+
+from ksearch_agent.engine import Engine  # noqa: E402
+from ksearch_agent.store import RunStore  # noqa: E402
+
+
+def search(
+    task: str, rounds: int, runs_root: Path, env: dict[str, str], out: Path, device: str
+) -> dict[str, Any]:
+    """One playbook search; its candidates with the library score each evaluation recorded."""
+    t0 = time.perf_counter()
+    cli = subprocess.run(
+        [sys.executable, "-m", "ksearch_agent.cli", "run", task, "--rounds", str(rounds), "--device", device]
+        + ["--runs-root", str(runs_root)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    seconds = time.perf_counter() - t0
+    print(cli.stdout[-1500:], cli.stderr[-1500:], flush=True)
+    found = sorted(runs_root.glob(f"{task}-*"))
+    record: dict[str, Any] = {"exit": cli.returncode, "seconds": seconds, "stdout": cli.stdout[-3000:]}
+    if not found:
+        return {**record, "stderr": cli.stderr[-3000:], "candidates": []}
+    store = RunStore(found[-1])
+    rows = []
+    for row in store.candidates():
+        report = store.get_evaluation(row["id"])
+        prof = report.profile if report else None
+        rows.append(
+            {
+                **row,
+                "library_score": prof.library_score if prof else None,
+                "library_score_with_plan": prof.library_score_with_plan if prof else None,
+            }
+        )
+    best = store.best_candidate()
+    store.close()
+    record.update(run_dir=str(found[-1]), candidates=rows, best=best)
+    if best is not None:
+        path = out / f"{task}_best.py"
+        exp = subprocess.run(
+            [sys.executable, "-m", "ksearch_agent.cli", "export", str(found[-1]), str(path)],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        record["export"] = {"exit": exp.returncode, "path": str(path), "stderr": exp.stderr[-500:]}
+    return record
+
+
+def main(out: Path, rounds: int, tasks: list[str], device: str = "gpu") -> int:
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("FLASHINFER_WORKSPACE_BASE", "/tmp/flashinfer-ws")
+    runs_root = Path(tempfile.mkdtemp(prefix="ksearch-runs-"))
+    env = {**os.environ}
+    env.pop("KSEARCH_MODEL", None)
+    doc: dict[str, Any] = {
+        "device": gpu_and_date() if device == "gpu" else {"gpu": "none (CPU dry run)", "date": time.ctime()},
+        "versions": {d: _version(d) for d in ("torch", "triton", "flashinfer-python")},
+        "command": f"python evals/fib_search_gpu.py $OUT {rounds} {','.join(tasks)}",
+        "searches": {},
+        "tasks": [],
+    }
+    for task in tasks:
+        print(f"== search {task}", flush=True)
+        doc["searches"][task] = search(task, rounds, runs_root, env, out, device)
+        (out / "fib_search_gpu.json").write_text(json.dumps(doc, indent=1, default=str))
+    with Engine(device=device) as engine:
+        for task in tasks:
+            exported = doc["searches"][task].get("export", {})
+            for path in [None] + ([Path(exported["path"])] if exported.get("exit") == 0 else []):
+                try:
+                    doc["tasks"].append(evaluate_task(engine, task, path))
+                except Exception as exc:  # noqa: BLE001 - one failure must not lose the other results
+                    doc["tasks"].append(
+                        {"task": task, "error": f"{type(exc).__name__}: {exc}", "workloads": []}
+                    )
+                (out / "fib_search_gpu.json").write_text(json.dumps(doc, indent=1, default=str))
+    lines = [markdown({**doc, "tasks": [t for t in doc["tasks"] if "error" not in t]})]
+    lines.append("## The searches (score per candidate as the run recorded it)\n")
+    for task, s in doc["searches"].items():
+        lines.append(f"### {task}: exit {s['exit']}, {s['seconds']:.0f} s\n")
+        lines.append("| round | action | origin | status | x reference | score | score with plan |")
+        lines.append("|---|---|---|---|---|---|---|")
+        for c in s["candidates"]:
+            lines.append(
+                f"| {c['round']} | {c['action_node']} | {c['origin']} | {c['status']} | "
+                f"{_f(c['geomean_speedup'], '.2f')} | {_f(c['library_score'], '.1f')} | "
+                f"{_f(c['library_score_with_plan'], '.1f')} |"
+            )
+        lines.append("")
+    (out / "fib_search_gpu.md").write_text("\n".join(lines) + "\n")
+    for t in doc["tasks"]:
+        print(t["task"], t.get("seed"), t.get("status", t.get("error")), "score", t.get("score"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3].split(","), *sys.argv[4:5]))
