@@ -16,7 +16,9 @@ F. as D, but the child first reads one byte every 2 MiB of every input (warms it
 DW, GW. as D and G, with the parent rewriting every input in the slab before its flush, as the engine does;
 S, SGW. as D and GW, with a ~100 us spin kernel queued before the start event, so the call's host-side work
    overlaps GPU work instead of starting on an idle GPU (do_bench's regime, where the previous call hides it);
-N, SN. empty calls in the D and S orders: the fixed cost each of those includes.
+N, SN. empty calls in the D and S orders: the fixed cost each of those includes;
+V. as C, on a slab made the way the judge makes them now (cuMemCreate, its file descriptor passed to the
+   child, mapped there at 2 MiB granularity) instead of a legacy IPC handle.
 
 Usage (GPU machine): ``python evals/ipc_gather_probe.py OUT_DIR [WORKLOAD_ID|max] [TASK]``; writes
 OUT_DIR/ipc_gather_probe_<TASK>.json.
@@ -59,13 +61,24 @@ def _bench(fn: Any, args: list[Any]) -> float:
     return float(triton.testing.do_bench(lambda: fn(*args), warmup=25, rep=100, return_mode="median"))
 
 
-def _child(handle: dict[str, Any], regions: list[dict[str, Any]], workload_id: str, conn: Any) -> None:
+def _child(
+    handle: dict[str, Any], vmm: dict[str, Any], regions: list[dict[str, Any]], workload_id: str, conn: Any
+) -> None:
+    from multiprocessing.reduction import recv_handle
+
     import torch
 
     from ksearch_agent.worker.slab import Region, Slab
 
     device = torch.device("cuda", 0)
     fn, _, _ = _setup(workload_id)
+    torch.empty(1, device=device)  # a context before the IPC open
+    own = Slab.open(vmm, device, recv_handle(conn))
+    own_views = [own.view(Region.from_json(r)) for r in regions]
+    fn(*own_views)
+    torch.cuda.synchronize()
+    conn.send({"V": _bench(fn, own_views)})
+    own.close()
     slab = Slab.open(handle, device)
     views = [slab.view(Region.from_json(r)) for r in regions]
     fn(*views)
@@ -117,7 +130,10 @@ def main() -> int:
             for s, t in zip(resolved["inputs"], inputs, strict=True)
         ]
     )
-    slab = Slab.create(nbytes, device)
+    slab = Slab.create(nbytes, device, legacy_ipc=True)
+    vmm = Slab.create(nbytes, device)
+    for v, t in zip([vmm.view(r) for r in regions], inputs, strict=True):
+        v.copy_(t)
     views = [slab.view(r) for r in regions]
     for v, t in zip(views, inputs, strict=True):
         v.copy_(t)
@@ -126,9 +142,13 @@ def main() -> int:
     flush = torch.empty(2 * 60 * (1 << 20), dtype=torch.uint8, device=device)
     parent, child_end = mp.get_context("spawn").Pipe()
     child = mp.get_context("spawn").Process(
-        target=_child, args=(slab.handle(), [r.as_json() for r in regions], wl.id, child_end)
+        target=_child, args=(slab.handle(), vmm.handle(), [r.as_json() for r in regions], wl.id, child_end)
     )
     child.start()
+    from multiprocessing.reduction import send_handle
+
+    send_handle(parent, vmm.export_fd, child.pid)
+    result.update(parent.recv())
     result.update(parent.recv())
     saved = [t.clone() for t in inputs]
     for mode in MODES:

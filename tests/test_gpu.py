@@ -269,3 +269,18 @@ def test_launch_overlap_hides_host_work_up_to_its_length_and_not_beyond() -> Non
     assert idle > 0.12, idle  # from an idle GPU the host work is timed
     assert hidden < 0.05, hidden  # within the spin it is hidden
     assert beyond > 0.2, beyond  # past the spin the rest is timed again
+
+
+def test_the_judge_lends_gpu_slabs_as_vmm_memory_not_legacy_ipc() -> None:
+    import torch
+
+    from ksearch_agent.worker.slab import EXPORTED, FALLBACKS, Slab
+
+    slab = Slab.create(3 << 20, torch.device("cuda", 0))
+    try:
+        assert slab.handle()["kind"] == "cuda_vmm", FALLBACKS
+        assert slab.handle()["size"] % (2 << 20) == 0
+        assert slab.export_fd is not None and slab.handle()["id"] in EXPORTED
+    finally:
+        slab.close()
+    assert slab.handle()["id"] not in EXPORTED

@@ -12,6 +12,7 @@ imported, so nothing here is trusted; the judge relies only on what it can verif
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import time
 import traceback
@@ -65,6 +66,8 @@ class Harness:
         self._perf = time.perf_counter
         self.sandbox = _sandbox_report()
         self.slabs: dict[str, Any] = {}
+        channel = os.environ.pop(protocol.FD_CHANNEL_ENV, "")
+        self.fd_channel = socket.socket(fileno=int(channel)) if channel.isdigit() else None
         self._view_cache: dict[tuple[str, str], list[Any]] = {}
         self.loaded: Any = None
         self.language = "python"
@@ -94,10 +97,15 @@ class Harness:
     def _slab(self, handle: dict[str, Any]) -> Any:
         from ksearch_agent.worker.slab import Slab
 
-        key = handle.get("handle") or handle.get("path")
+        key = str(handle.get("id") or handle.get("handle") or handle.get("path"))
         if key not in self.slabs:
-            self.slabs[str(key)] = Slab.open(handle, self.device)
-        return self.slabs[str(key)]
+            fd = None
+            if handle.get("kind") == "cuda_vmm":
+                if self.fd_channel is None:
+                    raise RuntimeError("no fd channel to receive the judge's GPU slab on")
+                fd = protocol.take_fd(self.fd_channel, key)
+            self.slabs[key] = Slab.open(handle, self.device, fd)
+        return self.slabs[key]
 
     def _views(self, req: dict[str, Any], which: str) -> list[Any]:
         """Tensors over the slab's regions, made once per layout (a timed call should not pay for them)."""

@@ -40,6 +40,7 @@ class Contestant:
     def __init__(self, proc: ChildProcess) -> None:
         self.proc = proc
         self.hello = proc.hello
+        self._slabs_passed: set[str] = set()
 
     @property
     def pid(self) -> int | None:
@@ -50,6 +51,7 @@ class Contestant:
 
     def ask(self, message: dict[str, Any], expect: str, timeout: float) -> dict[str, Any]:
         nonce = secrets.token_hex(8)
+        self._pass_slab(message.get("slab"))
         reply = self.proc.ask({**message, "nonce": nonce}, timeout)
         if reply.get("nonce") != nonce or reply.get("type") not in (expect, "error"):
             self.proc.stop()
@@ -58,6 +60,20 @@ class Contestant:
                 f"{message.get('op')!r} request that expected {expect!r}: incomplete result"
             )
         return reply
+
+    def _pass_slab(self, handle: Any) -> None:
+        """A GPU slab's file descriptor goes over the fd channel before the first request naming it."""
+        if not isinstance(handle, dict) or handle.get("kind") != "cuda_vmm":
+            return
+        slab_id = str(handle["id"])
+        if slab_id in self._slabs_passed:
+            return
+        from ksearch_agent.worker.slab import EXPORTED
+
+        if not self.hello:
+            self.proc.ready()
+        self.proc.send_fd(slab_id, EXPORTED[slab_id])
+        self._slabs_passed.add(slab_id)
 
     def finish(self) -> None:
         self.proc.stop()

@@ -14,6 +14,7 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from ksearch_agent.worker.protocol import _HEADER, MAX_MESSAGE, send
+from ksearch_agent.worker.protocol import _HEADER, FD_CHANNEL_ENV, MAX_MESSAGE, send
 
 LOG_TAIL_BYTES = 4000
 LOG_ROTATE_BYTES = 8 * 1024 * 1024
@@ -82,6 +83,7 @@ class ChildProcess:
         self.hello: dict[str, Any] = {}
         self.log_path = workdir / (log_name or f"worker-{mode}.log")
         self._rfd = self._wfd = -1
+        self._fd_channel: socket.socket | None = None
         self._buffer = b""
         self._log_start = 0
         self._spawned_at = 0.0
@@ -111,6 +113,9 @@ class ChildProcess:
         self._log_start = self.log_size()  # tails show this process's output, not a predecessor's
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        env = self._env()
+        env[FD_CHANNEL_ENV] = str(theirs.fileno())
         try:
             with open(self.log_path, "ab") as logf:
                 self.proc = subprocess.Popen(
@@ -123,18 +128,20 @@ class ChildProcess:
                         str(from_child_w),
                         self.mode,
                     ],
-                    pass_fds=(to_child_r, from_child_w),
+                    pass_fds=(to_child_r, from_child_w, theirs.fileno()),
                     stdin=subprocess.DEVNULL,
                     stdout=logf,
                     stderr=logf,
                     start_new_session=True,
-                    env=self._env(),
+                    env=env,
                     cwd=str(self.workdir),
                 )
         finally:
             os.close(to_child_r)
             os.close(from_child_w)
+            theirs.close()
         self._wfd, self._rfd, self._buffer = to_child_w, from_child_r, b""
+        self._fd_channel = ours
         self.hello = {}
         self.starts += 1
 
@@ -179,6 +186,9 @@ class ChildProcess:
                 except OSError:
                     pass
         self._rfd = self._wfd = -1
+        if self._fd_channel is not None:
+            self._fd_channel.close()
+            self._fd_channel = None
         self.proc = None
         self.hello = {}
 
@@ -254,6 +264,19 @@ class ChildProcess:
             tail = self.log_tail()
             self.stop()
             raise WorkerDied(f"{self.mode} process {describe_exit(code)}", tail) from None
+
+    def send_fd(self, tag: str, fd: int) -> None:
+        """Pass a file descriptor (a GPU slab's shareable handle) to the child over its fd channel; the
+        child takes it when a request names ``tag``, so this goes before that request."""
+        if self._fd_channel is None:
+            raise WorkerDied(f"{self.mode} process is not running", self.log_tail())
+        try:
+            socket.send_fds(self._fd_channel, [tag.encode()], [fd])
+        except OSError as exc:
+            code = self.proc.poll() if self.proc is not None else None
+            tail = self.log_tail()
+            self.stop()
+            raise WorkerDied(f"{self.mode} process {describe_exit(code)} ({exc})", tail) from None
 
     def ask(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
         """One request, one reply (the contestant's calls); the process is killed on timeout or death."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import struct
 import traceback
 from collections.abc import Callable
@@ -15,6 +16,8 @@ from typing import Any, Protocol, TypeVar
 
 _HEADER = struct.Struct(">Q")
 MAX_MESSAGE = 256 * 1024 * 1024
+# A child's end of a unix socket beside its pipes, for file descriptors (GPU slab handles) its parent passes.
+FD_CHANNEL_ENV = "KSEARCH_FD_CHANNEL"
 
 
 class ChannelClosed(EOFError):
@@ -42,6 +45,22 @@ def read_exact(fd: int, n: int) -> bytes:
         chunks.append(chunk)
         left -= len(chunk)
     return b"".join(chunks)
+
+
+def take_fd(channel: socket.socket, tag: str, timeout: float = 10.0) -> int:
+    """The next file descriptor the parent passed, which must carry ``tag``."""
+    channel.settimeout(timeout)
+    try:
+        msg, fds, _, _ = socket.recv_fds(channel, 256, 1)
+    except TimeoutError:
+        raise ChannelClosed(f"no file descriptor for {tag} arrived") from None
+    if not fds:
+        raise ChannelClosed(f"the fd channel closed before {tag} arrived")
+    if msg.decode(errors="replace") != tag:
+        for fd in fds:
+            os.close(fd)
+        raise ValueError(f"expected the file descriptor of {tag}, got one for {msg[:40]!r}")
+    return fds[0]
 
 
 def recv(fd: int) -> dict[str, Any]:
