@@ -280,8 +280,6 @@ class Harness:
         self.last_out = None
         start, end = self._event(enable_timing=True), self._event(enable_timing=True)
         before = self.watch.snapshot(children=False)
-        if flushed:
-            warm_translations(args, self.torch)
         t_pre = self._perf()
         try:
             with self.torch.no_grad(), self.monitor.watch(ops=bool(req.get("count_ops"))) as record:
@@ -331,22 +329,6 @@ class Harness:
 
 
 MAX_LEAD_CYCLES = 10**9
-TRANSLATION_STRIDE = 64 << 10
-
-
-def warm_translations(tensors: list[Any], torch: Any) -> None:
-    """Read one byte every 64 KiB of each input, so the call's own address translations are warm.
-
-    The judge wrote the inputs and flushed the L2 from its own GPU context; this process's context
-    comes to the slab with translations a context switch has discarded, which a call gathering pages
-    at random pays for on every new page. The library and the reference, timed in the judge's context
-    on inputs it just wrote, start warm; this gives the candidate the same start. It brings 1/2048 of
-    the bytes into the L2 and runs before the start event, outside the timed region.
-    """
-    with torch.no_grad():
-        for t in tensors:
-            if isinstance(t, torch.Tensor) and t.is_cuda and t.numel() > 0 and t.is_contiguous():
-                t.reshape(-1).view(torch.uint8)[::TRANSLATION_STRIDE].max()
 
 
 def _sandbox_report() -> dict[str, Any]:
