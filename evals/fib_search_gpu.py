@@ -7,12 +7,15 @@ evals/fib_gpu.py does: per-workload candidate, library (plan() outside and insid
 times, and each workload's fraction of the HBM floor.
 
 Usage (GPU machine, package installed, flashinfer importable):
-``python evals/fib_search_gpu.py OUTDIR ROUNDS TASK[,TASK...] [cpu]``; writes OUTDIR/fib_search_gpu.{json,md}
-(``cpu``: a dry run of the same steps on the CPU subset, without timing).
+``python evals/fib_search_gpu.py OUTDIR TASK[,TASK...] [--rounds 3] [--max-attempts 2] [--confirm-top 0]
+[--device cpu]``; writes OUTDIR/fib_search_gpu.{json,md} (``--device cpu``: a dry run of the same steps on the
+CPU subset, without timing). A search evaluates up to rounds x max-attempts candidates, ~30 s each for GQA
+decode and ~60 s for MLA decode on the H200 (library and reference timed beside each).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -33,13 +36,14 @@ from ksearch_agent.store import RunStore  # noqa: E402
 
 
 def search(
-    task: str, rounds: int, runs_root: Path, env: dict[str, str], out: Path, device: str
+    task: str, args: argparse.Namespace, runs_root: Path, env: dict[str, str], out: Path
 ) -> dict[str, Any]:
     """One playbook search; its candidates with the library score each evaluation recorded."""
     t0 = time.perf_counter()
     cli = subprocess.run(
-        [sys.executable, "-m", "ksearch_agent.cli", "run", task, "--rounds", str(rounds), "--device", device]
-        + ["--runs-root", str(runs_root)],
+        [sys.executable, "-m", "ksearch_agent.cli", "run", task, "--rounds", str(args.rounds)]
+        + ["--max-attempts", str(args.max_attempts), "--confirm-top", str(args.confirm_top)]
+        + ["--device", args.device, "--runs-root", str(runs_root)],
         capture_output=True,
         text=True,
         env=env,
@@ -77,7 +81,16 @@ def search(
     return record
 
 
-def main(out: Path, rounds: int, tasks: list[str], device: str = "gpu") -> int:
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out", type=Path)
+    parser.add_argument("tasks", help="comma-separated task names")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--max-attempts", type=int, default=2)
+    parser.add_argument("--confirm-top", type=int, default=0)
+    parser.add_argument("--device", default="gpu", help="cpu: a dry run of the same steps, without timing")
+    args = parser.parse_args()
+    out, tasks, device = args.out, [t for t in args.tasks.split(",") if t], args.device
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("FLASHINFER_WORKSPACE_BASE", "/tmp/flashinfer-ws")
     runs_root = Path(tempfile.mkdtemp(prefix="ksearch-runs-"))
@@ -86,13 +99,13 @@ def main(out: Path, rounds: int, tasks: list[str], device: str = "gpu") -> int:
     doc: dict[str, Any] = {
         "device": gpu_and_date() if device == "gpu" else {"gpu": "none (CPU dry run)", "date": time.ctime()},
         "versions": {d: _version(d) for d in ("torch", "triton", "flashinfer-python")},
-        "command": f"python evals/fib_search_gpu.py $OUT {rounds} {','.join(tasks)}",
+        "command": "python evals/fib_search_gpu.py " + " ".join(sys.argv[1:]),
         "searches": {},
         "tasks": [],
     }
     for task in tasks:
         print(f"== search {task}", flush=True)
-        doc["searches"][task] = search(task, rounds, runs_root, env, out, device)
+        doc["searches"][task] = search(task, args, runs_root, env, out)
         (out / "fib_search_gpu.json").write_text(json.dumps(doc, indent=1, default=str))
     with Engine(device=device) as engine:
         for task in tasks:
@@ -125,4 +138,4 @@ def main(out: Path, rounds: int, tasks: list[str], device: str = "gpu") -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3].split(","), *sys.argv[4:5]))
+    sys.exit(main())

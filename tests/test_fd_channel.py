@@ -50,3 +50,57 @@ def test_waiting_for_a_descriptor_that_never_comes_ends_with_an_error() -> None:
     with pytest.raises(ChannelClosed, match="closed"):
         take_fd(theirs, "slab-1", timeout=0.2)
     theirs.close()
+
+
+class _FakeSlab:
+    def __init__(self, kind: str) -> None:
+        self.kind, self.closed = kind, False
+
+    def handle(self) -> dict[str, str]:
+        return {"kind": self.kind, "id": "slab-1"}
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _Contestant:
+    def __init__(self, reply: dict[str, str]) -> None:
+        self.reply = reply
+        self.asked: list[dict[str, object]] = []
+
+    def ask(self, message: dict[str, object], expect: str, timeout: float) -> dict[str, str]:
+        self.asked.append(message)
+        return self.reply
+
+
+@pytest.fixture
+def made(monkeypatch: pytest.MonkeyPatch) -> list[_FakeSlab]:
+    from ksearch_agent.worker.slab import Slab
+
+    slabs: list[_FakeSlab] = []
+
+    def create(nbytes: int, device: object, *, legacy_ipc: bool = False) -> _FakeSlab:
+        slabs.append(_FakeSlab("cuda" if legacy_ipc else "cuda_vmm"))
+        return slabs[-1]
+
+    monkeypatch.setattr(Slab, "create", staticmethod(create))
+    return slabs
+
+
+def test_a_gpu_slab_is_mapped_by_the_contestant_before_any_call_names_it(made: list[_FakeSlab]) -> None:
+    from ksearch_agent.worker.contestants import lend_slab
+
+    contestant = _Contestant({"type": "mapped"})
+    slab = lend_slab(contestant, 1 << 20, "cuda", 5.0)  # type: ignore[arg-type]
+    assert slab is made[0] and slab.kind == "cuda_vmm" and not slab.closed
+    assert contestant.asked == [{"op": "map", "slab": {"kind": "cuda_vmm", "id": "slab-1"}}]
+
+
+def test_a_contestant_that_cannot_map_vmm_memory_gets_a_legacy_ipc_slab(made: list[_FakeSlab]) -> None:
+    from ksearch_agent.worker.contestants import lend_slab
+    from ksearch_agent.worker.slab import FALLBACKS
+
+    refusing = _Contestant({"type": "error", "error": "cuMemImportFromShareableHandle failed: NOT_PERMITTED"})
+    slab = lend_slab(refusing, 1 << 20, "cuda", 5.0)  # type: ignore[arg-type]
+    assert [s.kind for s in made] == ["cuda_vmm", "cuda"] and made[0].closed
+    assert slab is made[1] and "NOT_PERMITTED" in FALLBACKS[-1]

@@ -138,6 +138,9 @@ class Harness:
             reply = self.time_call(req)
         elif op == "export":
             reply = self.export(req)
+        elif op == "map":
+            self._slab(req["slab"])
+            reply = {"type": "mapped"}
         elif op == "audit":
             reply = {
                 "type": "audited",

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from ksearch_agent.worker.compare import check_output
-from ksearch_agent.worker.contestants import Contestant, ContestantError, kill_strays
+from ksearch_agent.worker.contestants import Contestant, ContestantError, kill_strays, lend_slab
 from ksearch_agent.worker.inputs import DTYPES, derive_seed, make_inputs
 from ksearch_agent.worker.process import WorkerDied, WorkerError, WorkerTimeout
 from ksearch_agent.worker.session import as_tuple, load_entry, synchronize
@@ -371,7 +371,7 @@ def run_correctness(judge: Any, req: dict[str, Any]) -> None:
             "waited_seconds": judge.pool.last_wait_seconds,
             "sandbox": contestant.hello.get("sandbox"),
         }
-        slab = Slab.create(slab_bytes(workloads), judge.device)
+        slab = lend_slab(contestant, slab_bytes(workloads), judge.device, timeout)
         stopped: dict[str, Any] | None = None
         for wl in workloads:
             if stopped is not None:

@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from ksearch_agent.worker.contestants import Contestant
+from ksearch_agent.worker.contestants import Contestant, lend_slab
 from ksearch_agent.worker.correctness_job import (
     CANDIDATE_ERRORS,
     ContestantGone,
@@ -400,7 +400,11 @@ def _take_player(
         contestant = judge.pool.take()
     except WorkerError as exc:
         return None, {"status": "RUNTIME_ERROR", "log": f"the contestant process failed to start: {exc}"}
-    slab = Slab.create(slab_bytes(workloads), judge.device)
+    try:
+        slab = lend_slab(contestant, slab_bytes(workloads), judge.device, timeout)
+    except WorkerError as exc:
+        contestant.finish()
+        return None, {"status": "RUNTIME_ERROR", "log": f"the contestant could not map its slab: {exc}"}
     player = Player(name, contestant, slab, timeout)
     try:
         player.calibrate(judge.timer)
