@@ -104,3 +104,14 @@ def test_a_contestant_that_cannot_map_vmm_memory_gets_a_legacy_ipc_slab(made: li
     slab = lend_slab(refusing, 1 << 20, "cuda", 5.0)  # type: ignore[arg-type]
     assert [s.kind for s in made] == ["cuda_vmm", "cuda"] and made[0].closed
     assert slab is made[1] and "NOT_PERMITTED" in FALLBACKS[-1]
+
+
+def test_a_slab_that_cannot_be_passed_at_all_falls_back_too(made: list[_FakeSlab]) -> None:
+    from ksearch_agent.worker.contestants import lend_slab
+
+    class _Broken(_Contestant):
+        def ask(self, message: dict[str, object], expect: str, timeout: float) -> dict[str, str]:
+            raise KeyError("slab-1")
+
+    slab = lend_slab(_Broken({}), 1 << 20, "cuda", 5.0)  # type: ignore[arg-type]
+    assert slab is made[1] and slab.kind == "cuda" and made[0].closed

@@ -165,9 +165,11 @@ def lend_slab(contestant: Contestant, nbytes: int, device: Any, timeout: float) 
         return slab
     try:
         reply = contestant.ask({"op": "map", "slab": slab.handle()}, "mapped", timeout)
-    except BaseException:
+    except WorkerError:
         slab.close()
         raise
+    except Exception as exc:  # noqa: BLE001 - a failure to pass the slab leaves the legacy path
+        reply = {"type": "error", "error": f"{type(exc).__name__}: {exc}"}
     if reply.get("type") == "mapped":
         return slab
     FALLBACKS.append(f"the contestant could not map a VMM slab: {str(reply.get('error'))[:300]}")

@@ -164,8 +164,8 @@ class Slab:
             if not legacy_ipc:
                 try:
                     return cls._create_vmm(nbytes, device)
-                except RuntimeError as exc:
-                    FALLBACKS.append(str(exc))
+                except Exception as exc:  # noqa: BLE001 - any failure here leaves the legacy path
+                    FALLBACKS.append(f"the judge could not make a VMM slab: {type(exc).__name__}: {exc}")
             ptr = _check(cu.cuMemAlloc(nbytes), f"cuMemAlloc({nbytes})")
             handle = _check(cu.cuIpcGetMemHandle(ptr), "cuIpcGetMemHandle")
             raw = torch.as_tensor(_CudaArray(int(ptr), nbytes), device=device)
@@ -214,9 +214,15 @@ class Slab:
             os.close(fd)
             cu.cuMemRelease(handle)
             raise
+        try:
+            raw = torch.as_tensor(_CudaArray(ptr, nbytes), device=device)
+        except Exception:
+            unmap()
+            os.close(fd)
+            cu.cuMemRelease(handle)
+            raise
         slab_id = secrets.token_hex(12)
         EXPORTED[slab_id] = fd
-        raw = torch.as_tensor(_CudaArray(ptr, nbytes), device=device)
 
         def release() -> None:
             EXPORTED.pop(slab_id, None)
