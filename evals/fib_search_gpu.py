@@ -8,7 +8,7 @@ times, and each workload's fraction of the HBM floor.
 
 Usage (GPU machine, package installed, flashinfer importable):
 ``python evals/fib_search_gpu.py OUTDIR TASK[,TASK...] [--rounds 3] [--max-attempts 2] [--confirm-top 0]
-[--device cpu]``; writes OUTDIR/fib_search_gpu.{json,md} (``--device cpu``: a dry run of the same steps on the
+[--search-seconds S] [--device cpu]``; writes OUTDIR/fib_search_gpu.{json,md} (``--device cpu``: a dry run of the same steps on the
 CPU subset, without timing). A search evaluates up to rounds x max-attempts candidates, ~30 s each for GQA
 decode and ~60 s for MLA decode on the H200 (library and reference timed beside each).
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -38,22 +39,40 @@ from ksearch_agent.store import RunStore  # noqa: E402
 def search(
     task: str, args: argparse.Namespace, runs_root: Path, env: dict[str, str], out: Path
 ) -> dict[str, Any]:
-    """One playbook search; its candidates with the library score each evaluation recorded."""
+    """One playbook search; its candidates with the library score each evaluation recorded. A search still
+    running after ``--search-seconds`` is stopped (its process group killed); what its run store holds by
+    then is kept and scored, so a device call that runs out of time loses nothing measured."""
     t0 = time.perf_counter()
-    cli = subprocess.run(
-        [sys.executable, "-m", "ksearch_agent.cli", "run", task, "--rounds", str(args.rounds)]
-        + ["--max-attempts", str(args.max_attempts), "--confirm-top", str(args.confirm_top)]
-        + ["--device", args.device, "--runs-root", str(runs_root)],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    log_path = out / f"{task}_search.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ksearch_agent.cli", "run", task, "--rounds", str(args.rounds)]
+            + ["--max-attempts", str(args.max_attempts), "--confirm-top", str(args.confirm_top)]
+            + ["--device", args.device, "--runs-root", str(runs_root)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        stopped = False
+        try:
+            proc.wait(timeout=args.search_seconds)
+        except subprocess.TimeoutExpired:
+            stopped = True
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     seconds = time.perf_counter() - t0
-    print(cli.stdout[-1500:], cli.stderr[-1500:], flush=True)
+    text = log_path.read_text(errors="replace")
+    print(text[-3000:], flush=True)
+    record: dict[str, Any] = {
+        "exit": proc.returncode,
+        "seconds": seconds,
+        "stopped_after_s": args.search_seconds if stopped else None,
+        "log_tail": text[-3000:],
+    }
     found = sorted(runs_root.glob(f"{task}-*"))
-    record: dict[str, Any] = {"exit": cli.returncode, "seconds": seconds, "stdout": cli.stdout[-3000:]}
     if not found:
-        return {**record, "stderr": cli.stderr[-3000:], "candidates": []}
+        return {**record, "candidates": []}
     store = RunStore(found[-1])
     rows = []
     for row in store.candidates():
@@ -88,6 +107,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--max-attempts", type=int, default=2)
     parser.add_argument("--confirm-top", type=int, default=0)
+    parser.add_argument(
+        "--search-seconds",
+        type=float,
+        default=None,
+        help="stop each search after this long and keep its results",
+    )
     parser.add_argument("--device", default="gpu", help="cpu: a dry run of the same steps, without timing")
     args = parser.parse_args()
     out, tasks, device = args.out, [t for t in args.tasks.split(",") if t], args.device
@@ -121,7 +146,8 @@ def main() -> int:
     lines = [markdown({**doc, "tasks": [t for t in doc["tasks"] if "error" not in t]})]
     lines.append("## The searches (score per candidate as the run recorded it)\n")
     for task, s in doc["searches"].items():
-        lines.append(f"### {task}: exit {s['exit']}, {s['seconds']:.0f} s\n")
+        stop = f", stopped after {s['stopped_after_s']:.0f} s" if s.get("stopped_after_s") else ""
+        lines.append(f"### {task}: exit {s['exit']}, {s['seconds']:.0f} s{stop}\n")
         lines.append("| round | action | origin | status | x reference | score | score with plan |")
         lines.append("|---|---|---|---|---|---|---|")
         for c in s["candidates"]:
