@@ -18,12 +18,15 @@ NUM_SPLITS = 0
 MAX_SPLITS = 32
 NUM_WARPS = 4
 NUM_STAGES = 2
+# the value product as two bf16 MMAs (P = hi + lo, both bf16) instead of one tf32 MMA on an fp32 copy of the values:
+# about 16 bits of P instead of tf32's 11, and the values stay bf16 in registers
+PV_BF16X2 = False
 
 
 @triton.jit
 def _decode_split(q_ptr, k_ptr, v_ptr, indptr_ptr, indices_ptr, part_o_ptr, part_ml_ptr, qk_scale,
                   KVH: tl.constexpr, GROUP: tl.constexpr, D: tl.constexpr, BLOCK_H: tl.constexpr,
-                  BLOCK_N: tl.constexpr, SPLITS: tl.constexpr):
+                  BLOCK_N: tl.constexpr, SPLITS: tl.constexpr, PV_BF16X2: tl.constexpr):
     b = tl.program_id(0)
     h = tl.program_id(1)
     s = tl.program_id(2)
@@ -53,7 +56,12 @@ def _decode_split(q_ptr, k_ptr, v_ptr, indptr_ptr, indices_ptr, part_o_ptr, part
         p = tl.exp2(scores - m_new[:, None])
         l = l * alpha + tl.sum(p, 1)
         v = tl.load(v_ptr + kv, mask=ok[:, None], other=0.0)
-        acc = acc * alpha[:, None] + tl.dot(p, v.to(tl.float32))
+        if PV_BF16X2:
+            p_hi = p.to(tl.bfloat16)
+            p_lo = (p - p_hi.to(tl.float32)).to(tl.bfloat16)
+            acc = acc * alpha[:, None] + tl.dot(p_hi, v) + tl.dot(p_lo, v)
+        else:
+            acc = acc * alpha[:, None] + tl.dot(p, v.to(tl.float32))
         m = m_new
     part = (b * KVH * GROUP + head) * SPLITS + s
     tl.store(part_o_ptr + part[:, None] * D + cols[None, :], acc, mask=row_ok[:, None])
@@ -101,7 +109,7 @@ def run(q, k_cache, v_cache, kv_indptr, kv_indices, sm_scale):
     _decode_split[(batch, kv_heads, splits)](
         q, k_cache, v_cache, kv_indptr, kv_indices, part_o, part_ml, float(sm_scale) * math.log2(math.e),
         KVH=kv_heads, GROUP=group, D=dim, BLOCK_H=max(16, triton.next_power_of_2(group)), BLOCK_N=BLOCK_N,
-        SPLITS=splits, num_warps=NUM_WARPS, num_stages=NUM_STAGES,
+        SPLITS=splits, PV_BF16X2=PV_BF16X2, num_warps=NUM_WARPS, num_stages=NUM_STAGES,
     )
     _merge[(batch * heads,)](part_o, part_ml, out, lse, D=dim, SPLITS=splits, num_warps=4)
     return out, lse

@@ -18,12 +18,15 @@ NUM_SPLITS = 0
 MAX_SPLITS = 32
 NUM_WARPS = 8
 NUM_STAGES = 2
+# the value product as two bf16 MMAs (P = hi + lo, both bf16) instead of one tf32 MMA on an fp32 copy of the values:
+# about 16 bits of P instead of tf32's 11, and the values stay bf16 in registers
+PV_BF16X2 = False
 
 
 @triton.jit
 def _mla_split(qn_ptr, qp_ptr, ckv_ptr, kpe_ptr, lo_ptr, hi_ptr, indices_ptr, part_o_ptr, part_ml_ptr,
                qk_scale, H: tl.constexpr, DC: tl.constexpr, DP: tl.constexpr, BLOCK_N: tl.constexpr,
-               SPLITS: tl.constexpr):
+               SPLITS: tl.constexpr, PV_BF16X2: tl.constexpr):
     row = tl.program_id(0)
     s = tl.program_id(1)
     start = tl.load(lo_ptr + row)
@@ -51,7 +54,12 @@ def _mla_split(qn_ptr, qp_ptr, ckv_ptr, kpe_ptr, lo_ptr, hi_ptr, indices_ptr, pa
         alpha = tl.exp2(m - m_new)
         p = tl.exp2(scores - m_new[:, None])
         l = l * alpha + tl.sum(p, 1)
-        acc = acc * alpha[:, None] + tl.dot(p, kc.to(tl.float32))
+        if PV_BF16X2:
+            p_hi = p.to(tl.bfloat16)
+            p_lo = (p - p_hi.to(tl.float32)).to(tl.bfloat16)
+            acc = acc * alpha[:, None] + tl.dot(p_hi, kc) + tl.dot(p_lo, kc)
+        else:
+            acc = acc * alpha[:, None] + tl.dot(p, kc.to(tl.float32))
         m = m_new
     part = (row * H + heads) * SPLITS + s
     tl.store(part_o_ptr + part[:, None] * DC + dc[None, :], acc)
@@ -97,7 +105,7 @@ def run(q_nope, q_pe, ckv_cache, kpe_cache, kv_indptr, kv_indices, sm_scale):
     _mla_split[(batch, splits)](
         q_nope, q_pe, ckv_cache, kpe_cache, kv_indptr[:-1], kv_indptr[1:], kv_indices, part_o, part_ml,
         float(sm_scale) * math.log2(math.e), H=heads, DC=d_ckv, DP=d_kpe, BLOCK_N=BLOCK_N, SPLITS=splits,
-        num_warps=NUM_WARPS, num_stages=NUM_STAGES,
+        PV_BF16X2=PV_BF16X2, num_warps=NUM_WARPS, num_stages=NUM_STAGES,
     )
     _merge[(batch * heads,)](part_o, part_ml, out, lse, D=d_ckv, SPLITS=splits, num_warps=4)
     return out, lse
