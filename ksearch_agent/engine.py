@@ -592,6 +592,11 @@ class Engine:
                     latency_ms=r.get("latency_ms"),
                     speedup=r.get("speedup"),
                 )
+            if done_msg.get("slab_fallbacks"):
+                log.warning(
+                    "GPU slabs fell back to legacy CUDA IPC (large random gathers read several times slower)",
+                    reasons=done_msg["slab_fallbacks"],
+                )
             result = ProfileResult(
                 measured=any(r.get("latency_ms") for r in rows),
                 protocol=protocol,

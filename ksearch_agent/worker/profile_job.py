@@ -48,7 +48,7 @@ from ksearch_agent.worker.correctness_job import (
 from ksearch_agent.worker.inputs import derive_seed, make_inputs
 from ksearch_agent.worker.process import WorkerError
 from ksearch_agent.worker.session import as_tuple, load_entry
-from ksearch_agent.worker.slab import Slab
+from ksearch_agent.worker.slab import FALLBACKS, Slab
 from ksearch_agent.worker.timing import Timer, _quantile, cached_ceilings
 
 CHECK_PROBABILITY = 0.1
@@ -472,6 +472,7 @@ def run_profile(judge: Any, req: dict[str, Any]) -> None:
             "ceilings": ceilings,
             "sync_overhead_ms": judge.timer.sync_overhead_ms(),
             "launch_overlap_us": judge.timer.lead_us,
+            "slab_fallbacks": FALLBACKS[-3:],
             "device_name": torch.cuda.get_device_name(judge.device),
             "contestant_overhead_ms": {n: p.null_ms for n, p in players.items()},
             "contestant_wall_overhead_ms": {n: p.null_wall_ms for n, p in players.items()},
