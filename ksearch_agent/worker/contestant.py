@@ -291,7 +291,7 @@ class Harness:
                     self.torch.cuda._sleep(lead)
                 start.record()
                 out = fn(*args)
-                if req.get("protocol") == "gpumode":
+                if not flushed:
                     end.record()
                     self._sync()
                 else:

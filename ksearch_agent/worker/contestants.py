@@ -148,9 +148,6 @@ def kill_strays(keep: set[int]) -> list[int]:
     return killed
 
 
-__all__ = ["Contestant", "ContestantError", "ContestantPool", "WorkerDied", "WorkerError", "kill_strays"]
-
-
 def lend_slab(contestant: Contestant, nbytes: int, device: Any, timeout: float) -> Any:
     """A slab for ``contestant``, mapped on its side before any call names it.
 
@@ -175,3 +172,14 @@ def lend_slab(contestant: Contestant, nbytes: int, device: Any, timeout: float) 
     FALLBACKS.append(f"the contestant could not map a VMM slab: {str(reply.get('error'))[:300]}")
     slab.close()
     return Slab.create(nbytes, device, legacy_ipc=True)
+
+
+__all__ = [
+    "Contestant",
+    "ContestantError",
+    "ContestantPool",
+    "WorkerDied",
+    "WorkerError",
+    "kill_strays",
+    "lend_slab",
+]

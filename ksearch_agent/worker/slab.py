@@ -102,17 +102,11 @@ def _vmm_granularity(prop: Any) -> int:
     return int(_check(cu.cuMemGetAllocationGranularity(prop, flag), "cuMemGetAllocationGranularity"))
 
 
-def _vmm_size(nbytes: int, prop: Any) -> int:
-    gran = _vmm_granularity(prop)
-    return (nbytes + gran - 1) // gran * gran
-
-
-def _vmm_map(handle: Any, size: int, prop: Any) -> tuple[int, Any]:
+def _vmm_map(handle: Any, size: int, prop: Any, gran: int) -> tuple[int, Any]:
     """Reserve addresses for ``size`` bytes, map the allocation there read-write for the device; returns
     the address and a function that undoes both."""
     from cuda.bindings import driver as cu
 
-    gran = _vmm_granularity(prop)
     ptr = _check(cu.cuMemAddressReserve(size, gran, 0, 0), "cuMemAddressReserve")
     try:
         _check(cu.cuMemMap(ptr, size, 0, handle, 0), "cuMemMap")
@@ -194,7 +188,8 @@ class Slab:
         from cuda.bindings import driver as cu
 
         prop = _vmm_prop(device)
-        size = _vmm_size(nbytes, prop)
+        gran = _vmm_granularity(prop)
+        size = (nbytes + gran - 1) // gran * gran
         handle = _check(cu.cuMemCreate(size, prop, 0), f"cuMemCreate({size})")
         try:
             fd = int(
@@ -209,7 +204,7 @@ class Slab:
             cu.cuMemRelease(handle)
             raise
         try:
-            ptr, unmap = _vmm_map(handle, size, prop)
+            ptr, unmap = _vmm_map(handle, size, prop, gran)
         except RuntimeError:
             os.close(fd)
             cu.cuMemRelease(handle)
@@ -256,7 +251,7 @@ class Slab:
             size = int(handle["size"])
             prop = _vmm_prop(device)
             try:
-                ptr, unmap = _vmm_map(mem, size, prop)
+                ptr, unmap = _vmm_map(mem, size, prop, _vmm_granularity(prop))
             except RuntimeError:
                 cu.cuMemRelease(mem)
                 raise
