@@ -16,6 +16,10 @@ import triton.language as tl
 BLOCK_N = 32
 NUM_SPLITS = 0
 MAX_SPLITS = 32
+# the automatic split count aims at this many programs per SM (132 SMs); more keeps more gathers in flight
+WAVES = 2
+# ... and gives each split at least this many BLOCK_N blocks of tokens
+MIN_SPLIT_BLOCKS = 4
 NUM_WARPS = 4
 NUM_STAGES = 2
 # the value product as two bf16 MMAs (P = hi + lo, both bf16) instead of one tf32 MMA on an fp32 copy of the values:
@@ -90,8 +94,8 @@ def _splits(batch: int, kv_heads: int, tokens: int) -> int:
     if NUM_SPLITS:
         return NUM_SPLITS
     programs = max(batch * kv_heads, 1)
-    want = max(1, 2 * 132 // programs)
-    per_seq = max(1, tokens // max(batch, 1) // (4 * BLOCK_N))
+    want = max(1, WAVES * 132 // programs)
+    per_seq = max(1, tokens // max(batch, 1) // (MIN_SPLIT_BLOCKS * BLOCK_N))
     return min(MAX_SPLITS, triton.next_power_of_2(min(want, per_seq)))
 
 

@@ -16,6 +16,10 @@ import triton.language as tl
 BLOCK_N = 32
 NUM_SPLITS = 0
 MAX_SPLITS = 32
+# the automatic split count aims at this many programs per SM (132 SMs); more keeps more gathers in flight
+WAVES = 2
+# ... and gives each split at least this many BLOCK_N blocks of tokens
+MIN_SPLIT_BLOCKS = 4
 NUM_WARPS = 8
 NUM_STAGES = 2
 # the value product as two bf16 MMAs (P = hi + lo, both bf16) instead of one tf32 MMA on an fp32 copy of the values:
@@ -87,8 +91,8 @@ def _merge(part_o_ptr, part_ml_ptr, out_ptr, lse_ptr, D: tl.constexpr, SPLITS: t
 def _splits(rows: int, tokens: int) -> int:
     if NUM_SPLITS:
         return NUM_SPLITS
-    want = max(1, 2 * 132 // max(rows, 1))
-    per_row = max(1, tokens // max(rows, 1) // (4 * BLOCK_N))
+    want = max(1, WAVES * 132 // max(rows, 1))
+    per_row = max(1, tokens // max(rows, 1) // (MIN_SPLIT_BLOCKS * BLOCK_N))
     return min(MAX_SPLITS, triton.next_power_of_2(min(want, per_row)))
 
 
