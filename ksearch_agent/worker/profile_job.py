@@ -22,6 +22,7 @@ workload, protocol).
 
 from __future__ import annotations
 
+import functools
 import gc
 import itertools
 import os
@@ -353,7 +354,7 @@ class WorkloadTimer:
             with torch.no_grad():
                 probes: dict[str, float] = {}
                 for name in list(live):
-                    last = warm_up(lambda n=name: attempt(n, checked=False))
+                    last = warm_up(functools.partial(attempt, name, False))
                     if last is not None:
                         probes[name] = last
                 if self.protocol == "gpumode":
