@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One device call for issue 17, most important first, each step under its own timeout and writing to $OUT as it
+# Issue 17's checks on a device machine, most important first, each step under its own timeout and writing to $OUT as it
 # goes (so a call cut short keeps what finished): the GPU tests, both decode seeds against FlashInfer, the MLA and
 # GQA playbook searches, then the cheat/fault corpus and the knob sweep. Run from the repository root with
 # carry [".whl", ".whl-fib"] (see bundle.sh). All steps take up to ~18 min and a call at most 10: run
