@@ -460,6 +460,7 @@ def run_profile(judge: Any, req: dict[str, Any]) -> None:
             {"type": "done", "reference_problem": f"the task's reference failed to load: {ref.failure.log}"}
         )
         return
+    fallbacks_before = len(FALLBACKS)
     players: dict[str, Player] = {}
     failed: dict[str, dict[str, Any]] = {}
     specs = {"candidate": req["candidate"]}
@@ -491,7 +492,7 @@ def run_profile(judge: Any, req: dict[str, Any]) -> None:
             "ceilings": ceilings,
             "sync_overhead_ms": judge.timer.sync_overhead_ms(),
             "launch_overlap_us": judge.timer.lead_us,
-            "slab_fallbacks": FALLBACKS[-3:],
+            "slab_fallbacks": FALLBACKS[fallbacks_before:][-3:],
             "device_name": torch.cuda.get_device_name(judge.device),
             "contestant_overhead_ms": {n: p.null_ms for n, p in players.items()},
             "contestant_wall_overhead_ms": {n: p.null_wall_ms for n, p in players.items()},
