@@ -9,7 +9,8 @@ times, and each workload's fraction of the HBM floor.
 Usage (GPU machine, package installed, flashinfer importable):
 ``python evals/fib_search_gpu.py OUTDIR TASK[,TASK...] [--rounds 3] [--max-attempts 2] [--confirm-top 0]
 [--search-seconds S] [--device cpu]``; writes OUTDIR/fib_search_gpu.{json,md} (``--device cpu``: a dry run of the same steps on the
-CPU subset, without timing). A search evaluates up to rounds x max-attempts candidates, ~30 s each for GQA
+CPU subset, without timing). ``python evals/fib_search_gpu.py --report OUTDIR/fib_search_gpu.json`` prints
+the markdown again from the JSON (for a call cut short before it was written). A search evaluates up to rounds x max-attempts candidates, ~30 s each for GQA
 decode and ~60 s for MLA decode on the H200 (library and reference timed beside each).
 """
 
@@ -76,8 +77,8 @@ def search(
     store = RunStore(found[-1])
     rows = []
     for row in store.candidates():
-        report = store.get_evaluation(row["id"])
-        prof = report.profile if report else None
+        evaluation = store.get_evaluation(row["id"])
+        prof = evaluation.profile if evaluation else None
         rows.append(
             {
                 **row,
@@ -100,7 +101,30 @@ def search(
     return record
 
 
+def report(doc: dict[str, Any]) -> str:
+    """The markdown summary of a ``fib_search_gpu.json``: the evaluated kernels' tables, then each search's
+    candidates with the score its run recorded (a search cut short by a device call's limit has no tables)."""
+    lines = [markdown({**doc, "tasks": [t for t in doc["tasks"] if "error" not in t]})]
+    lines.append("## The searches (score per candidate as the run recorded it)\n")
+    for task, s in doc["searches"].items():
+        stop = f", stopped after {s['stopped_after_s']:.0f} s" if s.get("stopped_after_s") else ""
+        lines.append(f"### {task}: exit {s['exit']}, {s['seconds']:.0f} s{stop}\n")
+        lines.append("| round | action | origin | status | x reference | score | score with plan |")
+        lines.append("|---|---|---|---|---|---|---|")
+        for c in s["candidates"]:
+            lines.append(
+                f"| {c['round']} | {c['action_node']} | {c['origin']} | {c['status']} | "
+                f"{_f(c['geomean_speedup'], '.2f')} | {_f(c['library_score'], '.1f')} | "
+                f"{_f(c['library_score_with_plan'], '.1f')} |"
+            )
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "--report":
+        print(report(json.loads(Path(sys.argv[2]).read_text())), end="")
+        return 0
     parser = argparse.ArgumentParser()
     parser.add_argument("out", type=Path)
     parser.add_argument("tasks", help="comma-separated task names")
@@ -143,21 +167,7 @@ def main() -> int:
                         {"task": task, "error": f"{type(exc).__name__}: {exc}", "workloads": []}
                     )
                 (out / "fib_search_gpu.json").write_text(json.dumps(doc, indent=1, default=str))
-    lines = [markdown({**doc, "tasks": [t for t in doc["tasks"] if "error" not in t]})]
-    lines.append("## The searches (score per candidate as the run recorded it)\n")
-    for task, s in doc["searches"].items():
-        stop = f", stopped after {s['stopped_after_s']:.0f} s" if s.get("stopped_after_s") else ""
-        lines.append(f"### {task}: exit {s['exit']}, {s['seconds']:.0f} s{stop}\n")
-        lines.append("| round | action | origin | status | x reference | score | score with plan |")
-        lines.append("|---|---|---|---|---|---|---|")
-        for c in s["candidates"]:
-            lines.append(
-                f"| {c['round']} | {c['action_node']} | {c['origin']} | {c['status']} | "
-                f"{_f(c['geomean_speedup'], '.2f')} | {_f(c['library_score'], '.1f')} | "
-                f"{_f(c['library_score_with_plan'], '.1f')} |"
-            )
-        lines.append("")
-    (out / "fib_search_gpu.md").write_text("\n".join(lines) + "\n")
+    (out / "fib_search_gpu.md").write_text(report(doc))
     for t in doc["tasks"]:
         print(t["task"], t.get("seed"), t.get("status", t.get("error")), "score", t.get("score"))
     return 0
