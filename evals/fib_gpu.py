@@ -108,6 +108,9 @@ def evaluate_task(engine: Engine, name: str, path: Path | None = None) -> dict[s
                 "candidate_ms": t.latency_ms if t else None,
                 "library_ms": t.library_latency_ms if t else None,
                 "library_plan_ms": t.library_plan_latency_ms if t else None,
+                "candidate_iqr_ms": t.iqr_ms if t else None,
+                "library_iqr_ms": t.library_iqr_ms if t else None,
+                "candidate_calls": (t.model_extra or {}).get("stats", {}).get("iters") if t else None,
                 "reference_ms": t.reference_latency_ms if t else None,
                 "floor_ms": floor,
                 "candidate_floor_fraction": t.roofline_fraction if t else None,
@@ -165,8 +168,8 @@ def markdown(doc: dict[str, Any]) -> str:
             f"our reference vs FIB's reference code: {json.dumps(t['reference_vs_fib_reference'])}",
             "",
             "| workload | axes | status | candidate ms | library ms | lib+plan ms | reference ms | floor ms "
-            "| cand. % floor | lib. % floor |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| cand. % floor | lib. % floor | IQR cand. / lib. ms | timed calls |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in t["workloads"]:
             axes = ", ".join(f"{k}={v}" for k, v in r["axes"].items())
@@ -174,7 +177,9 @@ def markdown(doc: dict[str, Any]) -> str:
             lines.append(
                 f"| {r['workload'][:8]} | {axes} | {r['status']} | {_f(r['candidate_ms'], '.4f')} | "
                 f"{_f(r['library_ms'], '.4f')} | {_f(r['library_plan_ms'], '.4f')} | {_f(r['reference_ms'], '.3f')} | "
-                f"{_f(r['floor_ms'], '.4f')} | {_f(cf and 100 * cf, '.0f')} | {_f(lf and 100 * lf, '.0f')} |"
+                f"{_f(r['floor_ms'], '.4f')} | {_f(cf and 100 * cf, '.0f')} | {_f(lf and 100 * lf, '.0f')} | "
+                f"{_f(r.get('candidate_iqr_ms'), '.4f')} / {_f(r.get('library_iqr_ms'), '.4f')} | "
+                f"{_f(r.get('candidate_calls'), 'd')} |"
             )
         bad = [c for c in t["correctness"] if c["status"] != "PASSED"]
         lines += [""] + [f"- correctness {c['workload']}: {c['status']} {c['log']}" for c in bad]

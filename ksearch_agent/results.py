@@ -119,6 +119,9 @@ class WorkloadTiming(BaseModel):
     library_latency_ms: float | None = Field(
         default=None, description="the library opponent's call alone, plan() outside the timer (median)"
     )
+    library_iqr_ms: float | None = Field(
+        default=None, description="spread of the library's timed calls (interquartile range), as iqr_ms"
+    )
     library_plan_latency_ms: float | None = Field(
         default=None, description="the library's plan() and call timed together (FlashInfer-Bench 0.1 style)"
     )

@@ -104,6 +104,7 @@ def opponent_fields(
     out: dict[str, Any] = {}
     if "library" in stats:
         out["library_latency_ms"] = stats["library"]["latency_ms"]
+        out["library_iqr_ms"] = stats["library"].get("iqr_ms")
     if "library_plan" in stats:
         out["library_plan_latency_ms"] = stats["library_plan"]["latency_ms"]
     check = runner.check or {}

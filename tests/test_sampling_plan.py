@@ -1,0 +1,63 @@
+"""How the judge spreads its timed calls over the sides of a comparison (profile_job.sampling_plan and
+WorkloadTimer.run): a slow reference must not starve the kernels it is compared with of samples."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from ksearch_agent.worker.profile_job import MAX_ROUNDS, MIN_ROUNDS, WorkloadTimer, sampling_plan
+
+FIB_LIKE = {"candidate": 0.05, "reference": 50.0, "library": 0.03, "library_plan": 0.6}
+
+
+def test_a_slow_reference_no_longer_caps_the_compared_sides_at_the_minimum_rounds() -> None:
+    rounds, every = sampling_plan(FIB_LIKE, budget_ms=500.0)
+    assert rounds == MAX_ROUNDS
+    assert every["candidate"] == every["library"] == every["library_plan"] == 1
+
+
+def test_a_slow_reference_is_still_called_at_least_the_minimum_number_of_times() -> None:
+    rounds, every = sampling_plan(FIB_LIKE, budget_ms=500.0)
+    assert len(range(0, rounds, every["reference"])) >= MIN_ROUNDS
+    assert every["reference"] > 1
+
+
+def test_a_reference_as_fast_as_the_candidate_is_called_every_round() -> None:
+    rounds, every = sampling_plan({"candidate": 4.0, "reference": 4.0}, budget_ms=500.0)
+    assert every == {"candidate": 1, "reference": 1}
+    assert rounds == 125  # 500 ms of the candidate's time
+
+
+def test_a_slow_candidate_keeps_the_minimum_rounds() -> None:
+    rounds, _ = sampling_plan({"candidate": 400.0, "reference": 8.0}, budget_ms=500.0)
+    assert rounds == MIN_ROUNDS
+
+
+class _ScriptedTimer(WorkloadTimer):
+    """The real run loop with calls that take no GPU: each call is counted and reports its side's time."""
+
+    def __init__(self, times: dict[str, float]) -> None:
+        self.times, self.calls, self.order = times, Counter[str](), list[str]()
+        self.failures = {}
+        self.protocol = "flushed"
+
+    def _one(self, name: str, checked: bool) -> float:
+        self.calls[name] += 1
+        if checked:  # the timed rounds, not the warm-up
+            self.order.append(name)
+        return self.times[name]
+
+
+def test_the_run_calls_the_reference_on_every_kth_round_and_the_kernels_on_all() -> None:
+    wt = _ScriptedTimer(FIB_LIKE)
+    samples = wt.run(list(FIB_LIKE), budget_ms=500.0)
+    rounds, every = sampling_plan(FIB_LIKE, budget_ms=500.0)
+    assert len(samples["candidate"]) == len(samples["library"]) == rounds
+    assert len(samples["reference"]) == len(range(0, rounds, every["reference"]))
+
+
+def test_the_reference_calls_are_spread_through_the_rounds_not_bunched() -> None:
+    wt = _ScriptedTimer(FIB_LIKE)
+    wt.run(list(FIB_LIKE), budget_ms=500.0)
+    positions = [i for i, name in enumerate(wt.order) if name == "reference"]
+    assert positions[0] < len(wt.order) // 10 and positions[-1] > len(wt.order) * 8 // 10
