@@ -7,8 +7,10 @@ alone with plan() outside the timer (the fair figure, used for the score) and pl
 Each workload's fraction of the HBM floor (bytes / measured copy bandwidth) is recorded for the candidate
 and for the library.
 
-Usage (GPU machine, flashinfer importable): ``python evals/fib_gpu.py [--tasks a,b] [--out DIR] [--name NAME]``.
-Writes OUT/NAME.json and OUT/NAME.md (NAME: fib_gpu unless --name).
+Usage (GPU machine, flashinfer importable): ``python evals/fib_gpu.py [--tasks a,b] [--out DIR] [--name NAME]
+[--repeat N] [--variants '{"TASK": [{"KNOB": value}]}']``: ``--repeat`` evaluates each seed N times in the one
+engine (the judge's run-to-run spread), ``--variants`` also the seed with those knobs set. Writes OUT/NAME.json
+and OUT/NAME.md (NAME: fib_gpu unless --name).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from device_info import gpu_and_date  # noqa: E402
 
 from ksearch_agent.candidate import Candidate  # noqa: E402
 from ksearch_agent.engine import Engine  # noqa: E402
+from ksearch_agent.knobs import render  # noqa: E402
 from ksearch_agent.task import load_task  # noqa: E402
 
 SEEDS = {
@@ -160,7 +163,7 @@ def markdown(doc: dict[str, Any]) -> str:
     ]
     for t in doc["tasks"]:
         lines += [
-            f"## {t['task']} — {t['seed']}: {t['status']}",
+            f"## {t['task']} — {t['seed']}{' ' + json.dumps(t['knobs']) if t.get('knobs') else ''}: {t['status']}",
             "",
             f"score {_f(t['score'], '.1f')} (plan outside) · {_f(t['score_with_plan'], '.1f')} (plan inside) · "
             f"opponent {json.dumps(t['opponent'])} · copy bandwidth {_f(t['copy_gbps'], '.0f')} GB/s",
@@ -192,7 +195,16 @@ def main() -> int:
     parser.add_argument("--tasks", default=",".join(SEEDS))
     parser.add_argument("--out", default=str(ROOT / "evals" / "results"))
     parser.add_argument("--name", default="fib_gpu", help="basename of the .json/.md written under --out")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="evaluate each seed this many times (run-to-run spread)"
+    )
+    parser.add_argument(
+        "--variants",
+        default="{}",
+        help='JSON {"TASK": [{"KNOB": value, ...}, ...]}: also the seed with each set of knobs, through the judge',
+    )
     args = parser.parse_args()
+    variants: dict[str, list[dict[str, Any]]] = json.loads(args.variants)
     os.environ.setdefault("FLASHINFER_WORKSPACE_BASE", "/tmp/flashinfer-ws")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -203,10 +215,18 @@ def main() -> int:
         "tasks": [],
     }
     with Engine(device="gpu") as engine:
+        jobs: list[tuple[str, dict[str, Any] | None]] = []
         for name in [t for t in args.tasks.split(",") if t]:
-            print(f"== {name}", flush=True)
+            jobs += [(name, None)] * args.repeat + [(name, k) for k in variants.get(name, [])]
+        for i, (name, knobs) in enumerate(jobs):
+            print(f"== {name} {json.dumps(knobs) if knobs else 'seed'}", flush=True)
+            path = None
+            if knobs:
+                seed = ROOT / "tasks" / name / "seeds" / SEEDS[name]
+                path = out / f"{name}_variant{i}.py"
+                path.write_text(render(seed.read_text(), knobs))
             try:
-                doc["tasks"].append(evaluate_task(engine, name))
+                doc["tasks"].append({**evaluate_task(engine, name, path), "knobs": knobs})
             except Exception as exc:  # noqa: BLE001 - one task's failure must not lose the others' results
                 doc["tasks"].append({"task": name, "error": f"{type(exc).__name__}: {exc}", "workloads": []})
             (out / f"{args.name}.json").write_text(json.dumps(doc, indent=1))
