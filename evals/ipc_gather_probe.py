@@ -19,6 +19,9 @@ S, SGW. as D and GW, with a ~100 us spin kernel queued before the start event, s
 N, SN. empty calls in the D and S orders: the fixed cost each of those includes;
 V. as C, on a slab made the way the judge makes them now (cuMemCreate, its file descriptor passed to the
    child, mapped there at 2 MiB granularity) instead of a legacy IPC handle.
+Modes D to SGW (and N, SN) run on that VMM slab since the judge moved to it (before: on the legacy IPC slab,
+evals/results/ipc_gather_probe_h200.md); S is the judge's own regime for the FIB tasks. The JSON is rewritten
+after every mode, so a run cut short keeps what it measured.
 
 Usage (GPU machine): ``python evals/ipc_gather_probe.py OUT_DIR [WORKLOAD_ID|max] [TASK]``; writes
 OUT_DIR/ipc_gather_probe_<TASK>.json.
@@ -78,12 +81,13 @@ def _child(
     fn(*own_views)
     torch.cuda.synchronize()
     conn.send({"V": _bench(fn, own_views)})
-    own.close()
     slab = Slab.open(handle, device)
-    views = [slab.view(Region.from_json(r)) for r in regions]
-    fn(*views)
+    legacy_views = [slab.view(Region.from_json(r)) for r in regions]
+    fn(*legacy_views)
     torch.cuda.synchronize()
-    conn.send({"C": _bench(fn, views)})
+    conn.send({"C": _bench(fn, legacy_views)})
+    slab.close()
+    views = own_views  # the modes below run on the VMM slab, as the judge's contestants now do
     scratch = torch.empty(1 << 20, dtype=torch.uint8, device=device)
     flat = [v.view(-1).view(torch.uint8) for v in views if v.numel() > 0]
     for mode in MODES:
@@ -108,7 +112,7 @@ def _child(
             times.append(start.elapsed_time(end))
             conn.send("done")
         conn.send({mode: statistics.median(times)})
-    slab.close()
+    own.close()
 
 
 def main() -> int:
@@ -134,11 +138,12 @@ def main() -> int:
     vmm = Slab.create(nbytes, device)
     for v, t in zip([vmm.view(r) for r in regions], inputs, strict=True):
         v.copy_(t)
-    views = [slab.view(r) for r in regions]
-    for v, t in zip(views, inputs, strict=True):
+    legacy_views = [slab.view(r) for r in regions]
+    for v, t in zip(legacy_views, inputs, strict=True):
         v.copy_(t)
     torch.cuda.synchronize()
-    result["B"] = _bench(fn, views)
+    result["B"] = _bench(fn, legacy_views)
+    views = [vmm.view(r) for r in regions]  # what the modes' rewrites ("W") write into
     flush = torch.empty(2 * 60 * (1 << 20), dtype=torch.uint8, device=device)
     parent, child_end = mp.get_context("spawn").Pipe()
     child = mp.get_context("spawn").Process(
@@ -148,8 +153,9 @@ def main() -> int:
     from multiprocessing.reduction import send_handle
 
     send_handle(parent, vmm.export_fd, child.pid)
-    result.update(parent.recv())
-    result.update(parent.recv())
+    for _ in range(2):
+        result.update(parent.recv())
+        print(json.dumps(result), flush=True)
     saved = [t.clone() for t in inputs]
     for mode in MODES:
         for _ in range(CALLS):
@@ -161,6 +167,7 @@ def main() -> int:
             parent.send("go")
             parent.recv()
         result.update(parent.recv())
+        (out / f"ipc_gather_probe_{TASK}.json").write_text(json.dumps(result, indent=1))
     child.join(60)
     slab.close()
     print(json.dumps(result, indent=1))
