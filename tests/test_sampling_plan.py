@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ksearch_agent.worker.profile_job import MAX_ROUNDS, MIN_ROUNDS, WorkloadTimer, sampling_plan
+import pytest
+
+from ksearch_agent.worker import profile_job
+from ksearch_agent.worker.profile_job import (
+    MAX_ROUNDS,
+    MIN_ROUNDS,
+    MIN_STRIDED_CALLS,
+    WorkloadTimer,
+    sampling_plan,
+)
 
 FIB_LIKE = {"candidate": 0.05, "reference": 50.0, "library": 0.03, "library_plan": 0.6}
 
@@ -61,3 +70,13 @@ def test_the_reference_calls_are_spread_through_the_rounds_not_bunched() -> None
     wt.run(list(FIB_LIKE), budget_ms=500.0)
     positions = [i for i, name in enumerate(wt.order) if name == "reference"]
     assert positions[0] < len(wt.order) // 10 and positions[-1] > len(wt.order) * 8 // 10
+
+
+def test_rounds_cut_short_by_the_wall_cap_still_time_a_strided_reference_a_few_times(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(profile_job, "ROUNDS_WALL_S", 0.0)
+    wt = _ScriptedTimer(FIB_LIKE)
+    samples = wt.run(list(FIB_LIKE), budget_ms=500.0)
+    assert len(samples["candidate"]) == MIN_ROUNDS
+    assert len(samples["reference"]) == MIN_STRIDED_CALLS

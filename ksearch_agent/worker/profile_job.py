@@ -261,6 +261,7 @@ def warm_up(call: Callable[[], float | None], clock: Callable[[], float] = time.
 MIN_ROUNDS = 10
 MAX_ROUNDS = 200
 ROUNDS_WALL_S = 3.0
+MIN_STRIDED_CALLS = 3
 SLOW_SIDES = frozenset({"reference"})
 
 
@@ -389,21 +390,33 @@ class WorkloadTimer:
                 if self.protocol == "gpumode":
                     self._gpumode(live, samples, attempt)
                 else:
-                    rounds, every = sampling_plan(probes, budget_ms)
-                    start = time.perf_counter()
-                    for i in range(rounds):
-                        for name in list(live):
-                            if (
-                                i % every.get(name, 1) == 0
-                                and (got := attempt(name, checked=True)) is not None
-                            ):
-                                samples[name].append(got)
-                        if not live or (i + 1 >= MIN_ROUNDS and time.perf_counter() - start > ROUNDS_WALL_S):
-                            break
+                    self._rounds(live, samples, attempt, sampling_plan(probes, budget_ms))
         finally:
             if gc_was_enabled:
                 gc.enable()
         return {n: s for n, s in samples.items() if n in live and s}
+
+    def _rounds(
+        self,
+        live: list[str],
+        samples: dict[str, list[float]],
+        attempt: Callable[[str, bool], float | None],
+        plan: tuple[int, dict[str, int]],
+    ) -> None:
+        """The flushed protocol's interleaved rounds, as ``sampling_plan`` sized them; they stop early after
+        ROUNDS_WALL_S (past MIN_ROUNDS), and a side called every k-th round still ends with MIN_STRIDED_CALLS."""
+        rounds, every = plan
+        start = time.perf_counter()
+        for i in range(rounds):
+            for name in list(live):
+                if i % every.get(name, 1) == 0 and (got := attempt(name, True)) is not None:
+                    samples[name].append(got)
+            if not live or (i + 1 >= MIN_ROUNDS and time.perf_counter() - start > ROUNDS_WALL_S):
+                break
+        for name in [n for n in live if every.get(n, 1) > 1]:
+            while name in live and len(samples[name]) < MIN_STRIDED_CALLS:
+                if (got := attempt(name, True)) is not None:
+                    samples[name].append(got)
 
     def _gpumode(
         self, live: list[str], samples: dict[str, list[float]], attempt: Callable[[str, bool], float | None]
