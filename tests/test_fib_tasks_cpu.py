@@ -11,6 +11,7 @@ import pytest
 
 from ksearch_agent.candidate import Candidate
 from ksearch_agent.engine import Engine
+from ksearch_agent.knobs import render
 from ksearch_agent.task import load_task
 
 TASKS = Path(__file__).resolve().parent.parent / "tasks"
@@ -47,4 +48,17 @@ def test_seed_passes_its_cpu_subset_under_the_interpreter(cpu_engine: Engine, na
     result = cpu_engine.run_correctness(task, seed)
     assert result.checked == "interpreter"
     assert [w.workload for w in result.workloads] == [w.id for w in task.select(cpu=True)]
+    assert result.status == "PASSED", [(w.workload, w.status, w.log) for w in result.workloads]
+
+
+@pytest.mark.slow
+def test_gqa_seed_with_all_kv_heads_in_one_program_passes_its_cpu_subset(cpu_engine: Engine) -> None:
+    name = "gqa_paged_decode_h32_kv4_d128_ps1"
+    task = load_task(TASKS / name)
+    seed = TASKS / name / "seeds" / "triton_split_kv.py"
+    source = render(
+        seed.read_text(), {"ALL_HEADS": True, "NUM_WARPS": 8, "BLOCK_N": 16, "MIN_SPLIT_BLOCKS": 1}
+    )
+    variant = Candidate(language="triton", files={"all_heads.py": source}, entry="all_heads.py")
+    result = cpu_engine.run_correctness(task, variant)
     assert result.status == "PASSED", [(w.workload, w.status, w.log) for w in result.workloads]

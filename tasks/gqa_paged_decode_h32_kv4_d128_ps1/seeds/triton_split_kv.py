@@ -4,7 +4,9 @@ Grid (batch, kv head, split): each program takes the 8 query heads that share on
 rows so tl.dot can use tensor cores), walks its share of the sequence's pages BLOCK_N at a time, gathering
 K and V rows through kv_indices, and keeps an online softmax in base 2 (probabilities stay fp32 for the value product: tf32 on tensor cores). A second small kernel merges the
 splits' partial results into the output and the base-2 log-sum-exp. More splits put more SMs on one long
-sequence; NUM_SPLITS = 0 picks a count from the batch size and the average sequence length.
+sequence; NUM_SPLITS = 0 picks a count from the batch size and the average sequence length. ALL_HEADS switches to a
+second kernel whose programs take all KV heads of a sequence's split (grid (batch, split)), so each token's K and V
+rows are read whole.
 """
 
 import math
@@ -25,6 +27,10 @@ NUM_STAGES = 2
 # the value product as two bf16 MMAs (P = hi + lo, both bf16) instead of one tf32 MMA on an fp32 copy of the values:
 # about 16 bits of P instead of tf32's 11, and the values stay bf16 in registers
 PV_BF16X2 = False
+# one program per (sequence, split) takes all KV heads at once: each token's K (and V) row for the 4 KV heads is one
+# contiguous 1 KB read instead of four 256-byte reads by four programs; the scores are a batched [KVH, 16, D] x
+# [KVH, D, BLOCK_N] product (grid 4x smaller, so the automatic split count aims at 4x more splits)
+ALL_HEADS = False
 
 
 @triton.jit
@@ -74,6 +80,48 @@ def _decode_split(q_ptr, k_ptr, v_ptr, indptr_ptr, indices_ptr, part_o_ptr, part
 
 
 @triton.jit
+def _decode_split_all_heads(q_ptr, k_ptr, v_ptr, indptr_ptr, indices_ptr, part_o_ptr, part_ml_ptr, qk_scale,
+                            KVH: tl.constexpr, GROUP: tl.constexpr, D: tl.constexpr, BLOCK_H: tl.constexpr,
+                            BLOCK_N: tl.constexpr, SPLITS: tl.constexpr):
+    b = tl.program_id(0)
+    s = tl.program_id(1)
+    start = tl.load(indptr_ptr + b)
+    end = tl.load(indptr_ptr + b + 1)
+    chunk = tl.cdiv(end - start, SPLITS)
+    lo = start + s * chunk
+    hi = tl.minimum(lo + chunk, end)
+    kvh = tl.arange(0, KVH)
+    rows = tl.arange(0, BLOCK_H)
+    cols = tl.arange(0, D)
+    row_ok = (rows < GROUP)[None, :]
+    head = kvh[:, None] * GROUP + rows[None, :]
+    q = tl.load(q_ptr + (b * KVH * GROUP + head)[:, :, None] * D + cols[None, None, :], mask=row_ok[:, :, None],
+                other=0.0)
+    m = tl.full([KVH, BLOCK_H], float("-inf"), tl.float32)
+    l = tl.zeros([KVH, BLOCK_H], tl.float32)
+    acc = tl.zeros([KVH, BLOCK_H, D], tl.float32)
+    for n0 in range(lo, hi, BLOCK_N):
+        offs = n0 + tl.arange(0, BLOCK_N)
+        ok = offs < hi
+        page = tl.load(indices_ptr + offs, mask=ok, other=0).to(tl.int64)
+        kv = (page[None, :, None] * KVH + kvh[:, None, None]) * D + cols[None, None, :]
+        k = tl.load(k_ptr + kv, mask=ok[None, :, None], other=0.0)
+        scores = tl.dot(q, tl.permute(k, (0, 2, 1))) * qk_scale
+        scores = tl.where(ok[None, None, :], scores, float("-inf"))
+        m_new = tl.maximum(m, tl.max(scores, 2))
+        alpha = tl.exp2(m - m_new)
+        p = tl.exp2(scores - m_new[:, :, None])
+        l = l * alpha + tl.sum(p, 2)
+        v = tl.load(v_ptr + kv, mask=ok[None, :, None], other=0.0)
+        acc = acc * alpha[:, :, None] + tl.dot(p, v.to(tl.float32))
+        m = m_new
+    part = (b * KVH * GROUP + head) * SPLITS + s
+    tl.store(part_o_ptr + part[:, :, None] * D + cols[None, None, :], acc, mask=row_ok[:, :, None])
+    tl.store(part_ml_ptr + part * 2, m, mask=row_ok)
+    tl.store(part_ml_ptr + part * 2 + 1, l, mask=row_ok)
+
+
+@triton.jit
 def _merge(part_o_ptr, part_ml_ptr, out_ptr, lse_ptr, D: tl.constexpr, SPLITS: tl.constexpr):
     row = tl.program_id(0)  # b * heads + head
     sp = tl.arange(0, SPLITS)
@@ -93,7 +141,7 @@ def _merge(part_o_ptr, part_ml_ptr, out_ptr, lse_ptr, D: tl.constexpr, SPLITS: t
 def _splits(batch: int, kv_heads: int, tokens: int) -> int:
     if NUM_SPLITS:
         return NUM_SPLITS
-    programs = max(batch * kv_heads, 1)
+    programs = max(batch * (1 if ALL_HEADS else kv_heads), 1)
     want = max(1, WAVES * 132 // programs)
     per_seq = max(1, tokens // max(batch, 1) // (MIN_SPLIT_BLOCKS * BLOCK_N))
     return min(MAX_SPLITS, triton.next_power_of_2(min(want, per_seq)))
@@ -110,10 +158,18 @@ def run(q, k_cache, v_cache, kv_indptr, kv_indices, sm_scale):
     lse = torch.empty(batch, heads, dtype=torch.float32, device=q.device)
     if batch == 0:
         return out, lse
-    _decode_split[(batch, kv_heads, splits)](
-        q, k_cache, v_cache, kv_indptr, kv_indices, part_o, part_ml, float(sm_scale) * math.log2(math.e),
-        KVH=kv_heads, GROUP=group, D=dim, BLOCK_H=max(16, triton.next_power_of_2(group)), BLOCK_N=BLOCK_N,
-        SPLITS=splits, PV_BF16X2=PV_BF16X2, num_warps=NUM_WARPS, num_stages=NUM_STAGES,
-    )
+    qk_scale = float(sm_scale) * math.log2(math.e)
+    block_h = max(16, triton.next_power_of_2(group))
+    if ALL_HEADS:
+        _decode_split_all_heads[(batch, splits)](
+            q, k_cache, v_cache, kv_indptr, kv_indices, part_o, part_ml, qk_scale, KVH=kv_heads, GROUP=group,
+            D=dim, BLOCK_H=block_h, BLOCK_N=BLOCK_N, SPLITS=splits, num_warps=NUM_WARPS, num_stages=NUM_STAGES,
+        )
+    else:
+        _decode_split[(batch, kv_heads, splits)](
+            q, k_cache, v_cache, kv_indptr, kv_indices, part_o, part_ml, qk_scale, KVH=kv_heads, GROUP=group,
+            D=dim, BLOCK_H=block_h, BLOCK_N=BLOCK_N, SPLITS=splits, PV_BF16X2=PV_BF16X2, num_warps=NUM_WARPS,
+            num_stages=NUM_STAGES,
+        )
     _merge[(batch * heads,)](part_o, part_ml, out, lse, D=dim, SPLITS=splits, num_warps=4)
     return out, lse
