@@ -56,7 +56,14 @@ SWEEPS: dict[str, list[dict[str, int]]] = {
         {"NUM_SPLITS": 16, "PV_BF16X2": True},
         {"ALL_HEADS": True, "NUM_WARPS": 8, "BLOCK_N": 16, "WAVES": 8, "MIN_SPLIT_BLOCKS": 1},
         {"ALL_HEADS": True, "NUM_WARPS": 8, "BLOCK_N": 32, "WAVES": 8, "MIN_SPLIT_BLOCKS": 1},
-        {"ALL_HEADS": True, "NUM_WARPS": 4, "BLOCK_N": 16, "NUM_STAGES": 1, "WAVES": 8, "MIN_SPLIT_BLOCKS": 1},
+        {
+            "ALL_HEADS": True,
+            "NUM_WARPS": 4,
+            "BLOCK_N": 16,
+            "NUM_STAGES": 1,
+            "WAVES": 8,
+            "MIN_SPLIT_BLOCKS": 1,
+        },
     ],
     "mla_paged_decode_h16_ckv512_kpe64_ps1": [
         {},
