@@ -37,6 +37,13 @@ from ksearch_agent.engine import Engine  # noqa: E402
 from ksearch_agent.store import RunStore  # noqa: E402
 
 
+def _title(node: dict[str, Any] | None) -> str:
+    """The world-model node's action title (its decision when it has no action), as the run last stored it."""
+    if not node:
+        return ""
+    return str((node.get("action") or {}).get("title") or node.get("decision", ""))[:80]
+
+
 def search(
     task: str, args: argparse.Namespace, runs_root: Path, env: dict[str, str], out: Path
 ) -> dict[str, Any]:
@@ -75,6 +82,8 @@ def search(
     if not found:
         return {**record, "candidates": []}
     store = RunStore(found[-1])
+    snapshots = store.snapshots()
+    nodes = snapshots[-1]["world_model"].get("nodes", {}) if snapshots else {}
     rows = []
     for row in store.candidates():
         evaluation = store.get_evaluation(row["id"])
@@ -84,6 +93,7 @@ def search(
                 **row,
                 "library_score": prof.library_score if prof else None,
                 "library_score_with_plan": prof.library_score_with_plan if prof else None,
+                "action_title": _title(nodes.get(row["action_node"])),
             }
         )
     best = store.best_candidate()
@@ -113,7 +123,7 @@ def report(doc: dict[str, Any]) -> str:
         lines.append("|---|---|---|---|---|---|---|")
         for c in s["candidates"]:
             lines.append(
-                f"| {c['round']} | {c['action_node']} | {c['origin']} | {c['status']} | "
+                f"| {c['round']} | {c['action_node']} {c.get('action_title', '')} | {c['origin']} | {c['status']} | "
                 f"{_f(c['geomean_speedup'], '.2f')} | {_f(c['library_score'], '.1f')} | "
                 f"{_f(c['library_score_with_plan'], '.1f')} |"
             )
