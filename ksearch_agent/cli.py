@@ -6,7 +6,7 @@ import json
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn, cast
+from typing import Annotated, Any, Literal, NoReturn, cast, get_args
 
 import typer
 from rich.console import Console
@@ -16,7 +16,7 @@ from typer.core import TyperCommand
 
 from ksearch_agent.candidate import Candidate, CandidateError
 from ksearch_agent.log import configure_logging
-from ksearch_agent.results import EvalReport
+from ksearch_agent.results import EvalReport, TimingProtocol
 from ksearch_agent.task import TaskFileError, list_task_names, load_task
 
 app = typer.Typer(
@@ -291,7 +291,12 @@ def eval_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
     trials: Annotated[int, typer.Option(min=1, help="correctness trials per workload")] = 2,
     language: Annotated[str | None, typer.Option(help="triton|cuda|python (default: detected)")] = None,
-    protocol: Annotated[str, typer.Option(help="flushed|gpumode timing protocol")] = "flushed",
+    protocol: Annotated[
+        str,
+        typer.Option(
+            help="flushed|hot|gpumode timing protocol (hot: no L2 flush, the same inputs each call)"
+        ),
+    ] = "flushed",
     ncu: Annotated[
         bool, typer.Option("--ncu", help="add Nsight Compute counters (needs ncu on PATH)")
     ] = False,
@@ -308,8 +313,8 @@ def eval_cmd(
     """
     from ksearch_agent.engine import Engine
 
-    if protocol not in ("flushed", "gpumode"):
-        _eval_error(f"--protocol must be 'flushed' or 'gpumode', got {protocol!r}", as_json)
+    if protocol not in get_args(TimingProtocol):
+        _eval_error(f"--protocol must be 'flushed', 'hot' or 'gpumode', got {protocol!r}", as_json)
     if language not in (None, "triton", "cuda", "python"):
         _eval_error(f"--language must be triton, cuda or python, got {language!r}", as_json)
     try:
@@ -326,7 +331,7 @@ def eval_cmd(
         ids = _workload_ids(workloads, t.name, [w.id for w in t.workloads])
     except (TaskFileError, CandidateError, ValueError) as exc:
         _eval_error(str(exc), as_json)
-    proto: Literal["flushed", "gpumode"] = "gpumode" if protocol == "gpumode" else "flushed"
+    proto = cast(TimingProtocol, protocol)
     try:
         with Engine(device="cpu" if cpu else "auto") as engine:
             if not as_json:

@@ -36,6 +36,7 @@ from ksearch_agent.results import (
     EvalReport,
     OverallStatus,
     ProfileResult,
+    TimingProtocol,
     WorkloadCorrectness,
     WorkloadTiming,
     worst_status,
@@ -539,7 +540,7 @@ class Engine:
         workload_ids: list[str] | None = None,
         *,
         baseline: Candidate | None = None,
-        protocol: Literal["flushed", "gpumode"] = "flushed",
+        protocol: TimingProtocol = "flushed",
         budget_ms: float = 500.0,
         reference_mode: Literal["interleaved", "cached"] = "interleaved",
         ncu: bool = False,
@@ -657,7 +658,7 @@ class Engine:
         *,
         trials: int = 2,
         baseline: Candidate | None = None,
-        protocol: Literal["flushed", "gpumode"] = "flushed",
+        protocol: TimingProtocol = "flushed",
         ncu: bool = False,
     ) -> EvalReport:
         """Correctness on every workload, then (only if all passed, on a GPU) the profile."""

@@ -132,11 +132,17 @@ class WorkloadTiming(BaseModel):
     log: str = ""
 
 
+TimingProtocol = Literal["flushed", "hot", "gpumode"]
+"""flushed (ours, the default and the score's): fresh inputs and a flushed L2 before every call; hot: the same
+inputs every call and no flush, so what the previous call left in the L2 stays (FlashInfer's own "hot" figure,
+for reference only); gpumode: GPUMode's timing, for comparison with its published numbers."""
+
+
 class ProfileResult(BaseModel):
     measured: bool
     note: str = ""
     device: str = ""
-    protocol: Literal["flushed", "gpumode"] = "flushed"
+    protocol: TimingProtocol = "flushed"
     workloads: list[WorkloadTiming] = Field(default_factory=list)
     geomean_latency_ms: float | None = None
     geomean_reference_ms: float | None = None

@@ -97,7 +97,9 @@ def test_unknown_workload_ids_are_each_named(tmp_path: Path) -> None:
 
 
 def test_unknown_option_value_is_refused_with_the_value(tmp_path: Path) -> None:
-    _refused(_eval("rmsnorm", SEED, "--protocol", "fastest", cwd=tmp_path), "--protocol", "'fastest'")
+    _refused(
+        _eval("rmsnorm", SEED, "--protocol", "fastest", cwd=tmp_path), "--protocol", "'hot'", "'fastest'"
+    )
 
 
 @pytest.mark.parametrize(
@@ -131,3 +133,8 @@ def test_a_reference_that_breaks_its_own_definition_is_blamed_not_the_candidate(
     )
     out = _eval(task, SEED, "--cpu", "--workloads", "b1", cwd=tmp_path)
     _refused(out, "reference.py", "float32", "bfloat16")
+
+
+def test_the_hot_protocol_is_accepted(tmp_path: Path) -> None:
+    out = _eval("rmsnorm", SEED, "--protocol", "hot", "--workloads", "b1", "--cpu", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]

@@ -145,3 +145,37 @@ def test_a_failing_library_becomes_its_status_not_a_judge_error() -> None:
     assert info.value.status == "RUNTIME_ERROR" and "no kernel for this shape" in info.value.log
     fields = opponent_fields({}, {"library": info.value}, runner)
     assert fields["library_status"] == "RUNTIME_ERROR" and "library_latency_ms" not in fields
+
+
+class _Recording(_Library):
+    """A library whose plan records the value its input buffer holds when it is called."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[float] = []
+
+    def plan(self, inputs):  # noqa: ANN001, ANN201
+        self.seen.append(float(inputs["x"][0]))
+        return super().plan(inputs)
+
+
+def test_the_hot_protocol_writes_the_librarys_same_inputs_once() -> None:
+    from ksearch_agent.opponents.judge_side import OpponentRunner
+
+    lib, inputs = _Recording(), [torch.ones(4)]
+    runner = OpponentRunner(lib, _WL, _Timer(), _TASK)
+    runner.call_ms(inputs, _ref, with_plan=False, protocol="hot")
+    inputs[0].fill_(3.0)  # were the buffers written again, the library would now see 3
+    runner.call_ms(inputs, _ref, with_plan=False, protocol="hot")
+    assert lib.seen[-1] == 1.0
+
+
+def test_the_flushed_protocol_writes_the_librarys_inputs_every_call() -> None:
+    from ksearch_agent.opponents.judge_side import OpponentRunner
+
+    lib, inputs = _Recording(), [torch.ones(4)]
+    runner = OpponentRunner(lib, _WL, _Timer(), _TASK)
+    runner.call_ms(inputs, _ref, with_plan=False)
+    inputs[0].fill_(3.0)
+    runner.call_ms(inputs, _ref, with_plan=False)
+    assert lib.seen[-1] == 3.0

@@ -53,6 +53,16 @@ def test_profile_times_candidate_and_reference_in_the_same_worker(gpu_engine: En
     assert res.ceilings["copy_gbps"] > 500 and res.ceilings["bf16_tflops"] > 100
 
 
+def test_hot_protocol_is_measured_checked_and_no_slower_than_flushed(gpu_engine: Engine) -> None:
+    rms, rowwise = load_task("rmsnorm"), seed("rmsnorm", "triton_rowwise.py")
+    hot = gpu_engine.profile(rms, rowwise, ["b4096"], protocol="hot")
+    flushed = gpu_engine.profile(rms, rowwise, ["b4096"])
+    (h,), (f,) = hot.workloads, flushed.workloads
+    assert hot.protocol == "hot" and h.status == "PASSED", h.log
+    assert h.model_extra and h.model_extra["checked_calls"] >= 1  # its timed outputs were checked too
+    assert h.latency_ms and f.latency_ms and h.latency_ms <= 1.05 * f.latency_ms
+
+
 def test_cuda_seed_runs_through_nvrtc_and_cuda_core(gpu_engine: Engine) -> None:
     assert (
         gpu_engine.run_correctness(load_task("rmsnorm"), seed("rmsnorm", "cuda_rowwise.py")).status

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 17's checks on a device machine, each step under its own timeout (so a call cut short keeps what finished):
-#   tests       the GPU tests (~100 s)              fib         both decode seeds against FlashInfer (~120 s)
+#   tests       the GPU tests (~100 s)              fib         both decode seeds against FlashInfer, cold and hot (240 s)
 #   search_mla  the MLA playbook search (205 s)     search_gqa  the GQA playbook search (205 s)
 #   cheats      the cheat/fault corpus (170 s)      sweep       seed knob variants with do_bench (150 s)
 #   probe       the slab-mapping probe (100 s)      repeat      seeds twice and knob variants through the judge (320 s)
@@ -25,7 +25,7 @@ for step in $STEPS; do
     tests) (cd "$REPO" && PYTHONPATH=$REPO:/tmp/site:/tmp/fi timeout 150 python -m pytest -q -p no:cacheprovider \
              -m gpu tests/test_gpu.py -v --timeout 60 --durations=20 > "$RES/pytest_gpu.txt" 2>&1)
            tail -25 "$RES/pytest_gpu.txt" ;;
-    fib) (cd /tmp && timeout 170 python "$REPO/evals/fib_gpu.py" --out "$RES" --name fib_gpu \
+    fib) (cd /tmp && timeout 240 python "$REPO/evals/fib_gpu.py" --out "$RES" --name fib_gpu --hot \
            --tasks mla_paged_decode_h16_ckv512_kpe64_ps1,gqa_paged_decode_h32_kv4_d128_ps1 > "$RES/fib.log" 2>&1)
          tail -4 "$RES/fib.log" ;;
     search_mla|search_gqa)
