@@ -34,17 +34,23 @@ ALL_HEADS = False
 
 
 @triton.jit
+def _split_range(indptr_ptr, b, s, SPLITS: tl.constexpr):
+    """Tokens [lo, hi) of sequence b that split s covers."""
+    start = tl.load(indptr_ptr + b)
+    end = tl.load(indptr_ptr + b + 1)
+    chunk = tl.cdiv(end - start, SPLITS)
+    lo = start + s * chunk
+    return lo, tl.minimum(lo + chunk, end)
+
+
+@triton.jit
 def _decode_split(q_ptr, k_ptr, v_ptr, indptr_ptr, indices_ptr, part_o_ptr, part_ml_ptr, qk_scale,
                   KVH: tl.constexpr, GROUP: tl.constexpr, D: tl.constexpr, BLOCK_H: tl.constexpr,
                   BLOCK_N: tl.constexpr, SPLITS: tl.constexpr, PV_BF16X2: tl.constexpr):
     b = tl.program_id(0)
     h = tl.program_id(1)
     s = tl.program_id(2)
-    start = tl.load(indptr_ptr + b)
-    end = tl.load(indptr_ptr + b + 1)
-    chunk = tl.cdiv(end - start, SPLITS)
-    lo = start + s * chunk
-    hi = tl.minimum(lo + chunk, end)
+    lo, hi = _split_range(indptr_ptr, b, s, SPLITS)
     rows = tl.arange(0, BLOCK_H)
     cols = tl.arange(0, D)
     row_ok = rows < GROUP
@@ -85,11 +91,7 @@ def _decode_split_all_heads(q_ptr, k_ptr, v_ptr, indptr_ptr, indices_ptr, part_o
                             BLOCK_N: tl.constexpr, SPLITS: tl.constexpr):
     b = tl.program_id(0)
     s = tl.program_id(1)
-    start = tl.load(indptr_ptr + b)
-    end = tl.load(indptr_ptr + b + 1)
-    chunk = tl.cdiv(end - start, SPLITS)
-    lo = start + s * chunk
-    hi = tl.minimum(lo + chunk, end)
+    lo, hi = _split_range(indptr_ptr, b, s, SPLITS)
     kvh = tl.arange(0, KVH)
     rows = tl.arange(0, BLOCK_H)
     cols = tl.arange(0, D)
