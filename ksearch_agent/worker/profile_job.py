@@ -312,9 +312,8 @@ class WorkloadTimer:
         self.reported: dict[str, list[float]] = {name: [] for name in players}
         self.same: list[torch.Tensor] | None = None
         self.ref_bufs: list[torch.Tensor] | None = None
-        self.inputs_in_slab: set[str] = (
-            set()
-        )  # hot protocol: players whose slab still holds this workload's inputs
+        # hot protocol: the players whose slab still holds this workload's inputs (an output check overwrites them)
+        self.inputs_in_slab: set[str] = set()
 
     def fresh(self) -> list[torch.Tensor]:
         if self.protocol in ("gpumode", "hot"):
