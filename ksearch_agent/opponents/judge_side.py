@@ -50,11 +50,10 @@ class OpponentRunner:
         the L2 keeps what the previous call left there."""
         if self.bufs is None:
             self.bufs = [torch.empty_like(t) for t in inputs]
-        elif protocol == "hot" and self.written is inputs:
-            return {**dict(zip(self.names, self.bufs, strict=True)), **self.scalars}
-        self.written = inputs
-        for buf, t in zip(self.bufs, inputs, strict=True):
-            buf.copy_(t)
+        if protocol != "hot" or self.written is not inputs:
+            self.written = inputs
+            for buf, t in zip(self.bufs, inputs, strict=True):
+                buf.copy_(t)
         return {**dict(zip(self.names, self.bufs, strict=True)), **self.scalars}
 
     def call_ms(
