@@ -62,3 +62,26 @@ def test_gqa_seed_with_all_kv_heads_in_one_program_passes_its_cpu_subset(cpu_eng
     variant = Candidate(language="triton", files={"all_heads.py": source}, entry="all_heads.py")
     result = cpu_engine.run_correctness(task, variant)
     assert result.status == "PASSED", [(w.workload, w.status, w.log) for w in result.workloads]
+
+
+@pytest.mark.slow
+def test_gqa_seed_with_token_balanced_chunks_passes_its_cpu_subset(cpu_engine: Engine) -> None:
+    name = "gqa_paged_decode_h32_kv4_d128_ps1"
+    task = load_task(TASKS / name)
+    seed = TASKS / name / "seeds" / "triton_split_kv.py"
+    # BLOCK_N 16 and one block per chunk: the CPU subset's sequences span several chunks and the grid has spare programs
+    source = render(seed.read_text(), {"BALANCED": True, "BLOCK_N": 16, "WAVES": 8, "MIN_SPLIT_BLOCKS": 1})
+    variant = Candidate(language="triton", files={"balanced.py": source}, entry="balanced.py")
+    result = cpu_engine.run_correctness(task, variant)
+    assert result.status == "PASSED", [(w.workload, w.status, w.log) for w in result.workloads]
+
+
+@pytest.mark.slow
+def test_mla_seed_with_token_balanced_chunks_passes_its_cpu_subset(cpu_engine: Engine) -> None:
+    name = "mla_paged_decode_h16_ckv512_kpe64_ps1"
+    task = load_task(TASKS / name)
+    seed = TASKS / name / "seeds" / "triton_split_kv.py"
+    source = render(seed.read_text(), {"BALANCED": True, "BLOCK_N": 16, "WAVES": 8, "MIN_SPLIT_BLOCKS": 1})
+    variant = Candidate(language="triton", files={"balanced.py": source}, entry="balanced.py")
+    result = cpu_engine.run_correctness(task, variant)
+    assert result.status == "PASSED", [(w.workload, w.status, w.log) for w in result.workloads]

@@ -2,8 +2,8 @@
 # Issue 17's checks on a device machine, each step under its own timeout (so a call cut short keeps what finished):
 #   tests       the GPU tests (~100 s)              fib         both decode seeds against FlashInfer, cold and hot (240 s)
 #   search_mla  the MLA playbook search (205 s)     search_gqa  the GQA playbook search (205 s)
-#   cheats      the cheat/fault corpus (170 s)      sweep       seed knob variants with do_bench (150 s)
-#   probe       the slab-mapping probe (100 s)      repeat      seeds twice and knob variants through the judge (320 s)
+#   cheats      the cheat/fault corpus (300 s)      sweep       seed knob variants with do_bench (150 s)
+#   probe       the slab-mapping probe (100 s)      repeat      seeds twice and knob variants through the judge (420 s)
 # Run from the repository root with carry [".whl", ".whl-fib"] (see bundle.sh); a call lasts at most 10 minutes,
 # so pick steps that fit, e.g. STEPS="probe repeat" first and STEPS="search_gqa search_mla" while it is warm.
 # The device tool returns at most 8 files from $OUT, so the steps write under $RES and every finished step
@@ -14,10 +14,14 @@ RES=${RES:-/tmp/fib_check}
 mkdir -p "$RES"
 . evals/device/setup.sh
 STEPS=${STEPS:-"tests fib search_mla search_gqa cheats sweep"}
-# the repeat step's knob variants, timed by the judge beside the seeds (split_waves, all_heads; MLA's best sweep variant)
+# the repeat step's knob variants, timed by the judge beside the seeds (split_waves, balanced chunks, all_heads; MLA's
+# best sweep variant and balanced chunks)
 VARIANTS='{"gqa_paged_decode_h32_kv4_d128_ps1": [{"WAVES": 8, "MIN_SPLIT_BLOCKS": 1},
+  {"BALANCED": true, "WAVES": 8, "MIN_SPLIT_BLOCKS": 1},
+  {"BALANCED": true, "WAVES": 8, "MIN_SPLIT_BLOCKS": 1, "BLOCK_N": 64, "NUM_STAGES": 3},
   {"ALL_HEADS": true, "NUM_WARPS": 8, "BLOCK_N": 16, "WAVES": 8, "MIN_SPLIT_BLOCKS": 1}],
-  "mla_paged_decode_h16_ckv512_kpe64_ps1": [{"BLOCK_N": 16, "NUM_WARPS": 4, "WAVES": 8}]}'
+  "mla_paged_decode_h16_ckv512_kpe64_ps1": [{"BLOCK_N": 16, "NUM_WARPS": 4, "WAVES": 8},
+  {"BALANCED": true, "WAVES": 8, "MIN_SPLIT_BLOCKS": 1}, {"BALANCED": true, "WAVES": 4, "NUM_WARPS": 4}]}'
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$RES/device.txt"
 for step in $STEPS; do
   echo "== $step $(date -u +%T)"
@@ -34,14 +38,14 @@ for step in $STEPS; do
       (cd /tmp && timeout 205 python "$REPO/evals/fib_search_gpu.py" "$RES/$step" "$task" --search-seconds 180 \
          > "$RES/$step.log" 2>&1)
       tail -6 "$RES/$step.log" ;;
-    cheats) (cd /tmp && timeout 170 python "$REPO/evals/cheats_gpu_check.py" "$RES/cheats" "$REPO" > "$RES/cheats.log" 2>&1)
+    cheats) (cd /tmp && timeout 300 python "$REPO/evals/cheats_gpu_check.py" "$RES/cheats" "$REPO" > "$RES/cheats.log" 2>&1)
             tail -6 "$RES/cheats.log" ;;
     sweep) (cd /tmp && timeout 150 python "$REPO/evals/fib_knob_sweep.py" "$RES/sweep" > "$RES/sweep.log" 2>&1)
            tail -4 "$RES/sweep.log" ;;
     probe) (cd /tmp && timeout 100 python "$REPO/evals/ipc_gather_probe.py" "$RES/probe" max \
               mla_paged_decode_h16_ckv512_kpe64_ps1 > "$RES/probe.log" 2>&1)
            tail -4 "$RES/probe.log" ;;
-    repeat) (cd /tmp && timeout 320 python "$REPO/evals/fib_gpu.py" --out "$RES" --name fib_gpu_repeat --repeat 2 \
+    repeat) (cd /tmp && timeout 420 python "$REPO/evals/fib_gpu.py" --out "$RES" --name fib_gpu_repeat --repeat 2 \
                --tasks gqa_paged_decode_h32_kv4_d128_ps1,mla_paged_decode_h16_ckv512_kpe64_ps1 --variants "$VARIANTS" \
                > "$RES/repeat.log" 2>&1)
             grep -v '^20..-' "$RES/repeat.log" | tail -8 ;;

@@ -6,7 +6,8 @@ K and V rows through kv_indices, and keeps an online softmax in base 2 (probabil
 splits' partial results into the output and the base-2 log-sum-exp. More splits put more SMs on one long
 sequence; NUM_SPLITS = 0 picks a count from the batch size and the average sequence length. ALL_HEADS switches to a
 second kernel whose programs take all KV heads of a sequence's split (grid (batch, split)), so each token's K and V
-rows are read whole.
+rows are read whole. BALANCED replaces the per-sequence split count by chunks of one token length for every
+sequence (a long sequence gets more programs than a short one), mapped to programs on the GPU from kv_indptr.
 """
 
 import math
@@ -31,6 +32,10 @@ PV_BF16X2 = False
 # contiguous 1 KB read instead of four 256-byte reads by four programs; the scores are a batched [KVH, 16, D] x
 # [KVH, D, BLOCK_N] product (grid 4x smaller, so the automatic split count aims at 4x more splits)
 ALL_HEADS = False
+# every sequence is cut into chunks of the same token length, sized so that the chunks of the whole batch give about
+# WAVES programs per SM; program i finds its (sequence, chunk) from kv_indptr on the GPU. With random sequence lengths
+# a per-sequence split count leaves the longest sequence's programs running alone at the end.
+BALANCED = False
 
 
 @triton.jit
@@ -44,13 +49,40 @@ def _split_range(indptr_ptr, b, s, SPLITS: tl.constexpr):
 
 
 @triton.jit
-def _decode_split(q_ptr, k_ptr, v_ptr, indptr_ptr, indices_ptr, part_o_ptr, part_ml_ptr, qk_scale,
+def _chunks(indptr_ptr, batch, chunk, BP: tl.constexpr):
+    """Per sequence j < batch (lanes of BP): first token, end token, chunk count and the first chunk's global index."""
+    j = tl.arange(0, BP)
+    start = tl.load(indptr_ptr + j, mask=j < batch, other=0)
+    end = tl.load(indptr_ptr + j + 1, mask=j < batch, other=0)
+    n = tl.cdiv(end - start, chunk)
+    return j, start, end, n, tl.cumsum(n, 0) - n
+
+
+@triton.jit
+def _work_item(indptr_ptr, item, batch, chunk, BP: tl.constexpr):
+    """Sequence and tokens [lo, hi) of global chunk ``item``; past the batch's last chunk b >= batch and lo >= hi."""
+    j, start, end, n, first = _chunks(indptr_ptr, batch, chunk, BP)
+    b = tl.sum((first + n <= item).to(tl.int32), 0)
+    mine = j == b
+    lo = tl.sum(tl.where(mine, start, 0), 0) + (item - tl.sum(tl.where(mine, first, 0), 0)) * chunk
+    return b, lo, tl.minimum(lo + chunk, tl.sum(tl.where(mine, end, 0), 0))
+
+
+@triton.jit
+def _decode_split(q_ptr, k_ptr, v_ptr, indptr_ptr, indices_ptr, part_o_ptr, part_ml_ptr, qk_scale, batch, chunk,
                   KVH: tl.constexpr, GROUP: tl.constexpr, D: tl.constexpr, BLOCK_H: tl.constexpr,
-                  BLOCK_N: tl.constexpr, SPLITS: tl.constexpr, PV_BF16X2: tl.constexpr):
-    b = tl.program_id(0)
+                  BLOCK_N: tl.constexpr, SPLITS: tl.constexpr, PV_BF16X2: tl.constexpr, BALANCED: tl.constexpr,
+                  BP: tl.constexpr):
     h = tl.program_id(1)
-    s = tl.program_id(2)
-    lo, hi = _split_range(indptr_ptr, b, s, SPLITS)
+    if BALANCED:
+        item = tl.program_id(0)
+        b, lo, hi = _work_item(indptr_ptr, item, batch, chunk, BP)
+        live = b < batch  # the grid's bound exceeds the chunk count: the spare programs read a valid row, store nothing
+        b = tl.minimum(b, batch - 1)
+    else:
+        b = tl.program_id(0)
+        s = tl.program_id(2)
+        lo, hi = _split_range(indptr_ptr, b, s, SPLITS)
     rows = tl.arange(0, BLOCK_H)
     cols = tl.arange(0, D)
     row_ok = rows < GROUP
@@ -79,7 +111,11 @@ def _decode_split(q_ptr, k_ptr, v_ptr, indptr_ptr, indices_ptr, part_o_ptr, part
         else:
             acc = acc * alpha[:, None] + tl.dot(p, v.to(tl.float32))
         m = m_new
-    part = (b * KVH * GROUP + head) * SPLITS + s
+    if BALANCED:
+        part = item * KVH * GROUP + head
+        row_ok = row_ok & (rows * 0 + live.to(tl.int32) > 0)
+    else:
+        part = (b * KVH * GROUP + head) * SPLITS + s
     tl.store(part_o_ptr + part[:, None] * D + cols[None, :], acc, mask=row_ok[:, None])
     tl.store(part_ml_ptr + part * 2, m, mask=row_ok)
     tl.store(part_ml_ptr + part * 2 + 1, l, mask=row_ok)
@@ -140,6 +176,47 @@ def _merge(part_o_ptr, part_ml_ptr, out_ptr, lse_ptr, D: tl.constexpr, SPLITS: t
     tl.store(lse_ptr + row, tl.where(total > 0, m_max + tl.log2(safe), float("-inf")))
 
 
+@triton.jit
+def _merge_chunks(part_o_ptr, part_ml_ptr, out_ptr, lse_ptr, indptr_ptr, batch, chunk, HEADS: tl.constexpr,
+                  D: tl.constexpr, BP: tl.constexpr, MB: tl.constexpr):
+    """The balanced layout's merge: row b * HEADS + head combines sequence b's chunks, MB at a time."""
+    row = tl.program_id(0)
+    b = row // HEADS
+    head = row % HEADS
+    j, start, end, n, first = _chunks(indptr_ptr, batch, chunk, BP)
+    lo = tl.sum(tl.where(j == b, first, 0), 0)
+    hi = lo + tl.sum(tl.where(j == b, n, 0), 0)
+    cols = tl.arange(0, D)
+    m_max = float("-inf")
+    for c0 in range(lo, hi, MB):
+        it = c0 + tl.arange(0, MB)
+        m_max = tl.maximum(m_max, tl.max(tl.load(part_ml_ptr + (it * HEADS + head) * 2, mask=it < hi,
+                                                 other=float("-inf")), 0))
+    total = 0.0
+    o = tl.zeros([D], tl.float32)
+    for c0 in range(lo, hi, MB):
+        it = c0 + tl.arange(0, MB)
+        ok = it < hi
+        part = it * HEADS + head
+        m = tl.load(part_ml_ptr + part * 2, mask=ok, other=float("-inf"))
+        l = tl.load(part_ml_ptr + part * 2 + 1, mask=ok, other=0.0)
+        w = tl.where(l > 0, tl.exp2(m - m_max), 0.0)
+        total += tl.sum(l * w, 0)
+        acc = tl.load(part_o_ptr + part[:, None] * D + cols[None, :], mask=ok[:, None], other=0.0)
+        o += tl.sum(acc * w[:, None], 0)
+    safe = tl.where(total > 0, total, 1.0)
+    tl.store(out_ptr + row * D + cols, (o / safe).to(tl.bfloat16))
+    tl.store(lse_ptr + row, tl.where(total > 0, m_max + tl.log2(safe), float("-inf")))
+
+
+def _chunk_tokens(kv_heads: int, tokens: int) -> int:
+    """The balanced layout's chunk length: about WAVES programs per SM over the batch, at least MIN_SPLIT_BLOCKS
+    blocks, a whole number of blocks."""
+    want = max(1, WAVES * 132 // kv_heads)
+    blocks = max(MIN_SPLIT_BLOCKS, triton.cdiv(triton.cdiv(max(tokens, 1), want), BLOCK_N))
+    return blocks * BLOCK_N
+
+
 def _splits(batch: int, kv_heads: int, tokens: int) -> int:
     if NUM_SPLITS:
         return NUM_SPLITS
@@ -153,7 +230,10 @@ def run(q, k_cache, v_cache, kv_indptr, kv_indices, sm_scale):
     batch, heads, dim = q.shape
     kv_heads = k_cache.shape[2]
     group = heads // kv_heads
-    splits = _splits(batch, kv_heads, kv_indices.shape[0])
+    tokens = kv_indices.shape[0]
+    if BALANCED and not ALL_HEADS:
+        return _run_balanced(q, k_cache, v_cache, kv_indptr, kv_indices, sm_scale)
+    splits = _splits(batch, kv_heads, tokens)
     part_o = torch.empty(batch * heads * splits, dim, dtype=torch.float32, device=q.device)
     part_ml = torch.empty(batch * heads * splits, 2, dtype=torch.float32, device=q.device)
     out = torch.empty(batch, heads, dim, dtype=torch.bfloat16, device=q.device)
@@ -169,9 +249,34 @@ def run(q, k_cache, v_cache, kv_indptr, kv_indices, sm_scale):
         )
     else:
         _decode_split[(batch, kv_heads, splits)](
-            q, k_cache, v_cache, kv_indptr, kv_indices, part_o, part_ml, qk_scale, KVH=kv_heads, GROUP=group,
-            D=dim, BLOCK_H=block_h, BLOCK_N=BLOCK_N, SPLITS=splits, PV_BF16X2=PV_BF16X2, num_warps=NUM_WARPS,
-            num_stages=NUM_STAGES,
+            q, k_cache, v_cache, kv_indptr, kv_indices, part_o, part_ml, qk_scale, batch, 1, KVH=kv_heads,
+            GROUP=group, D=dim, BLOCK_H=block_h, BLOCK_N=BLOCK_N, SPLITS=splits, PV_BF16X2=PV_BF16X2,
+            BALANCED=False, BP=1, num_warps=NUM_WARPS, num_stages=NUM_STAGES,
         )
     _merge[(batch * heads,)](part_o, part_ml, out, lse, D=dim, SPLITS=splits, num_warps=4)
+    return out, lse
+
+
+def _run_balanced(q, k_cache, v_cache, kv_indptr, kv_indices, sm_scale):
+    batch, heads, dim = q.shape
+    kv_heads = k_cache.shape[2]
+    group = heads // kv_heads
+    tokens = kv_indices.shape[0]
+    chunk = _chunk_tokens(kv_heads, tokens)
+    # each sequence has at most len / chunk + 1 chunks: the grid's bound needs no copy of kv_indptr to the host
+    items = triton.cdiv(tokens, chunk) + batch
+    part_o = torch.empty(items * heads, dim, dtype=torch.float32, device=q.device)
+    part_ml = torch.empty(items * heads, 2, dtype=torch.float32, device=q.device)
+    out = torch.empty(batch, heads, dim, dtype=torch.bfloat16, device=q.device)
+    lse = torch.empty(batch, heads, dtype=torch.float32, device=q.device)
+    if batch == 0:
+        return out, lse
+    bp = triton.next_power_of_2(batch + 1)
+    _decode_split[(items, kv_heads, 1)](
+        q, k_cache, v_cache, kv_indptr, kv_indices, part_o, part_ml, float(sm_scale) * math.log2(math.e), batch,
+        chunk, KVH=kv_heads, GROUP=group, D=dim, BLOCK_H=max(16, triton.next_power_of_2(group)), BLOCK_N=BLOCK_N,
+        SPLITS=1, PV_BF16X2=PV_BF16X2, BALANCED=True, BP=bp, num_warps=NUM_WARPS, num_stages=NUM_STAGES,
+    )
+    _merge_chunks[(batch * heads,)](part_o, part_ml, out, lse, kv_indptr, batch, chunk, HEADS=heads, D=dim, BP=bp,
+                                    MB=16, num_warps=4)
     return out, lse
