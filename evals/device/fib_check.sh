@@ -29,7 +29,7 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$RES/dev
 for step in $STEPS; do
   echo "== $step $(date -u +%T)"
   case $step in
-    tests) (cd "$REPO" && PYTHONPATH=$REPO:/tmp/site:/tmp/fi timeout 150 python -m pytest -q -p no:cacheprovider \
+    tests) (cd "$REPO" && PYTHONPATH=$REPO:/tmp/site:/tmp/fi timeout ${TESTS_S:-150} python -m pytest -q -p no:cacheprovider \
              -m gpu tests/test_gpu.py -v --timeout 60 --durations=20 > "$RES/pytest_gpu.txt" 2>&1)
            tail -25 "$RES/pytest_gpu.txt" ;;
     fib) (cd /tmp && timeout 240 python "$REPO/evals/fib_gpu.py" --out "$RES" --name fib_gpu --hot \
@@ -41,7 +41,7 @@ for step in $STEPS; do
       (cd /tmp && timeout 205 python "$REPO/evals/fib_search_gpu.py" "$RES/$step" "$task" --search-seconds 180 \
          > "$RES/$step.log" 2>&1)
       tail -6 "$RES/$step.log" ;;
-    cheats) (cd /tmp && timeout 300 python "$REPO/evals/cheats_gpu_check.py" "$RES/cheats" "$REPO" > "$RES/cheats.log" 2>&1)
+    cheats) (cd /tmp && timeout ${CHEATS_S:-300} python "$REPO/evals/cheats_gpu_check.py" "$RES/cheats" "$REPO" > "$RES/cheats.log" 2>&1)
             tail -6 "$RES/cheats.log" ;;
     sweep) (cd /tmp && timeout 150 python "$REPO/evals/fib_knob_sweep.py" "$RES/sweep" > "$RES/sweep.log" 2>&1)
            tail -4 "$RES/sweep.log" ;;
@@ -52,7 +52,7 @@ for step in $STEPS; do
                --tasks gqa_paged_decode_h32_kv4_d128_ps1,mla_paged_decode_h16_ckv512_kpe64_ps1 --variants "$VARIANTS" \
                > "$RES/repeat.log" 2>&1)
             grep -v '^20..-' "$RES/repeat.log" | tail -8 ;;
-    quick) (cd /tmp && timeout 150 python "$REPO/evals/fib_gpu.py" --out "$RES" --name fib_gpu_quick \
+    quick) (cd /tmp && timeout ${QUICK_S:-150} python "$REPO/evals/fib_gpu.py" --out "$RES" --name fib_gpu_quick \
               --tasks gqa_paged_decode_h32_kv4_d128_ps1 --variants "$QUICK" > "$RES/quick.log" 2>&1)
            grep -v '^20..-' "$RES/quick.log" | tail -8 ;;
     *) echo "unknown step '$step' (steps: tests fib search_mla search_gqa cheats sweep probe repeat quick)"; exit 2 ;;
