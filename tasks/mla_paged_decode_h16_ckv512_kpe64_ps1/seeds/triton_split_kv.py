@@ -100,12 +100,14 @@ def _mla_split(qn_ptr, qp_ptr, ckv_ptr, kpe_ptr, lo_ptr, hi_ptr, indices_ptr, pa
     if BALANCED:
         part = item * H + heads
         ok_h = heads * 0 + live.to(tl.int32) > 0
+        tl.store(part_o_ptr + part[:, None] * DC + dc[None, :], acc, mask=ok_h[:, None])
+        tl.store(part_ml_ptr + part * 2, m, mask=ok_h)
+        tl.store(part_ml_ptr + part * 2 + 1, l, mask=ok_h)
     else:
         part = (row * H + heads) * SPLITS + s
-        ok_h = heads >= 0
-    tl.store(part_o_ptr + part[:, None] * DC + dc[None, :], acc, mask=ok_h[:, None])
-    tl.store(part_ml_ptr + part * 2, m, mask=ok_h)
-    tl.store(part_ml_ptr + part * 2 + 1, l, mask=ok_h)
+        tl.store(part_o_ptr + part[:, None] * DC + dc[None, :], acc)
+        tl.store(part_ml_ptr + part * 2, m)
+        tl.store(part_ml_ptr + part * 2 + 1, l)
 
 
 @triton.jit
