@@ -1,10 +1,14 @@
 """The bundled FlashInfer-Bench tasks: each loads, names K-Search's feedback workloads for the search, keeps
 the rest out of it, and its Triton seed passes its CPU subset under the interpreter (a shuffled-order trial
-included), through the real engine."""
+included), through the real engine; the decode seeds' balanced chunk mapping covers every token once."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,3 +89,58 @@ def test_mla_seed_with_token_balanced_chunks_passes_its_cpu_subset(cpu_engine: E
     variant = Candidate(language="triton", files={"balanced.py": source}, entry="balanced.py")
     result = cpu_engine.run_correctness(task, variant)
     assert result.status == "PASSED", [(w.workload, w.status, w.log) for w in result.workloads]
+
+
+# Run in a child with TRITON_INTERPRET set before triton is imported (the interpreter must patch triton's own
+# jit functions such as tl.cdiv): prints, per page table, the (sequence, lo, hi) each program of the grid gets.
+_WORK_ITEMS = """
+import importlib.util, itertools, json, sys
+import torch, triton, triton.language as tl
+spec = importlib.util.spec_from_file_location("seed", sys.argv[1])
+seed = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(seed)
+
+@triton.jit
+def probe(indptr_ptr, out_ptr, batch, chunk, BP: tl.constexpr):
+    i = tl.program_id(0)
+    b, lo, hi = seed._work_item(indptr_ptr, i, batch, chunk, BP)
+    tl.store(out_ptr + i * 3, b)
+    tl.store(out_ptr + i * 3 + 1, lo)
+    tl.store(out_ptr + i * 3 + 2, hi)
+
+found = []
+for lengths in json.loads(sys.argv[2]):
+    indptr = torch.tensor([0, *itertools.accumulate(lengths)], dtype=torch.int32)
+    items = triton.cdiv(int(indptr[-1]), 16) + len(lengths)  # the grid the seed launches, chunks of 16 tokens
+    out = torch.zeros(items * 3, dtype=torch.int32)
+    probe[(items,)](indptr, out, len(lengths), 16, BP=triton.next_power_of_2(len(lengths) + 1))
+    found.append(out.view(items, 3).tolist())
+print(json.dumps(found))
+"""
+
+
+@pytest.mark.parametrize(
+    "name", ["gqa_paged_decode_h32_kv4_d128_ps1", "mla_paged_decode_h16_ckv512_kpe64_ps1"]
+)
+def test_balanced_chunks_cover_every_token_once_and_spare_programs_take_none(name: str) -> None:
+    tables = [[5, 40, 25], [0, 70, 0, 1], [16, 16], [100]]
+    seed = TASKS / name / "seeds" / "triton_split_kv.py"
+    child = subprocess.run(
+        [sys.executable, "-c", _WORK_ITEMS, str(seed), json.dumps(tables)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TRITON_INTERPRET": "1"},
+    )
+    assert child.returncode == 0, child.stderr[-3000:]
+    for lengths, programs in zip(tables, json.loads(child.stdout), strict=True):
+        indptr = [0, *itertools.accumulate(lengths)]
+        covered = [0] * indptr[-1]
+        for b, lo, hi in programs:
+            if b >= len(lengths):
+                assert lo >= hi, (lengths, b, lo, hi)
+                continue
+            assert indptr[b] <= lo < hi <= indptr[b + 1] and hi - lo <= 16, (lengths, b, lo, hi)
+            for t in range(lo, hi):
+                covered[t] += 1
+        assert covered == [1] * indptr[-1], lengths
