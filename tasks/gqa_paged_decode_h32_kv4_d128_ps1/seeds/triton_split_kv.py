@@ -113,6 +113,7 @@ def _decode_split(q_ptr, k_ptr, v_ptr, indptr_ptr, indices_ptr, part_o_ptr, part
         m = m_new
     if BALANCED:
         part = item * KVH * GROUP + head
+        # broadcast by hand: the Triton interpreter rejects a vector mask and'ed with a scalar one
         row_ok = row_ok & (rows * 0 + live.to(tl.int32) > 0)
     else:
         part = (b * KVH * GROUP + head) * SPLITS + s

@@ -99,6 +99,7 @@ def _mla_split(qn_ptr, qp_ptr, ckv_ptr, kpe_ptr, lo_ptr, hi_ptr, indices_ptr, pa
         m = m_new
     if BALANCED:
         part = item * H + heads
+        # a [H] mask built by hand: the Triton interpreter rejects a scalar one here
         ok_h = heads * 0 + live.to(tl.int32) > 0
         tl.store(part_o_ptr + part[:, None] * DC + dc[None, :], acc, mask=ok_h[:, None])
         tl.store(part_ml_ptr + part * 2, m, mask=ok_h)
