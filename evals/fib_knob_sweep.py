@@ -64,6 +64,9 @@ SWEEPS: dict[str, list[dict[str, int]]] = {
             "WAVES": 8,
             "MIN_SPLIT_BLOCKS": 1,
         },
+        {"BALANCED": True, "WAVES": 8, "MIN_SPLIT_BLOCKS": 1},
+        {"BALANCED": True, "WAVES": 4, "MIN_SPLIT_BLOCKS": 1},
+        {"BALANCED": True, "WAVES": 8, "MIN_SPLIT_BLOCKS": 1, "BLOCK_N": 64, "NUM_STAGES": 3},
     ],
     "mla_paged_decode_h16_ckv512_kpe64_ps1": [
         {},
@@ -83,6 +86,8 @@ SWEEPS: dict[str, list[dict[str, int]]] = {
         {"BLOCK_N": 16, "NUM_WARPS": 4, "WAVES": 8},
         {"WAVES": 8, "MIN_SPLIT_BLOCKS": 1},
         {"WAVES": 8, "MIN_SPLIT_BLOCKS": 1, "PV_BF16X2": True},
+        {"BALANCED": True, "WAVES": 8, "MIN_SPLIT_BLOCKS": 1},
+        {"BALANCED": True, "WAVES": 4, "NUM_WARPS": 4},
     ],
 }
 
