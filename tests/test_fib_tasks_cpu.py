@@ -55,40 +55,42 @@ def test_seed_passes_its_cpu_subset_under_the_interpreter(cpu_engine: Engine, na
     assert result.status == "PASSED", [(w.workload, w.status, w.log) for w in result.workloads]
 
 
+def _seed_variant_verdict(engine: Engine, name: str, knobs: dict[str, object]) -> list[tuple[str, str, str]]:
+    """Each CPU workload's (id, status, log) for the task's seed rendered with ``knobs``."""
+    seed = TASKS / name / "seeds" / "triton_split_kv.py"
+    variant = Candidate(
+        language="triton", files={"variant.py": render(seed.read_text(), knobs)}, entry="variant.py"
+    )
+    result = engine.run_correctness(load_task(TASKS / name), variant)
+    assert result.workloads
+    return [(w.workload, w.status, w.log) for w in result.workloads]
+
+
+def _failed(verdict: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    return [w for w in verdict if w[1] != "PASSED"]
+
+
 @pytest.mark.slow
 def test_gqa_seed_with_all_kv_heads_in_one_program_passes_its_cpu_subset(cpu_engine: Engine) -> None:
-    name = "gqa_paged_decode_h32_kv4_d128_ps1"
-    task = load_task(TASKS / name)
-    seed = TASKS / name / "seeds" / "triton_split_kv.py"
-    source = render(
-        seed.read_text(), {"ALL_HEADS": True, "NUM_WARPS": 8, "BLOCK_N": 16, "MIN_SPLIT_BLOCKS": 1}
-    )
-    variant = Candidate(language="triton", files={"all_heads.py": source}, entry="all_heads.py")
-    result = cpu_engine.run_correctness(task, variant)
-    assert result.status == "PASSED", [(w.workload, w.status, w.log) for w in result.workloads]
+    knobs = {"ALL_HEADS": True, "NUM_WARPS": 8, "BLOCK_N": 16, "MIN_SPLIT_BLOCKS": 1}
+    assert _failed(_seed_variant_verdict(cpu_engine, "gqa_paged_decode_h32_kv4_d128_ps1", knobs)) == []
+
+
+# BLOCK_N 16 and one block per chunk: the CPU subset's sequences span several chunks and the grid has spare programs
+BALANCED_CPU = {"BALANCED": True, "BLOCK_N": 16, "WAVES": 8, "MIN_SPLIT_BLOCKS": 1}
 
 
 @pytest.mark.slow
 def test_gqa_seed_with_token_balanced_chunks_passes_its_cpu_subset(cpu_engine: Engine) -> None:
-    name = "gqa_paged_decode_h32_kv4_d128_ps1"
-    task = load_task(TASKS / name)
-    seed = TASKS / name / "seeds" / "triton_split_kv.py"
-    # BLOCK_N 16 and one block per chunk: the CPU subset's sequences span several chunks and the grid has spare programs
-    source = render(seed.read_text(), {"BALANCED": True, "BLOCK_N": 16, "WAVES": 8, "MIN_SPLIT_BLOCKS": 1})
-    variant = Candidate(language="triton", files={"balanced.py": source}, entry="balanced.py")
-    result = cpu_engine.run_correctness(task, variant)
-    assert result.status == "PASSED", [(w.workload, w.status, w.log) for w in result.workloads]
+    assert _failed(_seed_variant_verdict(cpu_engine, "gqa_paged_decode_h32_kv4_d128_ps1", BALANCED_CPU)) == []
 
 
 @pytest.mark.slow
 def test_mla_seed_with_token_balanced_chunks_passes_its_cpu_subset(cpu_engine: Engine) -> None:
-    name = "mla_paged_decode_h16_ckv512_kpe64_ps1"
-    task = load_task(TASKS / name)
-    seed = TASKS / name / "seeds" / "triton_split_kv.py"
-    source = render(seed.read_text(), {"BALANCED": True, "BLOCK_N": 16, "WAVES": 8, "MIN_SPLIT_BLOCKS": 1})
-    variant = Candidate(language="triton", files={"balanced.py": source}, entry="balanced.py")
-    result = cpu_engine.run_correctness(task, variant)
-    assert result.status == "PASSED", [(w.workload, w.status, w.log) for w in result.workloads]
+    assert (
+        _failed(_seed_variant_verdict(cpu_engine, "mla_paged_decode_h16_ckv512_kpe64_ps1", BALANCED_CPU))
+        == []
+    )
 
 
 # Run in a child with TRITON_INTERPRET set before triton is imported (the interpreter must patch triton's own
