@@ -213,6 +213,11 @@ def main() -> int:
         default="{}",
         help='JSON {"TASK": [{"KNOB": value, ...}, ...]}: also the seed with each set of knobs, through the judge',
     )
+    parser.add_argument(
+        "--workdir",
+        default=None,
+        help="keep the engine's folder here (worker logs; with KSEARCH_JUDGE_TRACE=1 the judge's per-call lines)",
+    )
     args = parser.parse_args()
     variants: dict[str, list[dict[str, Any]]] = json.loads(args.variants)
     os.environ.setdefault("FLASHINFER_WORKSPACE_BASE", "/tmp/flashinfer-ws")
@@ -224,7 +229,7 @@ def main() -> int:
         "command": " ".join(["python", *sys.argv]),
         "tasks": [],
     }
-    with Engine(device="gpu") as engine:
+    with Engine(device="gpu", workdir=Path(args.workdir) if args.workdir else None) as engine:
         jobs: list[tuple[str, dict[str, Any] | None]] = []
         for name in [t for t in args.tasks.split(",") if t]:
             jobs += [(name, None)] * args.repeat + [(name, k) for k in variants.get(name, [])]

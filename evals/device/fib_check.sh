@@ -4,7 +4,7 @@
 #   search_mla  the MLA playbook search (205 s)     search_gqa  the GQA playbook search (205 s)
 #   cheats      the cheat/fault corpus (300 s)      sweep       seed knob variants with do_bench (150 s)
 #   probe       the slab-mapping probe (100 s)      repeat      seeds twice and knob variants through the judge (420 s)
-#   quick       the GQA seed and its balanced variant through the judge (150 s)
+#   quick       the GQA seed and its balanced variant through the judge, the judge's per-call trace kept (150 s)
 # Run from the repository root with carry [".whl", ".whl-fib"] (see bundle.sh); a call lasts at most 10 minutes,
 # so pick steps that fit, e.g. STEPS="probe repeat" first and STEPS="search_gqa search_mla" while it is warm.
 # The device tool returns at most 8 files from $OUT, so the steps write under $RES and every finished step
@@ -52,8 +52,8 @@ for step in $STEPS; do
                --tasks gqa_paged_decode_h32_kv4_d128_ps1,mla_paged_decode_h16_ckv512_kpe64_ps1 --variants "$VARIANTS" \
                > "$RES/repeat.log" 2>&1)
             grep -v '^20..-' "$RES/repeat.log" | tail -8 ;;
-    quick) (cd /tmp && timeout ${QUICK_S:-150} python "$REPO/evals/fib_gpu.py" --out "$RES" --name fib_gpu_quick \
-              --tasks gqa_paged_decode_h32_kv4_d128_ps1 --variants "$QUICK" > "$RES/quick.log" 2>&1)
+    quick) (cd /tmp && KSEARCH_JUDGE_TRACE=1 timeout ${QUICK_S:-150} python "$REPO/evals/fib_gpu.py" --out "$RES" \
+              --name fib_gpu_quick --workdir "$RES/quick_engine" --tasks gqa_paged_decode_h32_kv4_d128_ps1 --variants "$QUICK" > "$RES/quick.log" 2>&1)
            grep -v '^20..-' "$RES/quick.log" | tail -8 ;;
     *) echo "unknown step '$step' (steps: tests fib search_mla search_gqa cheats sweep probe repeat quick)"; exit 2 ;;
   esac
