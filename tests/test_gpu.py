@@ -11,7 +11,7 @@ from conftest import candidate, seed
 from ksearch_agent.candidate import Candidate
 from ksearch_agent.engine import Engine
 from ksearch_agent.task import load_task
-from ksearch_agent.worker.profile_job import PLAUSIBLE_FLOOR_FRACTION
+from ksearch_agent.worker.profile_job import MIN_INTERLEAVED_NULLS, PLAUSIBLE_FLOOR_FRACTION
 
 pytestmark = pytest.mark.gpu
 
@@ -51,6 +51,15 @@ def test_profile_times_candidate_and_reference_in_the_same_worker(gpu_engine: En
     # Writes that stay in the L2 let an honest kernel beat bytes / copy bandwidth a little (0.90x on the H100).
     assert w.plausible and 0 < (w.roofline_fraction or 0) <= 1 / PLAUSIBLE_FLOOR_FRACTION
     assert res.ceilings["copy_gbps"] > 500 and res.ceilings["bf16_tflops"] > 100
+
+
+def test_each_sides_fixed_cost_is_timed_beside_its_calls_on_the_gpu(gpu_engine: Engine) -> None:
+    res = gpu_engine.profile(load_task("rmsnorm"), seed("rmsnorm", "triton_rowwise.py"), ["b4096"])
+    (w,) = res.workloads
+    assert w.status == "PASSED" and w.model_extra, w.log
+    for side in (w.model_extra["stats"], w.model_extra["reference_stats"]):
+        assert side["null_calls"] >= MIN_INTERLEAVED_NULLS
+        assert 0 < side["sync_overhead_ms"] < 0.5
 
 
 def test_hot_protocol_is_measured_checked_and_no_slower_than_flushed(gpu_engine: Engine) -> None:

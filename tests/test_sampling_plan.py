@@ -42,15 +42,24 @@ def test_a_slow_candidate_keeps_the_minimum_rounds() -> None:
     assert rounds == MIN_ROUNDS
 
 
-class _ScriptedTimer(WorkloadTimer):
-    """The real run loop with calls that take no GPU: each call is counted and reports its side's time."""
+NULL_MS = {"null:candidate": 0.015, "null:judge": 0.011}
 
-    def __init__(self, times: dict[str, float]) -> None:
-        self.times, self.calls, self.order = times, Counter[str](), list[str]()
+
+class _ScriptedTimer(WorkloadTimer):
+    """The real run loop with calls that take no GPU: each call is counted and reports its side's time (the
+    empty calls their NULL_MS); a name in ``fail_after`` raises once it has been called that many times."""
+
+    def __init__(
+        self, times: dict[str, float], protocol: str = "flushed", fail_after: dict[str, int] | None = None
+    ):
+        self.times, self.calls, self.order = {**NULL_MS, **times}, Counter[str](), list[str]()
         self.failures = {}
-        self.protocol = "flushed"
+        self.protocol = protocol
+        self.fail_after = fail_after or {}
 
     def _one(self, name: str, checked: bool) -> float:
+        if self.calls[name] >= self.fail_after.get(name, 10**9):
+            raise profile_job.CallFailed("RUNTIME_ERROR", f"{name} lost")
         self.calls[name] += 1
         if checked:  # the timed rounds, not the warm-up
             self.order.append(name)
@@ -80,3 +89,42 @@ def test_rounds_cut_short_by_the_wall_cap_still_time_a_strided_reference_a_few_t
     samples = wt.run(list(FIB_LIKE), budget_ms=500.0)
     assert len(samples["candidate"]) == MIN_ROUNDS
     assert len(samples["reference"]) == MIN_STRIDED_CALLS
+
+
+def test_every_round_times_an_empty_call_through_each_contestant_and_the_judge() -> None:
+    wt = _ScriptedTimer(FIB_LIKE)
+    samples = wt.run(list(FIB_LIKE), budget_ms=500.0)
+    rounds, _ = sampling_plan(FIB_LIKE, budget_ms=500.0)
+    assert {n: len(v) for n, v in wt.null_samples.items()} == {"null:candidate": rounds, "null:judge": rounds}
+    assert not any(n.startswith("null:") for n in samples)
+    first_round = wt.order[: len(FIB_LIKE) + 2]
+    assert "null:candidate" in first_round and "null:judge" in first_round
+
+
+def test_the_fixed_cost_subtracted_is_the_one_timed_beside_the_calls_not_the_calibration() -> None:
+    wt = _ScriptedTimer(FIB_LIKE)
+    wt.run(list(FIB_LIKE), budget_ms=500.0)
+    assert wt.overhead_ms("candidate", calibrated=0.039) == NULL_MS["null:candidate"]
+    assert wt.overhead_ms("library", calibrated=0.02) == NULL_MS["null:judge"]
+    assert wt.overhead_ms("reference", calibrated=0.02) == NULL_MS["null:judge"]
+
+
+def test_a_contestant_whose_empty_calls_stop_keeps_its_calibration_and_no_failure_of_its_own() -> None:
+    wt = _ScriptedTimer(FIB_LIKE, fail_after={"null:candidate": 2})
+    samples = wt.run(list(FIB_LIKE), budget_ms=500.0)
+    assert wt.overhead_ms("candidate", calibrated=0.039) == 0.039
+    assert wt.failures == {} and len(samples["candidate"]) == len(samples["library"])
+
+
+def test_gpumode_timing_makes_no_empty_calls() -> None:
+    wt = _ScriptedTimer({"candidate": 0.05, "reference": 0.05}, protocol="gpumode")
+    wt.run(["candidate", "reference"], budget_ms=500.0)
+    assert wt.null_samples == {} and not any(n.startswith("null:") for n in wt.calls)
+
+
+def test_a_side_that_drops_out_stops_its_empty_calls_and_the_others_go_on() -> None:
+    wt = _ScriptedTimer(FIB_LIKE, fail_after={"candidate": 5})
+    samples = wt.run(list(FIB_LIKE), budget_ms=500.0)
+    assert "candidate" in wt.failures and "candidate" not in samples
+    assert len(wt.null_samples["null:candidate"]) <= 3
+    assert len(wt.null_samples["null:judge"]) == len(samples["library"]) > 10

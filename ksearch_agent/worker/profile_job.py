@@ -7,7 +7,12 @@ contestant brackets the call with events and a device-wide synchronize. The judg
 times on trust:
 
 - before the candidate is imported it times empty calls through the same path, which gives the
-  contestant's honest fixed cost, both on the GPU and on its own wall clock;
+  contestant's honest fixed cost, both on the GPU and on its own wall clock (the wall-clock check below
+  uses it);
+- the fixed cost subtracted from each side's times is measured beside them: an empty call through each
+  contestant, and one in the judge, is timed in every round of the interleaving, so the cost the path has
+  while the sides are timed is the one removed (calibrated once, it drifted: on an H100 one contestant's
+  calibration read 0.039 ms against about 0.015 ms while it was timed, which erased a 0.02 ms kernel);
 - it measures the wall time of every timed call and refuses a report that claims more time than the
   wall clock saw, or much less than the wall clock leaves after the fixed cost;
 - after a call, unseen by the contestant beforehand, it may overwrite the slab's inputs and ask for that
@@ -56,6 +61,10 @@ from ksearch_agent.worker.timing import Timer, _quantile, cached_ceilings
 CHECK_PROBABILITY = 0.1
 MAX_CHECKS = 8
 NULL_CALLS = 30
+# interleaved empty calls a side's fixed cost needs before it replaces the calibrated one
+MIN_INTERLEAVED_NULLS = 5
+NULL_PREFIX = "null:"
+JUDGE_NULL = NULL_PREFIX + "judge"
 TRACE = os.environ.get("KSEARCH_JUDGE_TRACE") == "1"  # per-call timing lines in the judge's log
 # Wall time beyond the calibrated fixed cost that a call's report may leave unexplained: host work outside
 # the events differs between an empty call and a real one (an H100 showed up to ~0.4 ms), so only larger
@@ -101,16 +110,8 @@ class Player:
             timer.flush()
             torch.cuda.synchronize()
             t0 = time.perf_counter()
-            reply = self._ask(
-                {"op": "time", "null": True, "protocol": "flushed", "lead_cycles": self.lead_cycles}, "timed"
-            )
+            reported.append(self.time_null("flushed"))
             walls.append((time.perf_counter() - t0) * 1e3)
-            ms = reply.get("ms")
-            if not isinstance(ms, int | float):
-                raise CallFailed(
-                    "RUNTIME_ERROR", f"the contestant's empty calls were not timed: {reply}"[:500]
-                )
-            reported.append(float(ms))
         self.null_ms = statistics.median(reported[5:])
         self.null_wall_ms = statistics.median(walls[5:])
         if TRACE:
@@ -119,6 +120,17 @@ class Player:
                 file=sys.stderr,
                 flush=True,
             )
+
+    def time_null(self, protocol: str) -> float:
+        """One empty call through the timed path (the caller has flushed and synchronized as for a real one)."""
+        lead = self.lead_cycles if protocol != "gpumode" else 0
+        reply = self._ask({"op": "time", "null": True, "protocol": protocol, "lead_cycles": lead}, "timed")
+        ms = reply.get("ms")
+        if not isinstance(ms, int | float) or not 0 <= ms < float("inf"):
+            raise CallFailed("RUNTIME_ERROR", f"the contestant's empty calls were not timed: {reply}"[:500])
+        if TRACE:
+            print(f"null {self.name} reported {ms:.3f} ms", file=sys.stderr, flush=True)
+        return float(ms)
 
     def time_once(self, wl: dict[str, Any], layout: Layout, protocol: str) -> float:
         t0 = time.perf_counter()
@@ -287,6 +299,18 @@ def sampling_plan(probes: dict[str, float], budget_ms: float) -> tuple[int, dict
     return rounds, every
 
 
+def in_judge(name: str) -> bool:
+    """Whether side ``name`` is timed in the judge's process (the reference, the library) or a contestant's."""
+    from ksearch_agent.opponents.judge_side import NAMES
+
+    return name == "reference" or name in NAMES
+
+
+def null_of(name: str) -> str:
+    """The name of the empty calls that give side ``name``'s fixed cost."""
+    return JUDGE_NULL if in_judge(name) else NULL_PREFIX + name
+
+
 class WorkloadTimer:
     """Times the reference (in the judge) and the players (contestants) on one workload."""
 
@@ -310,6 +334,7 @@ class WorkloadTimer:
         self.counter = itertools.count()
         self.rng = random.Random(derive_seed(self.secret, wl["id"], "checks"))
         self.failures: dict[str, CallFailed] = {}
+        self.null_samples: dict[str, list[float]] = {}
         self.reported: dict[str, list[float]] = {name: [] for name in players}
         self.same: list[torch.Tensor] | None = None
         self.ref_bufs: list[torch.Tensor] | None = None
@@ -364,7 +389,24 @@ class WorkloadTimer:
             )
         return ms
 
+    def null_call(self, name: str) -> float:
+        """An empty call through ``name``'s timed path (``JUDGE_NULL``: the judge's), prepared as a real call is."""
+        if name == JUDGE_NULL:
+            return self.timer.call_ms(lambda: None, [], protocol=self.protocol)
+        if self.protocol == "flushed":
+            self.timer.flush()
+        torch.cuda.synchronize()
+        return self.players[name.removeprefix(NULL_PREFIX)].time_null(self.protocol)
+
+    def overhead_ms(self, name: str, calibrated: float) -> float:
+        """The fixed cost to subtract from ``name``'s times: the median of the empty calls interleaved with
+        them, or ``calibrated`` where too few of those were timed."""
+        got = self.null_samples.get(null_of(name), [])
+        return statistics.median(got) if len(got) >= MIN_INTERLEAVED_NULLS else calibrated
+
     def _one(self, name: str, checked: bool) -> float:
+        if name.startswith(NULL_PREFIX):
+            return self.null_call(name)
         if name == "reference":
             return self.reference_call()
         if name in ("library", "library_plan"):
@@ -372,16 +414,25 @@ class WorkloadTimer:
         return self.player_call(self.players[name], checked)
 
     def run(self, names: list[str], budget_ms: float) -> dict[str, list[float]]:
-        """Samples per name, interleaved call by call; a player that fails drops out, the rest go on."""
-        samples: dict[str, list[float]] = {n: [] for n in names}
-        live = list(names)
+        """Samples per name, interleaved call by call; a player that fails drops out, the rest go on.
+
+        Outside GPUMode's protocol every round also times an empty call through each side's path (kept in
+        ``null_samples``, read through ``overhead_ms``).
+        """
+        nulls = [] if self.protocol == "gpumode" else list(dict.fromkeys(null_of(n) for n in names))
+        samples: dict[str, list[float]] = {n: [] for n in [*names, *nulls]}
+        live = [*names, *nulls]
 
         def attempt(name: str, checked: bool) -> float | None:
             try:
                 return self._one(name, checked)
             except CallFailed as exc:
-                self.failures[name] = exc
                 live.remove(name)
+                if not name.startswith(NULL_PREFIX):  # a lost contestant fails its own side's next call
+                    self.failures[name] = exc
+                    sides = [n for n in live if not n.startswith(NULL_PREFIX)]
+                    if null_of(name) in live and all(null_of(n) != null_of(name) for n in sides):
+                        live.remove(null_of(name))  # no side left whose fixed cost it gives
                 return None
 
         gc_was_enabled = gc.isenabled()
@@ -389,7 +440,7 @@ class WorkloadTimer:
         try:
             with torch.no_grad():
                 probes: dict[str, float] = {}
-                for name in list(live):
+                for name in [n for n in live if n not in nulls]:
                     last = warm_up(functools.partial(attempt, name, False))
                     if last is not None:
                         probes[name] = last
@@ -400,6 +451,7 @@ class WorkloadTimer:
         finally:
             if gc_was_enabled:
                 gc.enable()
+        self.null_samples = {n: samples.pop(n) for n in nulls}
         return {n: s for n, s in samples.items() if n in live and s}
 
     def _rounds(
@@ -591,9 +643,9 @@ def _profile_workload(
             failed.pop("candidate", None)  # a failure on this workload only
     stats: dict[str, dict[str, Any]] = {}
     for name, vals in samples.items():
-        in_judge = name == "reference" or name in NAMES
-        overhead = judge.timer.sync_overhead_ms() if in_judge else live[name].null_ms
-        stats[name] = _stats(vals, overhead, protocol)
+        calibrated = judge.timer.sync_overhead_ms() if in_judge(name) else live[name].null_ms
+        stats[name] = _stats(vals, wt.overhead_ms(name, calibrated), protocol)
+        stats[name]["null_calls"] = len(wt.null_samples.get(null_of(name), []))
     for name in live:
         if name not in stats:
             continue
