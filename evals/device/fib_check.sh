@@ -4,7 +4,7 @@
 #   search_mla  the MLA playbook search (205 s)     search_gqa  the GQA playbook search (205 s)
 #   cheats      the cheat/fault corpus (300 s)      sweep       seed knob variants with do_bench (150 s)
 #   probe       the slab-mapping probe (100 s)      repeat      seeds twice and knob variants through the judge (420 s)
-#   quick       the GQA seed and its balanced variant through the judge, the judge's per-call trace kept (150 s)
+#   quick       both decode seeds and their balanced variants through the judge, its per-call trace kept (240 s)
 # Run from the repository root with carry [".whl", ".whl-fib"] (see bundle.sh); a call lasts at most 10 minutes,
 # so pick steps that fit, e.g. STEPS="probe repeat" first and STEPS="search_gqa search_mla" while it is warm.
 # The device tool returns at most 8 files from $OUT, so the steps write under $RES and every finished step
@@ -23,8 +23,9 @@ VARIANTS='{"gqa_paged_decode_h32_kv4_d128_ps1": [{"WAVES": 8, "MIN_SPLIT_BLOCKS"
   {"ALL_HEADS": true, "NUM_WARPS": 8, "BLOCK_N": 16, "WAVES": 8, "MIN_SPLIT_BLOCKS": 1}],
   "mla_paged_decode_h16_ckv512_kpe64_ps1": [{"BLOCK_N": 16, "NUM_WARPS": 4, "WAVES": 8},
   {"BALANCED": true, "WAVES": 8, "MIN_SPLIT_BLOCKS": 1}, {"BALANCED": true, "WAVES": 4, "NUM_WARPS": 4}]}'
-# the quick step: the GQA seed and its balanced-chunk variant through the judge, for a call with little time left
-QUICK='{"gqa_paged_decode_h32_kv4_d128_ps1": [{"BALANCED": true, "WAVES": 8, "MIN_SPLIT_BLOCKS": 1}]}'
+# the quick step: both decode seeds and their balanced-chunk variants through the judge (~90 s per task)
+QUICK='{"gqa_paged_decode_h32_kv4_d128_ps1": [{"BALANCED": true, "WAVES": 8, "MIN_SPLIT_BLOCKS": 1}],
+  "mla_paged_decode_h16_ckv512_kpe64_ps1": [{"BALANCED": true, "WAVES": 8, "MIN_SPLIT_BLOCKS": 1}]}'
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$RES/device.txt"
 for step in $STEPS; do
   echo "== $step $(date -u +%T)"
@@ -52,8 +53,10 @@ for step in $STEPS; do
                --tasks gqa_paged_decode_h32_kv4_d128_ps1,mla_paged_decode_h16_ckv512_kpe64_ps1 --variants "$VARIANTS" \
                > "$RES/repeat.log" 2>&1)
             grep -v '^20..-' "$RES/repeat.log" | tail -8 ;;
-    quick) (cd /tmp && KSEARCH_JUDGE_TRACE=1 timeout ${QUICK_S:-150} python "$REPO/evals/fib_gpu.py" --out "$RES" \
-              --name fib_gpu_quick --workdir "$RES/quick_engine" --tasks gqa_paged_decode_h32_kv4_d128_ps1 --variants "$QUICK" > "$RES/quick.log" 2>&1)
+    quick) (cd /tmp && KSEARCH_JUDGE_TRACE=1 timeout ${QUICK_S:-240} python "$REPO/evals/fib_gpu.py" --out "$RES" \
+              --name fib_gpu_quick --workdir "$RES/quick_engine" \
+              --tasks gqa_paged_decode_h32_kv4_d128_ps1,mla_paged_decode_h16_ckv512_kpe64_ps1 --variants "$QUICK" \
+              > "$RES/quick.log" 2>&1)
            grep -v '^20..-' "$RES/quick.log" | tail -8 ;;
     *) echo "unknown step '$step' (steps: tests fib search_mla search_gqa cheats sweep probe repeat quick)"; exit 2 ;;
   esac
