@@ -1,5 +1,6 @@
 """How the judge spreads its timed calls over the sides of a comparison (profile_job.sampling_plan and
-WorkloadTimer.run): a slow reference must not starve the kernels it is compared with of samples."""
+WorkloadTimer.run): a slow reference must not starve the kernels it is compared with of samples; and the
+fixed cost subtracted from each side, timed beside its calls and held to the judge's wall clock."""
 
 from __future__ import annotations
 
@@ -128,3 +129,23 @@ def test_a_side_that_drops_out_stops_its_empty_calls_and_the_others_go_on() -> N
     assert "candidate" in wt.failures and "candidate" not in samples
     assert len(wt.null_samples["null:candidate"]) <= 3
     assert len(wt.null_samples["null:judge"]) == len(samples["library"]) > 10
+
+
+def _player_with_walls(walls_ms: list[float], null_wall_ms: float) -> profile_job.Player:
+    player = profile_job.Player("candidate", contestant=None, slab=None, timeout=1.0)  # type: ignore[arg-type]
+    player.walls, player.null_wall_ms = walls_ms, null_wall_ms
+    return player
+
+
+def test_an_inflated_fixed_cost_cannot_shrink_a_long_call_past_the_wall_clock_check() -> None:
+    player = _player_with_walls([10.5] * 20, null_wall_ms=0.5)  # the judge saw 10 ms beyond the fixed cost
+    assert player.timing_problem([10.02] * 20, overhead_ms=0.02) is None
+    problem = player.timing_problem([10.02] * 20, overhead_ms=8.0)  # empty calls that claimed 8 ms each
+    assert problem is not None and "wall clock" in problem
+
+
+def test_an_empty_call_counts_no_more_than_the_judges_wall_clock_saw() -> None:
+    player = _player_with_walls([], null_wall_ms=0.0)
+    player._ask = lambda message, expect: {"type": "timed", "ms": 50.0}  # type: ignore[method-assign]
+    reported, wall = player.time_null("flushed")
+    assert reported == wall < 50.0

@@ -109,9 +109,9 @@ class Player:
         for _ in range(NULL_CALLS):
             timer.flush()
             torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            reported.append(self.time_null("flushed"))
-            walls.append((time.perf_counter() - t0) * 1e3)
+            ms, wall = self.time_null("flushed")
+            reported.append(ms)
+            walls.append(wall)
         self.null_ms = statistics.median(reported[5:])
         self.null_wall_ms = statistics.median(walls[5:])
         if TRACE:
@@ -121,16 +121,19 @@ class Player:
                 flush=True,
             )
 
-    def time_null(self, protocol: str) -> float:
-        """One empty call through the timed path (the caller has flushed and synchronized as for a real one)."""
+    def time_null(self, protocol: str) -> tuple[float, float]:
+        """One empty call through the timed path (the caller has flushed and synchronized as for a real one):
+        the time it reported, held to the judge's wall clock around the request, and that wall time."""
         lead = self.lead_cycles if protocol != "gpumode" else 0
+        t0 = time.perf_counter()
         reply = self._ask({"op": "time", "null": True, "protocol": protocol, "lead_cycles": lead}, "timed")
+        wall = (time.perf_counter() - t0) * 1e3
         ms = reply.get("ms")
         if not isinstance(ms, int | float) or not 0 <= ms < float("inf"):
             raise CallFailed("RUNTIME_ERROR", f"the contestant's empty calls were not timed: {reply}"[:500])
         if TRACE:
-            print(f"null {self.name} reported {ms:.3f} ms", file=sys.stderr, flush=True)
-        return float(ms)
+            print(f"null {self.name} wall {wall:.3f} ms reported {ms:.3f} ms", file=sys.stderr, flush=True)
+        return min(float(ms), wall), wall
 
     def time_once(self, wl: dict[str, Any], layout: Layout, protocol: str) -> float:
         t0 = time.perf_counter()
@@ -211,11 +214,14 @@ class Player:
         problems = reply.get("problems") or []
         return "the candidate: " + "; ".join(map(str, problems))[:3000] if problems else None
 
-    def timing_problem(self, reported: list[float]) -> str | None:
+    def timing_problem(self, reported: list[float], overhead_ms: float) -> str | None:
+        """A report that leaves much of the judge's wall clock unexplained, after the fixed cost that is
+        subtracted from it (``overhead_ms``: the empty calls come from the candidate's process too, so an
+        inflated fixed cost is held to this check as an under-reported call is)."""
         if not reported or not self.walls:
             return None
         real_from_wall = statistics.median(self.walls) - self.null_wall_ms
-        real_reported = statistics.median(reported) - self.null_ms
+        real_reported = statistics.median(reported) - overhead_ms
         if real_reported < 0.5 * real_from_wall - TIMING_SLACK_MS:
             return (
                 f"[timing] the contestant's timer reported a median of {real_reported:.3f} ms per call, less than "
@@ -396,7 +402,7 @@ class WorkloadTimer:
         if self.protocol == "flushed":
             self.timer.flush()
         torch.cuda.synchronize()
-        return self.players[name.removeprefix(NULL_PREFIX)].time_null(self.protocol)
+        return self.players[name.removeprefix(NULL_PREFIX)].time_null(self.protocol)[0]
 
     def overhead_ms(self, name: str, calibrated: float) -> float:
         """The fixed cost to subtract from ``name``'s times: the median of the empty calls interleaved with
@@ -642,14 +648,16 @@ def _profile_workload(
         if players.get("candidate") is None or players["candidate"].dead is None:
             failed.pop("candidate", None)  # a failure on this workload only
     stats: dict[str, dict[str, Any]] = {}
+    overheads: dict[str, float] = {}
     for name, vals in samples.items():
         calibrated = judge.timer.sync_overhead_ms() if in_judge(name) else live[name].null_ms
-        stats[name] = _stats(vals, wt.overhead_ms(name, calibrated), protocol)
+        overheads[name] = wt.overhead_ms(name, calibrated)
+        stats[name] = _stats(vals, overheads[name], protocol)
         stats[name]["null_calls"] = len(wt.null_samples.get(null_of(name), []))
     for name in live:
         if name not in stats:
             continue
-        problem = live[name].timing_problem(samples[name])
+        problem = live[name].timing_problem(samples[name], overheads[name])
         if problem is None:
             try:
                 problem = live[name].audit()
