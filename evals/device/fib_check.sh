@@ -24,8 +24,9 @@ VARIANTS='{"gqa_paged_decode_h32_kv4_d128_ps1": [{"WAVES": 8, "MIN_SPLIT_BLOCKS"
   "mla_paged_decode_h16_ckv512_kpe64_ps1": [{"BLOCK_N": 16, "NUM_WARPS": 4, "WAVES": 8},
   {"BALANCED": true, "WAVES": 8, "MIN_SPLIT_BLOCKS": 1}, {"BALANCED": true, "WAVES": 4, "NUM_WARPS": 4}]}'
 # the quick step: both decode seeds and their balanced-chunk variants through the judge (~90 s per task)
-QUICK='{"gqa_paged_decode_h32_kv4_d128_ps1": [{"BALANCED": true, "WAVES": 8, "MIN_SPLIT_BLOCKS": 1}],
-  "mla_paged_decode_h16_ckv512_kpe64_ps1": [{"BALANCED": true, "WAVES": 8, "MIN_SPLIT_BLOCKS": 1}]}'
+# (QUICK_VARIANTS replaces them: the same JSON shape as VARIANTS)
+QUICK=${QUICK_VARIANTS:-'{"gqa_paged_decode_h32_kv4_d128_ps1": [{"BALANCED": true, "WAVES": 8, "MIN_SPLIT_BLOCKS": 1}],
+  "mla_paged_decode_h16_ckv512_kpe64_ps1": [{"BALANCED": true, "WAVES": 8, "MIN_SPLIT_BLOCKS": 1}]}'}
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$RES/device.txt"
 for step in $STEPS; do
   echo "== $step $(date -u +%T)"

@@ -411,6 +411,12 @@ class WorkloadTimer:
         return statistics.median(got) if len(got) >= MIN_INTERLEAVED_NULLS else calibrated
 
     def _one(self, name: str, checked: bool) -> float:
+        ms = self._call(name, checked)
+        if TRACE:  # every side's samples in call order, for offline paired analyses
+            print(f"sample {self.wl['id'][:8]} {name} {ms:.5f}", file=sys.stderr, flush=True)
+        return ms
+
+    def _call(self, name: str, checked: bool) -> float:
         if name.startswith(NULL_PREFIX):
             return self.null_call(name)
         if name == "reference":
