@@ -86,6 +86,12 @@ def test_gqa_seed_with_token_balanced_chunks_passes_its_cpu_subset(cpu_engine: E
 
 
 @pytest.mark.slow
+def test_gqa_seed_with_balanced_chunks_over_all_kv_heads_passes_its_cpu_subset(cpu_engine: Engine) -> None:
+    knobs = {**BALANCED_CPU, "ALL_HEADS": True, "NUM_WARPS": 8}
+    assert _failed(_seed_variant_verdict(cpu_engine, "gqa_paged_decode_h32_kv4_d128_ps1", knobs)) == []
+
+
+@pytest.mark.slow
 def test_mla_seed_with_token_balanced_chunks_passes_its_cpu_subset(cpu_engine: Engine) -> None:
     assert (
         _failed(_seed_variant_verdict(cpu_engine, "mla_paged_decode_h16_ckv512_kpe64_ps1", BALANCED_CPU))

@@ -6,7 +6,7 @@ K and V rows through kv_indices, and keeps an online softmax in base 2 (probabil
 splits' partial results into the output and the base-2 log-sum-exp. More splits put more SMs on one long
 sequence; NUM_SPLITS = 0 picks a count from the batch size and the average sequence length. ALL_HEADS switches to a
 second kernel whose programs take all KV heads of a sequence's split (grid (batch, split)), so each token's K and V
-rows are read whole. BALANCED replaces the per-sequence split count by chunks of one token length for every
+rows are read whole. BALANCED (with either kernel) replaces the per-sequence split count by chunks of one token length for every
 sequence (a long sequence gets more programs than a short one), mapped to programs on the GPU from kv_indptr.
 """
 
@@ -124,11 +124,18 @@ def _decode_split(q_ptr, k_ptr, v_ptr, indptr_ptr, indices_ptr, part_o_ptr, part
 
 @triton.jit
 def _decode_split_all_heads(q_ptr, k_ptr, v_ptr, indptr_ptr, indices_ptr, part_o_ptr, part_ml_ptr, qk_scale,
-                            KVH: tl.constexpr, GROUP: tl.constexpr, D: tl.constexpr, BLOCK_H: tl.constexpr,
-                            BLOCK_N: tl.constexpr, SPLITS: tl.constexpr):
-    b = tl.program_id(0)
-    s = tl.program_id(1)
-    lo, hi = _split_range(indptr_ptr, b, s, SPLITS)
+                            batch, chunk, KVH: tl.constexpr, GROUP: tl.constexpr, D: tl.constexpr,
+                            BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr, SPLITS: tl.constexpr,
+                            BALANCED: tl.constexpr, BP: tl.constexpr):
+    if BALANCED:
+        item = tl.program_id(0)
+        b, lo, hi = _work_item(indptr_ptr, item, batch, chunk, BP)
+        live = b < batch  # as in _decode_split: spare programs read a valid row and store nothing
+        b = tl.minimum(b, batch - 1)
+    else:
+        b = tl.program_id(0)
+        s = tl.program_id(1)
+        lo, hi = _split_range(indptr_ptr, b, s, SPLITS)
     kvh = tl.arange(0, KVH)
     rows = tl.arange(0, BLOCK_H)
     cols = tl.arange(0, D)
@@ -154,7 +161,11 @@ def _decode_split_all_heads(q_ptr, k_ptr, v_ptr, indptr_ptr, indices_ptr, part_o
         v = tl.load(v_ptr + kv, mask=ok[None, :, None], other=0.0)
         acc = acc * alpha[:, :, None] + tl.dot(p, v.to(tl.float32))
         m = m_new
-    part = (b * KVH * GROUP + head) * SPLITS + s
+    if BALANCED:
+        part = item * KVH * GROUP + head
+        row_ok = row_ok & (head * 0 + live.to(tl.int32) > 0)
+    else:
+        part = (b * KVH * GROUP + head) * SPLITS + s
     tl.store(part_o_ptr + part[:, :, None] * D + cols[None, None, :], acc, mask=row_ok[:, :, None])
     tl.store(part_ml_ptr + part * 2, m, mask=row_ok)
     tl.store(part_ml_ptr + part * 2 + 1, l, mask=row_ok)
@@ -210,10 +221,10 @@ def _merge_chunks(part_o_ptr, part_ml_ptr, out_ptr, lse_ptr, indptr_ptr, batch, 
     tl.store(lse_ptr + row, tl.where(total > 0, m_max + tl.log2(safe), float("-inf")))
 
 
-def _chunk_tokens(kv_heads: int, tokens: int) -> int:
-    """The balanced layout's chunk length: about WAVES programs per SM over the batch, at least MIN_SPLIT_BLOCKS
-    blocks, a whole number of blocks."""
-    want = max(1, WAVES * 132 // kv_heads)
+def _chunk_tokens(programs_per_chunk: int, tokens: int) -> int:
+    """The balanced layout's chunk length: about WAVES programs per SM over the batch (a chunk takes one program per
+    KV head, or one for all of them), at least MIN_SPLIT_BLOCKS blocks, a whole number of blocks."""
+    want = max(1, WAVES * 132 // programs_per_chunk)
     blocks = max(MIN_SPLIT_BLOCKS, triton.cdiv(triton.cdiv(max(tokens, 1), want), BLOCK_N))
     return blocks * BLOCK_N
 
@@ -232,7 +243,7 @@ def run(q, k_cache, v_cache, kv_indptr, kv_indices, sm_scale):
     kv_heads = k_cache.shape[2]
     group = heads // kv_heads
     tokens = kv_indices.shape[0]
-    if BALANCED and not ALL_HEADS:
+    if BALANCED:
         return _run_balanced(q, k_cache, v_cache, kv_indptr, kv_indices, sm_scale)
     splits = _splits(batch, kv_heads, tokens)
     part_o = torch.empty(batch * heads * splits, dim, dtype=torch.float32, device=q.device)
@@ -245,8 +256,9 @@ def run(q, k_cache, v_cache, kv_indptr, kv_indices, sm_scale):
     block_h = max(16, triton.next_power_of_2(group))
     if ALL_HEADS:
         _decode_split_all_heads[(batch, splits)](
-            q, k_cache, v_cache, kv_indptr, kv_indices, part_o, part_ml, qk_scale, KVH=kv_heads, GROUP=group,
-            D=dim, BLOCK_H=block_h, BLOCK_N=BLOCK_N, SPLITS=splits, num_warps=NUM_WARPS, num_stages=NUM_STAGES,
+            q, k_cache, v_cache, kv_indptr, kv_indices, part_o, part_ml, qk_scale, batch, 1, KVH=kv_heads,
+            GROUP=group, D=dim, BLOCK_H=block_h, BLOCK_N=BLOCK_N, SPLITS=splits, BALANCED=False, BP=1,
+            num_warps=NUM_WARPS, num_stages=NUM_STAGES,
         )
     else:
         _decode_split[(batch, kv_heads, splits)](
@@ -263,7 +275,7 @@ def _run_balanced(q, k_cache, v_cache, kv_indptr, kv_indices, sm_scale):
     kv_heads = k_cache.shape[2]
     group = heads // kv_heads
     tokens = kv_indices.shape[0]
-    chunk = _chunk_tokens(kv_heads, tokens)
+    chunk = _chunk_tokens(1 if ALL_HEADS else kv_heads, tokens)
     # each sequence has at most len / chunk + 1 chunks: the grid's bound needs no copy of kv_indptr to the host
     items = triton.cdiv(tokens, chunk) + batch
     part_o = torch.empty(items * heads, dim, dtype=torch.float32, device=q.device)
@@ -273,11 +285,20 @@ def _run_balanced(q, k_cache, v_cache, kv_indptr, kv_indices, sm_scale):
     if batch == 0:
         return out, lse
     bp = triton.next_power_of_2(batch + 1)
-    _decode_split[(items, kv_heads, 1)](
-        q, k_cache, v_cache, kv_indptr, kv_indices, part_o, part_ml, float(sm_scale) * math.log2(math.e), batch,
-        chunk, KVH=kv_heads, GROUP=group, D=dim, BLOCK_H=max(16, triton.next_power_of_2(group)), BLOCK_N=BLOCK_N,
-        SPLITS=1, PV_BF16X2=PV_BF16X2, BALANCED=True, BP=bp, num_warps=NUM_WARPS, num_stages=NUM_STAGES,
-    )
+    qk_scale = float(sm_scale) * math.log2(math.e)
+    block_h = max(16, triton.next_power_of_2(group))
+    if ALL_HEADS:
+        _decode_split_all_heads[(items, 1)](
+            q, k_cache, v_cache, kv_indptr, kv_indices, part_o, part_ml, qk_scale, batch, chunk, KVH=kv_heads,
+            GROUP=group, D=dim, BLOCK_H=block_h, BLOCK_N=BLOCK_N, SPLITS=1, BALANCED=True, BP=bp,
+            num_warps=NUM_WARPS, num_stages=NUM_STAGES,
+        )
+    else:
+        _decode_split[(items, kv_heads, 1)](
+            q, k_cache, v_cache, kv_indptr, kv_indices, part_o, part_ml, qk_scale, batch, chunk, KVH=kv_heads,
+            GROUP=group, D=dim, BLOCK_H=block_h, BLOCK_N=BLOCK_N, SPLITS=1, PV_BF16X2=PV_BF16X2, BALANCED=True,
+            BP=bp, num_warps=NUM_WARPS, num_stages=NUM_STAGES,
+        )
     _merge_chunks[(batch * heads,)](part_o, part_ml, out, lse, kv_indptr, batch, chunk, HEADS=heads, D=dim, BP=bp,
                                     MB=16, num_warps=4)
     return out, lse
