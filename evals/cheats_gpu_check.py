@@ -102,7 +102,8 @@ def main(out: Path, repo: Path) -> dict[str, Any]:
                     "status": status,
                     "caught": status != "PASSED",
                     "as_expected": status in exp["statuses"] and rule_ok,
-                    "reasons": [r[:300] for r in reasons[:2]],
+                    # a traceback's cause is at its end
+                    "reasons": [r if len(r) <= 600 else r[:200] + " ... " + r[-400:] for r in reasons[:2]],
                     "seconds": time.perf_counter() - t0,
                 }
             )

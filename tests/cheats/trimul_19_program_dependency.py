@@ -177,8 +177,9 @@ def run(
         num_warps=8,
         num_stages=1,
     )
-    _triangle[(triton.cdiv(n, 32) ** 2, bs * hidden // 32)](
-        left, right, p, n, H=hidden, HB=32, BT=32, num_warps=4
+    # 8 channels per program: 32 would need 512 KB of shared memory on a GPU (a launch failure, not the race)
+    _triangle[(triton.cdiv(n, 32) ** 2, bs * hidden // 8)](
+        left, right, p, n, H=hidden, HB=8, BT=32, num_warps=4, num_stages=2
     )
     _output[(rows // 128,)](
         p,
