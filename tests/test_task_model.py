@@ -46,6 +46,16 @@ def test_trimul_cpu_run_always_reaches_an_n_that_is_not_a_multiple_of_32() -> No
     assert drawn == {48}
 
 
+def test_every_unlisted_trimul_shape_on_the_gpu_moves_each_axis_that_has_an_unlisted_value() -> None:
+    """A kernel keyed on the listed values of any one axis (seqlen or dim; both listed batch sizes leave none
+    between them) meets a value it has not seen in every unlisted workload, not only when the draw picks its axis."""
+    t = load_task("trimul")
+    listed = {a: {w.axes[a] for w in t.workloads} for a in ("bs", "seqlen", "dim")}
+    drawn = [w.axes for seed in range(20) for w in t.unlisted_workloads(2, random.Random(seed))]
+    assert all(a["seqlen"] not in listed["seqlen"] and a["dim"] not in listed["dim"] for a in drawn), drawn
+    assert all(a["bs"] in listed["bs"] for a in drawn)
+
+
 def test_trimul_has_the_gpumode_tests_and_benchmarks() -> None:
     t = load_task("trimul")
     tests = [w for w in t.workloads if w.roles == ["correctness"]]
