@@ -101,6 +101,17 @@ class CorrectnessResult(BaseModel):
     seconds: float = 0.0
 
 
+class FixedCost(BaseModel):
+    """The fixed cost subtracted from one side's timed calls on one workload."""
+
+    ms: float = Field(
+        description="per call: the median of the empty calls timed beside them, else the calibration"
+    )
+    null_calls: int = Field(
+        description="empty calls timed beside the side's calls (0: the calibrated figure)"
+    )
+
+
 class WorkloadTiming(BaseModel):
     model_config = ConfigDict(extra="allow")
     workload: str
@@ -129,6 +140,10 @@ class WorkloadTiming(BaseModel):
         default=None, description="the library's own outputs checked against the reference"
     )
     library_log: str = ""
+    fixed_costs: dict[str, FixedCost] = Field(
+        default_factory=dict,
+        description="per side (candidate, reference, library...): the fixed cost subtracted",
+    )
     log: str = ""
 
 

@@ -660,6 +660,7 @@ def _profile_workload(
         overheads[name] = wt.overhead_ms(name, calibrated)
         stats[name] = _stats(vals, overheads[name], protocol)
         stats[name]["null_calls"] = len(wt.null_samples.get(null_of(name), []))
+    result["fixed_costs"] = {n: {"ms": overheads[n], "null_calls": stats[n]["null_calls"]} for n in stats}
     for name in live:
         if name not in stats:
             continue
