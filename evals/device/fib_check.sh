@@ -4,7 +4,7 @@
 #   search_mla  the MLA playbook search (205 s)     search_gqa  the GQA playbook search (205 s)
 #   cheats      the cheat/fault corpus (300 s)      sweep       seed knob variants with do_bench (150 s)
 #   probe       the slab-mapping probe (100 s)      repeat      seeds twice and knob variants through the judge (420 s)
-#   quick       both decode seeds and their balanced variants through the judge, its per-call trace kept (240 s)
+#   quick       both decode seeds and their best balanced variants through the judge, its per-call trace kept (240 s)
 # Run from the repository root with carry [".whl", ".whl-fib"] (see bundle.sh); a call lasts at most 10 minutes,
 # so pick steps that fit, e.g. STEPS="probe repeat" first and STEPS="search_gqa search_mla" while it is warm.
 # The device tool returns at most 8 files from $OUT, so the steps write under $RES and every finished step
@@ -23,10 +23,12 @@ VARIANTS='{"gqa_paged_decode_h32_kv4_d128_ps1": [{"WAVES": 8, "MIN_SPLIT_BLOCKS"
   {"ALL_HEADS": true, "NUM_WARPS": 8, "BLOCK_N": 16, "WAVES": 8, "MIN_SPLIT_BLOCKS": 1}],
   "mla_paged_decode_h16_ckv512_kpe64_ps1": [{"BLOCK_N": 16, "NUM_WARPS": 4, "WAVES": 8},
   {"BALANCED": true, "WAVES": 8, "MIN_SPLIT_BLOCKS": 1}, {"BALANCED": true, "WAVES": 4, "NUM_WARPS": 4}]}'
-# the quick step: both decode seeds and their balanced-chunk variants through the judge (~90 s per task)
+# the quick step: both decode seeds and their best balanced-chunk variants on the H100
+# (evals/results/fib_gpu_quick_variants_h100.md) through the judge (~30 s per evaluation after FlashInfer's build)
 # (QUICK_VARIANTS replaces them: the same JSON shape as VARIANTS)
-QUICK=${QUICK_VARIANTS:-'{"gqa_paged_decode_h32_kv4_d128_ps1": [{"BALANCED": true, "WAVES": 8, "MIN_SPLIT_BLOCKS": 1}],
-  "mla_paged_decode_h16_ckv512_kpe64_ps1": [{"BALANCED": true, "WAVES": 8, "MIN_SPLIT_BLOCKS": 1}]}'}
+QUICK=${QUICK_VARIANTS:-'{"gqa_paged_decode_h32_kv4_d128_ps1": [{"BALANCED": true, "WAVES": 7, "MIN_SPLIT_BLOCKS": 1, "PV_BF16X2": true},
+  {"BALANCED": true, "WAVES": 4, "MIN_SPLIT_BLOCKS": 1, "BLOCK_N": 64, "NUM_STAGES": 3}],
+  "mla_paged_decode_h16_ckv512_kpe64_ps1": [{"BALANCED": true, "WAVES": 2, "MIN_SPLIT_BLOCKS": 1}]}'}
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$RES/device.txt"
 for step in $STEPS; do
   echo "== $step $(date -u +%T)"
