@@ -1,0 +1,77 @@
+"""Does a candidate's reported GPU time follow its contestant's host time? From a judge trace (``KSEARCH_JUDGE_TRACE=1``).
+
+For each workload evaluation (every timed candidate call after the first five, warm-up calls included): the
+reported times' quartiles, their correlation with the host time around the call
+(``region``) and before it (``before``: receiving the request and mapping the slab's views, which the GPU cannot
+lengthen), and the medians of the three in the fastest and slowest quarter of calls. A strong link with ``before``
+says slow-host episodes reach the GPU timing: the call's host path outlasts the launch overlap's spin.
+
+Usage: ``python evals/judge_host.py WORKDIR/workers/worker-gpu.log`` (prints a table).
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import sys
+from pathlib import Path
+
+TIMED = re.compile(
+    r"timed candidate wall [0-9.]+ ms reported ([0-9.]+) ms host "
+    r"\{'before_ms': ([0-9.e-]+), 'region_ms': ([0-9.e-]+)"
+)
+SAMPLE = re.compile(r"sample (\S+) candidate ")
+WARM_UP = 5  # the first calls of an evaluation compile and warm caches
+
+
+def calls(lines: list[str]) -> list[tuple[str, float, float, float]]:
+    """(workload, reported, before, region) per timed candidate call; the trace's sample line names the workload."""
+    out: list[tuple[str, float, float, float]] = []
+    pending: tuple[float, float, float] | None = None
+    for line in lines:
+        if m := TIMED.match(line):
+            pending = (float(m.group(1)), float(m.group(2)), float(m.group(3)))
+        elif (m := SAMPLE.match(line)) and pending is not None:
+            out.append((m.group(1), *pending))
+            pending = None
+    return out
+
+
+def corr(a: list[float], b: list[float]) -> float:
+    return statistics.correlation(a, b) if len(set(a)) > 1 and len(set(b)) > 1 else 0.0
+
+
+def main(paths: list[str]) -> int:
+    print(
+        "| workload | calls | reported q1 / median / q3 ms | corr. region | corr. before | "
+        "fastest quarter: reported / before / region ms | slowest quarter |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for path in paths:
+        segs: list[tuple[str, list[tuple[float, float, float]]]] = []
+        for wl, *rest in calls(Path(path).read_text(errors="replace").splitlines()):
+            if not segs or segs[-1][0] != wl:
+                segs.append((wl, []))
+            segs[-1][1].append((rest[0], rest[1], rest[2]))
+        for wl, rows in segs:
+            rows = rows[WARM_UP:]
+            if len(rows) < 20:
+                continue
+            rep = [r[0] for r in rows]
+            q1, med, q3 = statistics.quantiles(rep, n=4)
+            ranked = sorted(rows)
+            n = len(rows) // 4
+
+            def medians(part: list[tuple[float, float, float]]) -> str:
+                return " / ".join(f"{statistics.median(x[i] for x in part):.3f}" for i in range(3))
+
+            print(
+                f"| {wl} | {len(rows)} | {q1:.3f} / {med:.3f} / {q3:.3f} | "
+                f"{corr(rep, [r[2] for r in rows]):.2f} | {corr(rep, [r[1] for r in rows]):.2f} | "
+                f"{medians(ranked[:n])} | {medians(ranked[-n:])} |"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
