@@ -8,8 +8,10 @@ Each workload's fraction of the HBM floor (bytes / measured copy bandwidth) is r
 and for the library.
 
 Usage (GPU machine, flashinfer importable): ``python evals/fib_gpu.py [--tasks a,b] [--out DIR] [--name NAME]
-[--repeat N] [--variants '{"TASK": [{"KNOB": value}]}'] [--hot]``. ``--repeat`` evaluates each seed N times in
-the one engine (the judge's run-to-run spread), ``--variants`` also the seed with those knobs set, ``--hot`` adds
+[--repeat N] [--variants '{"TASK": [{"KNOB": value}]}'] [--hot] [--launch-overlap-us 200,500]``. ``--repeat``
+evaluates each seed N times in the one engine (the judge's run-to-run spread), ``--variants`` also the seed with
+those knobs set, ``--launch-overlap-us`` each of them at each of these launch overlaps in turn (the tasks' own
+value otherwise), ``--hot`` adds
 a profile in the hot protocol (no L2 flush, the same inputs each call: the regime of FlashInfer's own
 benchmarks) beside the flushed one. Writes OUT/NAME.json and OUT/NAME.md (NAME: fib_gpu unless --name).
 """
@@ -87,10 +89,17 @@ def reference_check(task: Any) -> dict[str, Any]:
     }
 
 
-def evaluate_task(engine: Engine, name: str, path: Path | None = None, hot: bool = False) -> dict[str, Any]:
+def evaluate_task(
+    engine: Engine, name: str, path: Path | None = None, hot: bool = False, overlap_us: float | None = None
+) -> dict[str, Any]:
     """The task's seed (or the kernel at ``path``) against the library, through the engine; with ``hot``, a
-    second profile in the hot protocol (no L2 flush, the same inputs each call) adds the hot figures."""
+    second profile in the hot protocol (no L2 flush, the same inputs each call) adds the hot figures;
+    ``overlap_us`` replaces the task's launch overlap."""
     task = load_task(ROOT / "tasks" / name)
+    if overlap_us is not None:
+        task = task.model_copy(
+            update={"definition": task.definition.model_copy(update={"launch_overlap_us": overlap_us})}
+        )
     path = path or ROOT / "tasks" / name / "seeds" / SEEDS[name]
     seed = Candidate.from_path(path)
     try:
@@ -154,6 +163,10 @@ def _f(v: float | None, spec: str) -> str:
     return "—" if v is None else format(v, spec)
 
 
+def _overlap(us: float | None) -> str:
+    return "" if us is None else f" · launch overlap {us:g} µs"
+
+
 def markdown(doc: dict[str, Any]) -> str:
     lines = [
         "# FlashInfer-Bench tasks vs the FlashInfer library (issue 17)",
@@ -171,7 +184,8 @@ def markdown(doc: dict[str, Any]) -> str:
     ]
     for t in doc["tasks"]:
         lines += [
-            f"## {t['task']} — {t['seed']}{' ' + json.dumps(t['knobs']) if t.get('knobs') else ''}: {t['status']}",
+            f"## {t['task']} — {t['seed']}{' ' + json.dumps(t['knobs']) if t.get('knobs') else ''}"
+            f"{_overlap(t.get('launch_overlap_us'))}: {t['status']}",
             "",
             f"score {_f(t['score'], '.1f')} (plan outside) · {_f(t['score_with_plan'], '.1f')} (plan inside) · "
             f"opponent {json.dumps(t['opponent'])} · copy bandwidth {_f(t['copy_gbps'], '.0f')} GB/s",
@@ -214,12 +228,18 @@ def main() -> int:
         help='JSON {"TASK": [{"KNOB": value, ...}, ...]}: also the seed with each set of knobs, through the judge',
     )
     parser.add_argument(
+        "--launch-overlap-us",
+        default="",
+        help="comma-separated launch overlaps (µs): every evaluation at each in turn, instead of the task's own",
+    )
+    parser.add_argument(
         "--workdir",
         default=None,
         help="keep the engine's folder here (worker logs; with KSEARCH_JUDGE_TRACE=1 the judge's per-call lines)",
     )
     args = parser.parse_args()
     variants: dict[str, list[dict[str, Any]]] = json.loads(args.variants)
+    overlaps: list[float | None] = [float(v) for v in args.launch_overlap_us.split(",") if v] or [None]
     os.environ.setdefault("FLASHINFER_WORKSPACE_BASE", "/tmp/flashinfer-ws")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -230,18 +250,21 @@ def main() -> int:
         "tasks": [],
     }
     with Engine(device="gpu", workdir=Path(args.workdir) if args.workdir else None) as engine:
-        jobs: list[tuple[str, dict[str, Any] | None]] = []
+        jobs: list[tuple[str, dict[str, Any] | None, float | None]] = []
         for name in [t for t in args.tasks.split(",") if t]:
-            jobs += [(name, None)] * args.repeat + [(name, k) for k in variants.get(name, [])]
-        for i, (name, knobs) in enumerate(jobs):
-            print(f"== {name} {json.dumps(knobs) if knobs else 'seed'}", flush=True)
+            for knobs in [None] * args.repeat + list(variants.get(name, [])):
+                jobs += [(name, knobs, us) for us in overlaps]
+        for i, (name, knobs, overlap_us) in enumerate(jobs):
+            at = f" at {overlap_us:g} us" if overlap_us is not None else ""
+            print(f"== {name} {json.dumps(knobs) if knobs else 'seed'}{at}", flush=True)
             path = None
             if knobs:
                 seed = ROOT / "tasks" / name / "seeds" / SEEDS[name]
                 path = out / f"{name}_variant{i}.py"
                 path.write_text(render(seed.read_text(), knobs))
             try:
-                doc["tasks"].append({**evaluate_task(engine, name, path, hot=args.hot), "knobs": knobs})
+                result = evaluate_task(engine, name, path, hot=args.hot, overlap_us=overlap_us)
+                doc["tasks"].append({**result, "knobs": knobs, "launch_overlap_us": overlap_us})
             except Exception as exc:  # noqa: BLE001 - one task's failure must not lose the others' results
                 doc["tasks"].append({"task": name, "error": f"{type(exc).__name__}: {exc}", "workloads": []})
             (out / f"{args.name}.json").write_text(json.dumps(doc, indent=1))

@@ -5,6 +5,7 @@
 #   cheats      the cheat/fault corpus (300 s)      sweep       seed knob variants with do_bench (150 s)
 #   probe       the slab-mapping probe (100 s)      repeat      seeds twice and knob variants through the judge (420 s)
 #   quick       both decode seeds and their best balanced variants through the judge, its per-call trace kept (240 s)
+#   overlap     the MLA seed and both tasks' best variants at launch overlaps 200 and 500 us in turn, trace kept (300 s)
 # Run from the repository root with carry [".whl", ".whl-fib"] (see bundle.sh); a call lasts at most 10 minutes,
 # so pick steps that fit, e.g. STEPS="probe repeat" first and STEPS="search_gqa search_mla" while it is warm.
 # The device tool returns at most 8 files from $OUT, so the steps write under $RES and every finished step
@@ -61,7 +62,14 @@ for step in $STEPS; do
               --tasks gqa_paged_decode_h32_kv4_d128_ps1,mla_paged_decode_h16_ckv512_kpe64_ps1 --variants "$QUICK" \
               > "$RES/quick.log" 2>&1)
            grep -v '^20..-' "$RES/quick.log" | tail -8 ;;
-    *) echo "unknown step '$step' (steps: tests fib search_mla search_gqa cheats sweep probe repeat quick)"; exit 2 ;;
+    overlap) (cd /tmp && KSEARCH_JUDGE_TRACE=1 timeout ${OVERLAP_S:-300} python "$REPO/evals/fib_gpu.py" --out "$RES" \
+                --name fib_gpu_overlap --workdir "$RES/overlap_engine" --launch-overlap-us 200,500 \
+                --tasks gqa_paged_decode_h32_kv4_d128_ps1,mla_paged_decode_h16_ckv512_kpe64_ps1 --repeat 0 \
+                --variants '{"gqa_paged_decode_h32_kv4_d128_ps1": [{"BALANCED": true, "WAVES": 7, "MIN_SPLIT_BLOCKS": 1, "PV_BF16X2": true}],
+                  "mla_paged_decode_h16_ckv512_kpe64_ps1": [{}, {"BALANCED": true, "WAVES": 2, "MIN_SPLIT_BLOCKS": 1}]}' \
+                > "$RES/overlap.log" 2>&1)
+             grep -v '^20..-' "$RES/overlap.log" | tail -8 ;;
+    *) echo "unknown step '$step' (steps: tests fib search_mla search_gqa cheats sweep probe repeat quick overlap)"; exit 2 ;;
   esac
   tar -czf "$OUT/fib_check.tgz.part" -C "$RES" . && mv "$OUT/fib_check.tgz.part" "$OUT/fib_check.tgz"
 done
