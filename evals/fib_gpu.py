@@ -128,7 +128,7 @@ def evaluate_task(
                 "library_plan_ms": t.library_plan_latency_ms if t else None,
                 "candidate_iqr_ms": t.iqr_ms if t else None,
                 "library_iqr_ms": t.library_iqr_ms if t else None,
-                "candidate_calls": (t.model_extra or {}).get("stats", {}).get("iters") if t else None,
+                "candidate_calls": t.timed_calls.get("candidate") if t else None,
                 "reference_ms": t.reference_latency_ms if t else None,
                 "floor_ms": floor,
                 "candidate_floor_fraction": t.roofline_fraction if t else None,

@@ -144,6 +144,9 @@ class WorkloadTiming(BaseModel):
         default_factory=dict,
         description="per side (candidate, reference, library...): the fixed cost subtracted",
     )
+    timed_calls: dict[str, int] = Field(
+        default_factory=dict, description="per side: the calls whose times the medians are taken over"
+    )
     log: str = ""
 
 

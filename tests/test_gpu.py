@@ -57,7 +57,8 @@ def test_each_sides_fixed_cost_is_timed_beside_its_calls_on_the_gpu(gpu_engine: 
     res = gpu_engine.profile(load_task("rmsnorm"), seed("rmsnorm", "triton_rowwise.py"), ["b4096"])
     (w,) = res.workloads
     assert w.status == "PASSED", w.log
-    assert set(w.fixed_costs) == {"candidate", "reference"}
+    assert set(w.fixed_costs) == set(w.timed_calls) == {"candidate", "reference"}
+    assert all(n >= MIN_INTERLEAVED_NULLS for n in w.timed_calls.values())
     for side in w.fixed_costs.values():
         assert side.null_calls >= MIN_INTERLEAVED_NULLS and 0 < side.ms < 0.5
 

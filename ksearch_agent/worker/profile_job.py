@@ -661,6 +661,7 @@ def _profile_workload(
         stats[name] = _stats(vals, overheads[name], protocol)
         stats[name]["null_calls"] = len(wt.null_samples.get(null_of(name), []))
     result["fixed_costs"] = {n: {"ms": overheads[n], "null_calls": stats[n]["null_calls"]} for n in stats}
+    result["timed_calls"] = {n: stats[n]["iters"] for n in stats}
     for name in live:
         if name not in stats:
             continue
