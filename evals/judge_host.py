@@ -16,11 +16,12 @@ import statistics
 import sys
 from pathlib import Path
 
+from judge_trace import SAMPLE, by_workload
+
 TIMED = re.compile(
     r"timed candidate wall [0-9.]+ ms reported ([0-9.]+) ms host "
     r"\{'before_ms': ([0-9.e-]+), 'region_ms': ([0-9.e-]+)"
 )
-SAMPLE = re.compile(r"sample (\S+) candidate ")
 WARM_UP = 5  # the first calls of an evaluation compile and warm caches
 
 
@@ -31,7 +32,7 @@ def calls(lines: list[str]) -> list[tuple[str, float, float, float]]:
     for line in lines:
         if m := TIMED.match(line):
             pending = (float(m.group(1)), float(m.group(2)), float(m.group(3)))
-        elif (m := SAMPLE.match(line)) and pending is not None:
+        elif (m := SAMPLE.match(line)) and m.group(2) == "candidate" and pending is not None:
             out.append((m.group(1), *pending))
             pending = None
     return out
@@ -48,12 +49,8 @@ def main(paths: list[str]) -> int:
     )
     print("|---|---|---|---|---|---|---|")
     for path in paths:
-        segs: list[tuple[str, list[tuple[float, float, float]]]] = []
-        for wl, *rest in calls(Path(path).read_text(errors="replace").splitlines()):
-            if not segs or segs[-1][0] != wl:
-                segs.append((wl, []))
-            segs[-1][1].append((rest[0], rest[1], rest[2]))
-        for wl, rows in segs:
+        found = calls(Path(path).read_text(errors="replace").splitlines())
+        for wl, rows in by_workload((wl, (rep, before, region)) for wl, rep, before, region in found):
             rows = rows[WARM_UP:]
             if len(rows) < 20:
                 continue

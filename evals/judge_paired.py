@@ -9,25 +9,17 @@ Usage: ``python evals/judge_paired.py WORKDIR/workers/worker-gpu.log [...]`` (pr
 
 from __future__ import annotations
 
-import re
 import statistics
 import sys
 from pathlib import Path
 
-SAMPLE = re.compile(r"sample (\S+) (\S+) ([0-9.]+)$")
+from judge_trace import SAMPLE, by_workload
 
 
 def segments(lines: list[str]) -> list[tuple[str, list[tuple[str, float]]]]:
-    """Consecutive trace samples of one workload: one evaluation of it."""
-    out: list[tuple[str, list[tuple[str, float]]]] = []
-    for line in lines:
-        m = SAMPLE.search(line.strip())
-        if m is None:
-            continue
-        if not out or out[-1][0] != m.group(1):
-            out.append((m.group(1), []))
-        out[-1][1].append((m.group(2), float(m.group(3))))
-    return out
+    """Each workload evaluation's (side, ms) samples in call order."""
+    found = (m for line in lines if (m := SAMPLE.search(line.strip())) is not None)
+    return by_workload((m.group(1), (m.group(2), float(m.group(3)))) for m in found)
 
 
 def rounds(calls: list[tuple[str, float]]) -> list[dict[str, float]]:
