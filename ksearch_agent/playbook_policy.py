@@ -26,6 +26,14 @@ from ksearch_agent.world_model import ActionPatch, EditOp, InsertNode, UpdateNod
 _SHARED_MEMORY_MARKERS = ("out of resource", "outofresources", "shared memory", "shared_memory", "smem")
 
 
+def _moved_score(score: float, factor: float) -> float:
+    """``score`` moved toward 1 by a factor above 1 and toward 0 by one below, as a power: actions moved by
+    the same factor keep their order. (Multiplying and clipping at 1 did not: a family's first kernel, at
+    141x the reference where its root predicted 1x, put every open action at 1.0 and the search fell back to
+    id order on the H100, away from the playbook's measured best.)"""
+    return min(1.0, max(0.0, score ** (1.0 / factor)))
+
+
 def classify_failure(
     status: str, log: str, speedup: float | None, parent_speedup: float | None
 ) -> FailureClass:
@@ -196,7 +204,7 @@ class PlaybookPolicy:
                         id=other.id,
                         action=ActionPatch(
                             expected_speedup=max(0.05, other.action.expected_speedup * factor),
-                            score=min(1.0, max(0.0, other.action.score * factor)),
+                            score=_moved_score(other.action.score, factor),
                         ),
                     )
                 )

@@ -10,7 +10,7 @@ from ksearch_agent.context import SearchContext
 from ksearch_agent.engine import Engine
 from ksearch_agent.knobs import KnobError, read_knobs, render
 from ksearch_agent.llm.usage import UsageLedger
-from ksearch_agent.playbook import files_for, load_playbook, playbook_seed_files
+from ksearch_agent.playbook import files_for, load_playbook, playbook_seed_files, ref_of
 from ksearch_agent.playbook_policy import PlaybookPolicy, classify_failure
 from ksearch_agent.policy import CycleOutcome, RepairRequest
 from ksearch_agent.resources import register_engine, store_for
@@ -125,6 +125,31 @@ def test_update_moves_open_actions_with_the_evidence() -> None:
     n3 = wm.node("n3")
     assert n3.action is not None and n3.action.score < 0.5 and n3.action.expected_speedup < 1.05
     assert wm.node("n1").rating < 7  # rating fell with the shortfall
+
+
+def test_a_first_kernel_far_above_its_prediction_keeps_the_playbooks_order() -> None:
+    """The GQA root predicts 1x the reference and its kernel measured 141x on an H100: every open action
+    moves up, no two that differed tie, and the best-rated next step is still chosen first."""
+    t = load_task("gqa_paged_decode_h32_kv4_d128_ps1")
+    policy = PlaybookPolicy()
+    wm = policy.initial_world_model(t, "triton", UsageLedger())
+    scores_before = {n.id: n.action.score for n in wm.open_actions() if n.action}
+    root = wm.select()
+    assert root is not None and ref_of(root.notes) == "split"
+    wm.attach_solution(root.id, Solution(candidate_id="a", geomean_speedup=141.0))
+    outcome = CycleOutcome(
+        action=wm.node(root.id),
+        parent_speedup=None,
+        attempts=[_attempt("PASSED", speed=141.0)],
+        best=_attempt("PASSED", speed=141.0),
+    )
+    ops, problems = policy.update_world_model(t, wm, outcome, UsageLedger())
+    assert not problems and not wm.apply(ops).dropped
+    after = {n.id: n.action.score for n in wm.open_actions() if n.action and n.id in scores_before}
+    assert all(after[i] > scores_before[i] for i in after)
+    assert len(set(after.values())) == len(set(scores_before.values()))  # none saturated into a tie
+    head = wm.select()
+    assert head is not None and ref_of(head.notes) == "balanced"
 
 
 @pytest.fixture
