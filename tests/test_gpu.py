@@ -309,3 +309,36 @@ def test_the_judge_lends_gpu_slabs_as_vmm_memory_not_legacy_ipc() -> None:
     finally:
         slab.close()
     assert slab.handle()["id"] not in EXPORTED
+
+
+def test_a_candidate_may_use_the_memory_the_reference_needed_on_the_gpu(tmp_path: Path) -> None:
+    """The judge computes each trial's expected outputs in its own process; PyTorch's allocator would keep
+    that peak. A reference and a candidate that each take 55% of the card pass only if the judge hands
+    the reference's memory back before the contestant runs."""
+    import shutil
+
+    import torch
+
+    from ksearch_agent.task import BUNDLED_TASKS_DIR
+
+    share = int(torch.cuda.get_device_properties(0).total_memory * 0.55)
+    task_dir = tmp_path / "rmsnorm_greedy"
+    shutil.copytree(BUNDLED_TASKS_DIR / "rmsnorm", task_dir)
+    ref = task_dir / "reference.py"
+    ref.write_text(
+        ref.read_text().replace(
+            "    x = hidden_states.to(torch.float32)\n",
+            f"    torch.empty({share}, dtype=torch.uint8, device=hidden_states.device).zero_()\n"
+            "    x = hidden_states.to(torch.float32)\n",
+        )
+    )
+    greedy = tmp_path / "greedy.py"
+    rowwise = BUNDLED_TASKS_DIR / "rmsnorm" / "seeds" / "triton_rowwise.py"
+    greedy.write_text(
+        rowwise.read_text() + f"\n\n_run = run\n\n\ndef run(hidden_states, weight):\n"
+        f"    scratch = torch.empty({share}, dtype=torch.uint8, device=hidden_states.device)\n"
+        "    del scratch\n    return _run(hidden_states, weight)\n"
+    )
+    with Engine(device="gpu", workdir=tmp_path / "w", cache_dir=tmp_path / "c") as engine:
+        res = engine.run_correctness(load_task(task_dir), Candidate.from_path(greedy), ["b64"])
+    assert res.status == "PASSED", [(w.status, w.log[:300]) for w in res.workloads]

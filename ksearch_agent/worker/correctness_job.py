@@ -21,7 +21,7 @@ from ksearch_agent.worker.compare import check_output
 from ksearch_agent.worker.contestants import Contestant, ContestantError, kill_strays, lend_slab
 from ksearch_agent.worker.inputs import DTYPES, derive_seed, make_inputs
 from ksearch_agent.worker.process import WorkerDied, WorkerError, WorkerTimeout
-from ksearch_agent.worker.session import as_tuple, load_entry, synchronize
+from ksearch_agent.worker.session import as_tuple, load_entry, release_cached_memory, synchronize
 from ksearch_agent.worker.slab import Region, Slab, plan_layout
 
 _RANK = {
@@ -178,6 +178,7 @@ class Trial:
         with torch.no_grad():
             self.expected = tuple(t.detach() for t in as_tuple(ref(*[t.clone() for t in self.inputs])))
         check_reference_outputs(self.expected, wl)
+        release_cached_memory(self.device)  # the reference's peak, before the contestant runs
         self.in_views = [slab.view(r) for r in layout.inputs]
         self.out_views = [slab.view(r) for r in layout.outputs]
         for view, t in zip(self.in_views, self.inputs, strict=True):

@@ -54,7 +54,7 @@ from ksearch_agent.worker.correctness_job import (
 )
 from ksearch_agent.worker.inputs import derive_seed, make_inputs
 from ksearch_agent.worker.process import WorkerError
-from ksearch_agent.worker.session import as_tuple, load_entry
+from ksearch_agent.worker.session import as_tuple, load_entry, release_cached_memory
 from ksearch_agent.worker.slab import FALLBACKS, Slab
 from ksearch_agent.worker.timing import Timer, _quantile, cached_ceilings
 
@@ -597,6 +597,9 @@ def run_profile(judge: Any, req: dict[str, Any]) -> None:
                 judge, req, task, wl, ref, players, failed, ceilings, protocol, opponent
             )
             judge.emit({"type": "workload", "result": result})
+            # The reference keeps its cache while its workload is timed (emptying it per call would charge it
+            # for allocations), not into the next workload.
+            release_cached_memory(judge.device)
     finally:
         end_contestants(judge, *(p.contestant for p in players.values()))
         for p in players.values():

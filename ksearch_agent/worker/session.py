@@ -67,6 +67,15 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def release_cached_memory(device: torch.device) -> None:
+    """Hand the judge's cached, unused device memory back to the driver, so a contestant can use what the
+    reference needed: PyTorch's caching allocator keeps a reference call's peak otherwise (on an 80 GB H100
+    the judge held 63 GiB after TriMul's largest workloads and a contestant's 8.6 GiB allocation failed)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+
+
 def poison_free_memory(device: torch.device, nbytes: int) -> None:
     """Leave only NaN-filled (0xFF) blocks in the caching allocator, so an output the candidate
     allocates but never writes cannot hold an earlier correct result."""
