@@ -147,6 +147,13 @@ class Definition(_Strict):
         default=True,
         description="draw extra workloads off the list; off where var axes are bound to each other",
     )
+    reference_timing: Literal["interleaved", "cached"] = Field(
+        default="interleaved",
+        description="interleaved: the reference is timed beside every evaluation, call by call, so drift cannot "
+        "tilt a speedup; cached: once per judge and workload, so every candidate of a search is divided by the "
+        "same reference time (for host-bound references whose time varies more between evaluations than the "
+        "kernels' do)",
+    )
     launch_overlap_us: float = Field(
         default=0.0,
         ge=0,

@@ -44,6 +44,7 @@ def test_import_writes_a_task_with_per_workload_scalars_and_a_cpu_subset(tmp_pat
     assert resolved["uuid-synth"]["scalars"] == {"scale": 0.25}
     assert [i["name"] for i in resolved["uuid-blob"]["inputs"]] == ["x", "kv_indptr", "kv_indices"]
     assert task.select(cpu=True), "the smallest workload is marked for the CPU interpreter"
+    assert task.definition.reference_timing == "cached", "a Python-loop reference is timed once per judge"
     assert (task.directory / "reference.py").read_text().strip().endswith(REFERENCE.strip().splitlines()[-1])
 
 

@@ -342,3 +342,27 @@ def test_a_candidate_may_use_the_memory_the_reference_needed_on_the_gpu(tmp_path
     with Engine(device="gpu", workdir=tmp_path / "w", cache_dir=tmp_path / "c") as engine:
         res = engine.run_correctness(load_task(task_dir), Candidate.from_path(greedy), ["b64"])
     assert res.status == "PASSED", [(w.status, w.log[:300]) for w in res.workloads]
+
+
+@pytest.mark.parametrize("timing", ["cached", "interleaved"])
+def test_a_task_with_cached_reference_timing_divides_every_candidate_by_one_reference_time(
+    tmp_path: Path, timing: str
+) -> None:
+    """Two evaluations in one judge: with the task's ``reference_timing`` cached they report the very same
+    reference time (so a search ranks its candidates by their own times); interleaved re-times it each time."""
+    import json
+    import shutil
+
+    from ksearch_agent.task import BUNDLED_TASKS_DIR
+
+    task_dir = tmp_path / "rmsnorm_timing"
+    shutil.copytree(BUNDLED_TASKS_DIR / "rmsnorm", task_dir)
+    definition = json.loads((task_dir / "definition.json").read_text())
+    (task_dir / "definition.json").write_text(json.dumps({**definition, "reference_timing": timing}))
+    task = load_task(task_dir)
+    kernel = seed("rmsnorm", "triton_rowwise.py")
+    with Engine(device="gpu", workdir=tmp_path / "w", cache_dir=tmp_path / "c") as engine:
+        first, second = (engine.profile(task, kernel, ["b4096"]).workloads[0] for _ in range(2))
+    assert first.reference_latency_ms and second.reference_latency_ms
+    same = first.reference_latency_ms == second.reference_latency_ms
+    assert same is (timing == "cached")
