@@ -21,8 +21,9 @@ times on trust:
 - a time under half the roofline floor (flushed protocol) is refused.
 
 By default the reference is timed in alternation with the contestants, call by call, so clock and thermal
-drift cannot tilt the speedup; ``reference_mode="cached"`` times it once per judge lifetime per (task,
-workload, protocol).
+drift cannot tilt the speedup; ``reference_mode="cached"`` (a task's ``reference_timing``) times it once per
+judge lifetime per (task, workload, protocol, launch overlap), so every evaluation in that judge is divided by
+one time.
 """
 
 from __future__ import annotations
@@ -634,7 +635,7 @@ def _profile_workload(
     from ksearch_agent.opponents.judge_side import NAMES, OpponentRunner, opponent_fields
 
     result: dict[str, Any] = {"workload": wl["id"], "protocol": protocol}
-    key = f"{task['name']}|{wl['id']}|{protocol}"
+    key = f"{task['name']}|{wl['id']}|{protocol}|{task.get('launch_overlap_us') or 0}"
     live = {n: p for n, p in players.items() if p.dead is None}
     for name, p in players.items():
         if p.dead is not None:
