@@ -366,3 +366,21 @@ def test_a_task_with_cached_reference_timing_divides_every_candidate_by_one_refe
     assert first.reference_latency_ms and second.reference_latency_ms
     same = first.reference_latency_ms == second.reference_latency_ms
     assert same is (timing == "cached")
+
+
+def test_a_candidate_that_leaves_no_memory_for_the_poison_fails_closed_with_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    """The judge's NaN fill before each correctness call needs free memory; a candidate that takes it all at
+    import gets a runtime error saying so (without the fill an unwritten output could hold an earlier result)."""
+    rowwise = Path(__file__).parent.parent / "tasks" / "rmsnorm" / "seeds" / "triton_rowwise.py"
+    hog = tmp_path / "hog.py"
+    hog.write_text(
+        rowwise.read_text()
+        + "\n\n_free, _ = torch.cuda.mem_get_info()\n_HOG = torch.empty(_free - (16 << 20), dtype=torch.uint8, "
+        "device='cuda')\n"
+    )
+    with Engine(device="gpu", workdir=tmp_path / "w", cache_dir=tmp_path / "c") as engine:
+        res = engine.run_correctness(load_task("rmsnorm"), Candidate.from_path(hog), ["b64"])
+    assert res.status == "RUNTIME_ERROR"
+    assert "could not be filled with NaNs" in res.workloads[0].log and "Traceback" not in res.workloads[0].log

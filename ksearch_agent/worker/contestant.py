@@ -242,7 +242,20 @@ class Harness:
             return {"type": "called", "error": {"status": "RUNTIME_ERROR", "log": "no candidate loaded"}}
         fn = self._entry(req["axes"])
         args = self._views(req, "inputs")
-        poison_free_memory(self.device, int(req.get("poison_bytes", 64 << 20)))
+        poison = int(req.get("poison_bytes", 64 << 20))
+        try:
+            poison_free_memory(self.device, poison)
+        except self.torch.OutOfMemoryError:
+            # Fail closed: without the poison an output left unwritten could hold an earlier result.
+            held = self.torch.cuda.memory_reserved(self.device) / 2**30
+            return {
+                "type": "called",
+                "error": {
+                    "status": "RUNTIME_ERROR",
+                    "log": f"out of GPU memory before the call: {poison / 2**30:.2f} GiB of free memory could "
+                    f"not be filled with NaNs (this contestant holds {held:.2f} GiB)",
+                },
+            }
         if self._shuffle is not None:
             self._shuffle(req.get("shuffle_seed"))
         t0 = self._perf()
