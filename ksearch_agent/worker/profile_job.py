@@ -21,7 +21,7 @@ times on trust:
 - a time under half the roofline floor (flushed protocol) is refused.
 
 By default the reference is timed in alternation with the contestants, call by call, so clock and thermal
-drift cannot tilt the speedup; ``reference_mode="cached"`` (a task's ``reference_timing``) times it once per
+drift cannot tilt the speedup; a task's ``reference_timing="cached"`` times it once per
 judge lifetime per (task, workload, protocol, launch overlap), so every evaluation in that judge is divided by
 one time.
 """
@@ -644,7 +644,7 @@ def _profile_workload(
                 "log": f"not run: the contestant was lost earlier ({p.dead.status})",
             }
     names = list(live)
-    if req.get("reference_mode", "interleaved") == "interleaved" or key not in judge.ref_times:
+    if req.get("reference_timing", "interleaved") == "interleaved" or key not in judge.ref_times:
         names.insert(1 if "candidate" in live else 0, "reference")
     runner = OpponentRunner(opponent, wl, judge.timer, task) if opponent is not None else None
     if runner is not None:
