@@ -21,6 +21,17 @@ from ksearch_agent.worker.profile_job import (
 pytestmark = pytest.mark.gpu
 
 
+def _rmsnorm_copy(tmp_path: Path, name: str) -> Path:
+    """A copy of the bundled rmsnorm task to edit (its reference or definition) for one test."""
+    import shutil
+
+    from ksearch_agent.task import BUNDLED_TASKS_DIR
+
+    task_dir = tmp_path / name
+    shutil.copytree(BUNDLED_TASKS_DIR / "rmsnorm", task_dir)
+    return task_dir
+
+
 @pytest.fixture(scope="module")
 def gpu_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     root = tmp_path_factory.mktemp("gpu")
@@ -315,15 +326,10 @@ def test_a_candidate_may_use_the_memory_the_reference_needed_on_the_gpu(tmp_path
     """The judge computes each trial's expected outputs in its own process; PyTorch's allocator would keep
     that peak. A reference and a candidate that each take 55% of the card pass only if the judge hands
     the reference's memory back before the contestant runs."""
-    import shutil
-
     import torch
 
-    from ksearch_agent.task import BUNDLED_TASKS_DIR
-
     share = int(torch.cuda.get_device_properties(0).total_memory * 0.55)
-    task_dir = tmp_path / "rmsnorm_greedy"
-    shutil.copytree(BUNDLED_TASKS_DIR / "rmsnorm", task_dir)
+    task_dir = _rmsnorm_copy(tmp_path, "rmsnorm_greedy")
     ref = task_dir / "reference.py"
     ref.write_text(
         ref.read_text().replace(
@@ -332,8 +338,9 @@ def test_a_candidate_may_use_the_memory_the_reference_needed_on_the_gpu(tmp_path
             "    x = hidden_states.to(torch.float32)\n",
         )
     )
+    assert f"torch.empty({share}" in ref.read_text(), "the reference was not made greedy"
     greedy = tmp_path / "greedy.py"
-    rowwise = BUNDLED_TASKS_DIR / "rmsnorm" / "seeds" / "triton_rowwise.py"
+    rowwise = task_dir / "seeds" / "triton_rowwise.py"
     greedy.write_text(
         rowwise.read_text() + f"\n\n_run = run\n\n\ndef run(hidden_states, weight):\n"
         f"    scratch = torch.empty({share}, dtype=torch.uint8, device=hidden_states.device)\n"
@@ -351,12 +358,8 @@ def test_a_task_with_cached_reference_timing_divides_every_candidate_by_one_refe
     """Two evaluations in one judge: with the task's ``reference_timing`` cached they report the very same
     reference time (so a search ranks its candidates by their own times); interleaved re-times it each time."""
     import json
-    import shutil
 
-    from ksearch_agent.task import BUNDLED_TASKS_DIR
-
-    task_dir = tmp_path / "rmsnorm_timing"
-    shutil.copytree(BUNDLED_TASKS_DIR / "rmsnorm", task_dir)
+    task_dir = _rmsnorm_copy(tmp_path, "rmsnorm_timing")
     definition = json.loads((task_dir / "definition.json").read_text())
     (task_dir / "definition.json").write_text(json.dumps({**definition, "reference_timing": timing}))
     task = load_task(task_dir)
