@@ -34,6 +34,7 @@ from device_info import gpu_and_date  # noqa: E402
 from fib_gpu import _f, _version, evaluate_task, markdown  # noqa: E402
 
 from ksearch_agent.engine import Engine  # noqa: E402
+from ksearch_agent.knobs import read_knobs  # noqa: E402
 from ksearch_agent.store import RunStore  # noqa: E402
 
 
@@ -42,6 +43,19 @@ def _title(node: dict[str, Any] | None) -> str:
     if not node:
         return ""
     return str((node.get("action") or {}).get("title") or node.get("decision", ""))[:80]
+
+
+def knob_changes(source: str, task: str) -> str:
+    """The candidate's knobs that differ from the task's seed with the same knobs ("—" when no seed matches)."""
+    try:
+        mine = read_knobs(source)
+    except SyntaxError:
+        return "—"
+    for seed in sorted((ROOT / "tasks" / task / "seeds").glob("*.py")):
+        base = read_knobs(seed.read_text())
+        if base and base.keys() == mine.keys():
+            return " ".join(f"{k}={v}" for k, v in mine.items() if base[k] != v) or "none"
+    return "—"
 
 
 def search(
@@ -88,9 +102,11 @@ def search(
     for row in store.candidates():
         evaluation = store.get_evaluation(row["id"])
         prof = evaluation.profile if evaluation else None
+        cand = store.load_candidate(row["id"])
         rows.append(
             {
                 **row,
+                "knobs": knob_changes(cand.files[cand.entry], task),
                 "library_score": prof.library_score if prof else None,
                 "library_score_with_plan": prof.library_score_with_plan if prof else None,
                 "action_title": _title(nodes.get(row["action_node"])),
@@ -119,11 +135,14 @@ def report(doc: dict[str, Any]) -> str:
     for task, s in doc["searches"].items():
         stop = f", stopped after {s['stopped_after_s']:.0f} s" if s.get("stopped_after_s") else ""
         lines.append(f"### {task}: exit {s['exit']}, {s['seconds']:.0f} s{stop}\n")
-        lines.append("| round | action | origin | status | x reference | score | score with plan |")
-        lines.append("|---|---|---|---|---|---|---|")
+        lines.append(
+            "| round | action | origin | knobs changed from the seed | status | x reference | score | score with plan |"
+        )
+        lines.append("|---|---|---|---|---|---|---|---|")
         for c in s["candidates"]:
             lines.append(
-                f"| {c['round']} | {c['action_node']} {c.get('action_title', '')} | {c['origin']} | {c['status']} | "
+                f"| {c['round']} | {c['action_node']} {c.get('action_title', '')} | {c['origin']} | "
+                f"{c.get('knobs', '—')} | {c['status']} | "
                 f"{_f(c['geomean_speedup'], '.2f')} | {_f(c['library_score'], '.1f')} | "
                 f"{_f(c['library_score_with_plan'], '.1f')} |"
             )
