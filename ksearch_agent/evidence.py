@@ -1,8 +1,9 @@
 """What the evaluator measured for one candidate, as compact text for a prompt.
 
 Repair and the world-model update reason from the same evidence a person would look at: the status and
-error per workload, latency against the reference and the roofline per workload, and the compiler's
-registers, spills and shared memory per kernel. A geomean alone hides which shapes are slow and why.
+error per workload, latency against the reference, the roofline and (for tasks with a library opponent) the
+library per workload, and the compiler's registers, spills and shared memory per kernel. A geomean alone hides
+which shapes are slow and why.
 """
 
 from __future__ import annotations
@@ -18,14 +19,24 @@ def workload_table(report: EvalReport) -> str:
     """One line per workload: timing when profiled, else the correctness verdict and error size."""
     prof = report.profile
     if prof is not None and prof.workloads:
-        lines = ["workload | status | latency ms | reference ms | speedup | roofline fraction"]
+        library = any(w.library_latency_ms is not None for w in prof.workloads)
+        lines = [
+            "workload | status | latency ms | reference ms | speedup | roofline fraction"
+            + (" | library ms" if library else "")
+        ]
         for w in prof.workloads:
             lines.append(
                 f"{w.workload} | {w.status} | {_num(w.latency_ms, '.4f')} | {_num(w.reference_latency_ms, '.4f')}"
                 f" | {_num(w.speedup, '.3f')} | {_num(w.roofline_fraction, '.2f')}"
+                + (f" | {_num(w.library_latency_ms, '.4f')}" if library else "")
             )
         if prof.geomean_speedup is not None:
             lines.append(f"geomean speedup {prof.geomean_speedup:.3f}x the reference")
+        if prof.library_score is not None:
+            lines.append(
+                f"score against the library {prof.library_score:.1f} "
+                "(100 x mean of library / candidate latency; above 100 beats it)"
+            )
         return "\n".join(lines)
     corr = report.correctness
     if not corr.workloads:
