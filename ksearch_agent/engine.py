@@ -30,6 +30,7 @@ from typing import Any, Literal
 import structlog
 
 from ksearch_agent.candidate import Candidate
+from ksearch_agent.reference_times import ReferenceTimes
 from ksearch_agent.results import (
     CompileResult,
     CorrectnessResult,
@@ -44,6 +45,7 @@ from ksearch_agent.results import (
 from ksearch_agent.screening import screen
 from ksearch_agent.task import Task, TaskFileError, Workload
 from ksearch_agent.worker.process import Spares
+from ksearch_agent.worker.protocol import reference_key
 from ksearch_agent.worker_process import WorkerDied, WorkerError, WorkerProcess, WorkerTimeout
 
 log = structlog.get_logger("ksearch.engine")
@@ -104,6 +106,7 @@ class Engine:
         compile_timeout: float = 300.0,
         screening: bool = True,
         unlisted_shapes: int | None = None,
+        reference_times: ReferenceTimes | None = None,
     ) -> None:
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="ksearch-engine-"))
@@ -120,6 +123,8 @@ class Engine:
         self._mode: str | None = None
         self.screening = screening
         self.unlisted_shapes = unlisted_shapes
+        # cached reference times handed to every judge (shared by the slots of one local backend)
+        self.reference_times = reference_times or ReferenceTimes()
         self.notes: list[str] = []
         self.last_contestant: dict[
             str, Any
@@ -568,6 +573,11 @@ class Engine:
                 )
             workloads = task.select(workload_ids, role="benchmark" if not workload_ids else None)
             limit = timeout or self.profile_timeout
+            timing = reference_timing or task.definition.reference_timing
+
+            def ref_key(workload_id: str) -> str:
+                return reference_key(task.name, workload_id, protocol, task.definition.launch_overlap_us)
+
             request: dict[str, Any] = {
                 "op": "profile",
                 "task": task.worker_spec(),
@@ -576,7 +586,10 @@ class Engine:
                 "secret": secrets.randbits(62),
                 "protocol": protocol,
                 "budget_ms": budget_ms,
-                "reference_timing": reference_timing or task.definition.reference_timing,
+                "reference_timing": timing,
+                "reference_times": self.reference_times.known([ref_key(w.id) for w in workloads])
+                if timing == "cached"
+                else {},
                 "ceilings_file": str(self.cache_dir / "ceilings.json"),
                 "timeout": limit,
                 "opponent": task.definition.opponent if opponent else None,
@@ -585,6 +598,9 @@ class Engine:
                 request["baseline"] = self._spec(baseline)
             done_msg: dict[str, Any] = {}
             rows = self._collect(task, "gpu", request, workloads, limit, done=done_msg)
+            for r in rows:
+                if timing == "cached" and isinstance(r.get("reference_stats"), dict):
+                    self.reference_times.record(ref_key(str(r.get("workload"))), r["reference_stats"])
             for r in rows:
                 log.info(
                     "timed",

@@ -355,8 +355,9 @@ def test_a_candidate_may_use_the_memory_the_reference_needed_on_the_gpu(tmp_path
 def test_a_task_with_cached_reference_timing_divides_every_candidate_by_one_reference_time(
     tmp_path: Path, timing: str
 ) -> None:
-    """Two evaluations in one judge: with the task's ``reference_timing`` cached they report the very same
-    reference time (so a search ranks its candidates by their own times); interleaved re-times it each time."""
+    """Two evaluations in one judge, then one in a second engine's judge that shares the first engine's table:
+    with the task's ``reference_timing`` cached all three report the very same reference time (so a search,
+    scaled out or not, ranks its candidates by their own times); interleaved re-times it each time."""
     import json
 
     task_dir = _rmsnorm_copy(tmp_path, "rmsnorm_timing")
@@ -366,9 +367,14 @@ def test_a_task_with_cached_reference_timing_divides_every_candidate_by_one_refe
     kernel = seed("rmsnorm", "triton_rowwise.py")
     with Engine(device="gpu", workdir=tmp_path / "w", cache_dir=tmp_path / "c") as engine:
         first, second = (engine.profile(task, kernel, ["b4096"]).workloads[0] for _ in range(2))
-    assert first.reference_latency_ms and second.reference_latency_ms
-    same = first.reference_latency_ms == second.reference_latency_ms
-    assert same is (timing == "cached")
+        table = engine.reference_times
+    with Engine(
+        device="gpu", workdir=tmp_path / "w2", cache_dir=tmp_path / "c", reference_times=table
+    ) as other:
+        third = other.profile(task, kernel, ["b4096"]).workloads[0]
+    times = [w.reference_latency_ms for w in (first, second, third)]
+    assert all(times)
+    assert (len(set(times)) == 1) is (timing == "cached"), times
 
 
 def test_a_candidate_that_leaves_no_memory_for_the_poison_fails_closed_with_a_clear_error(

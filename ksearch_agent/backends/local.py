@@ -20,6 +20,7 @@ from ksearch_agent.backends.gpus import GpuInfo
 from ksearch_agent.backends.lease import GpuLease
 from ksearch_agent.candidate import Candidate
 from ksearch_agent.engine import Engine
+from ksearch_agent.reference_times import ReferenceTimes
 from ksearch_agent.results import CorrectnessResult, ProfileResult
 from ksearch_agent.task import Task, TaskFileError
 
@@ -114,11 +115,14 @@ def local_backend(
     # (CUDA's default puts the fastest first). This process never initialises CUDA, so setting it is safe.
     os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
     leases = {g.index: GpuLease(f"gpu{g.index}") for g in gpus}
+    times = ReferenceTimes()  # one cached reference time per workload for every slot
     per_gpu: dict[int, int] = {}
     engines = []
     for i in range(slots):
         g = gpus[i % len(gpus)]
         n = per_gpu[g.index] = per_gpu.get(g.index, -1) + 1
-        e = LeasedEngine(leases[g.index], device=device, gpu_index=None if g.index < 0 else g.index)
+        e = LeasedEngine(
+            leases[g.index], device=device, gpu_index=None if g.index < 0 else g.index, reference_times=times
+        )
         engines.append((f"gpu{max(g.index, 0)}/{n}", e))
     return LocalBackend(engines)

@@ -22,8 +22,8 @@ times on trust:
 
 By default the reference is timed in alternation with the contestants, call by call, so clock and thermal
 drift cannot tilt the speedup; a task's ``reference_timing="cached"`` times it once per
-judge lifetime per (task, workload, protocol, launch overlap), so every evaluation in that judge is divided by
-one time.
+judge lifetime per (task, workload, protocol, launch overlap), or takes the time the engine already holds
+from an earlier judge, so every evaluation is divided by one time.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ from ksearch_agent.worker.correctness_job import (
 )
 from ksearch_agent.worker.inputs import derive_seed, make_inputs
 from ksearch_agent.worker.process import WorkerError
+from ksearch_agent.worker.protocol import reference_key
 from ksearch_agent.worker.session import as_tuple, load_entry, release_cached_memory
 from ksearch_agent.worker.slab import FALLBACKS, Slab
 from ksearch_agent.worker.timing import Timer, _quantile, cached_ceilings
@@ -583,6 +584,10 @@ def run_profile(judge: Any, req: dict[str, Any]) -> None:
     if req.get("baseline"):
         specs["baseline"] = req["baseline"]
     protocol = req.get("protocol", "flushed")
+    for key, stats in (
+        req.get("reference_times") or {}
+    ).items():  # from the engine: what a judge timed before
+        judge.ref_times.setdefault(str(key), stats)
     from ksearch_agent.opponents.judge_side import start_opponent
 
     opponent, opponent_info = start_opponent(req.get("opponent"), judge.device)
@@ -635,7 +640,7 @@ def _profile_workload(
     from ksearch_agent.opponents.judge_side import NAMES, OpponentRunner, opponent_fields
 
     result: dict[str, Any] = {"workload": wl["id"], "protocol": protocol}
-    key = f"{task['name']}|{wl['id']}|{protocol}|{task.get('launch_overlap_us') or 0}"
+    key = reference_key(task["name"], wl["id"], protocol, task.get("launch_overlap_us") or 0.0)
     live = {n: p for n, p in players.items() if p.dead is None}
     for name, p in players.items():
         if p.dead is not None:

@@ -93,3 +93,8 @@ def start_with_hello(wfd: int, make: Callable[[], G]) -> G | None:
             {"type": "hello", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()},
         )
         return None
+
+
+def reference_key(task: str, workload: str, protocol: str, launch_overlap_us: float) -> str:
+    """What a cached reference time is kept under, in the judge and on the engine side alike."""
+    return f"{task}|{workload}|{protocol}|{float(launch_overlap_us or 0.0)}"
