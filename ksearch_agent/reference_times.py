@@ -1,11 +1,9 @@
-"""Reference times for tasks with ``reference_timing: cached``, kept on the engine side.
+"""Reference times for tasks with ``reference_timing: cached``, the only place they are kept.
 
-A judge times such a reference once and divides every later evaluation by that time. Kept only in the judge,
-the time would be measured again by a replacement judge and separately by each slot of a scale-out backend,
-and candidates judged in different places would be divided by different times (a Python-loop reference moved
-by up to a third between evaluations on the H100). The engine keeps the first time each judge reports and
-hands it to its judges with every profile request; the slots of one local backend share one table.
-"""
+Such a reference is timed once and every later evaluation is divided by that time. The engine keeps the first
+time a judge reports and sends it with every profile request, so a replacement judge does not time it again
+and the slots of one local backend, which share one table, divide by the same time (a Python-loop reference
+moved by up to a third between evaluations on the H100)."""
 
 from __future__ import annotations
 

@@ -49,7 +49,6 @@ class Worker:
             torch.cuda.set_device(self.device)
             torch.empty(1, device=self.device)  # create the context now, not inside a timed call
         self.timer: Any = None
-        self.ref_times: dict[str, dict[str, Any]] = {}
 
     def hello(self) -> dict[str, Any]:
         torch = self.torch

@@ -21,9 +21,9 @@ times on trust:
 - a time under half the roofline floor (flushed protocol) is refused.
 
 By default the reference is timed in alternation with the contestants, call by call, so clock and thermal
-drift cannot tilt the speedup; a task's ``reference_timing="cached"`` times it once per
-judge lifetime per (task, workload, protocol, launch overlap), or takes the time the engine already holds
-from an earlier judge, so every evaluation is divided by one time.
+drift cannot tilt the speedup; with a task's ``reference_timing="cached"`` it is timed only when the engine
+holds no time for that (task, workload, protocol, launch overlap) yet: the engine keeps the first time a judge
+reports and sends it with every request, so every evaluation is divided by one time.
 """
 
 from __future__ import annotations
@@ -584,10 +584,6 @@ def run_profile(judge: Any, req: dict[str, Any]) -> None:
     if req.get("baseline"):
         specs["baseline"] = req["baseline"]
     protocol = req.get("protocol", "flushed")
-    for key, stats in (
-        req.get("reference_times") or {}
-    ).items():  # from the engine: what a judge timed before
-        judge.ref_times.setdefault(str(key), stats)
     from ksearch_agent.opponents.judge_side import start_opponent
 
     opponent, opponent_info = start_opponent(req.get("opponent"), judge.device)
@@ -648,8 +644,10 @@ def _profile_workload(
                 "status": p.dead.status,
                 "log": f"not run: the contestant was lost earlier ({p.dead.status})",
             }
+    # cached reference timing: the time the engine already holds for this workload (engine.ReferenceTimes)
+    known = (req.get("reference_times") or {}).get(key) if req.get("reference_timing") == "cached" else None
     names = list(live)
-    if req.get("reference_timing", "interleaved") == "interleaved" or key not in judge.ref_times:
+    if known is None:
         names.insert(1 if "candidate" in live else 0, "reference")
     runner = OpponentRunner(opponent, wl, judge.timer, task) if opponent is not None else None
     if runner is not None:
@@ -684,11 +682,10 @@ def _profile_workload(
             stats.pop(name)
             if name == "candidate":
                 result.update(status="REJECTED", log=problem)
-    if "reference" in stats:
-        judge.ref_times[key] = stats["reference"]
-    if key in judge.ref_times:
-        result["reference_latency_ms"] = judge.ref_times[key]["latency_ms"]
-        result["reference_stats"] = judge.ref_times[key]
+    ref_stats = stats.get("reference") or known
+    if ref_stats:
+        result["reference_latency_ms"] = ref_stats["latency_ms"]
+        result["reference_stats"] = ref_stats
     if "candidate" in stats and "status" not in result:
         c = stats["candidate"]
         result.update(
