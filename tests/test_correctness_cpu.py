@@ -134,3 +134,45 @@ def test_gpumode_adapter_hands_out_fresh_dicts_each_call_and_follows_new_inputs(
     assert seen[1][3] == {"dim": 128, "hidden_dim": 128}
     second = [object() for _ in spec["input_names"]]
     assert call(*second) is second[-1] and seen[2][0] is second[0] and seen[2][1] is second[1]
+
+
+def test_a_judge_out_of_device_memory_fails_the_candidate_closed_with_the_reason(
+    cpu_engine: Engine, tmp_path: Path
+) -> None:
+    """A contestant shares the card with the judge; when the judge cannot make a trial's inputs or expected
+    outputs for lack of memory, nothing was checked, so the candidate fails with a plain reason (not a judge
+    error with PyTorch's page-long message) and the later workloads are not run."""
+    import shutil
+
+    from ksearch_agent.task import BUNDLED_TASKS_DIR
+
+    task_dir = tmp_path / "rmsnorm_starved"
+    shutil.copytree(BUNDLED_TASKS_DIR / "rmsnorm", task_dir)
+    ref = task_dir / "reference.py"
+    ref.write_text(
+        ref.read_text().replace(
+            "    x = hidden_states.to(torch.float32)\n",
+            '    raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")\n',
+        )
+    )
+    res = cpu_engine.run_correctness(load_task(task_dir), seed("rmsnorm", "triton_rowwise.py"), ["b1", "b7"])
+    first, second = res.workloads
+    assert res.status == "RUNTIME_ERROR"
+    assert first.log.startswith("out of GPU memory while the judge made workload b1's inputs"), first.log
+    assert "judge error" not in first.log and "Traceback" not in first.log
+    assert second.log.startswith("not run: evaluation stopped at workload b1")
+
+
+def test_a_cuda_error_that_finds_no_memory_counts_as_out_of_memory() -> None:
+    """A kernel launch or lazy module load that finds no device memory raises a plain CUDA error, not the
+    allocator's OutOfMemoryError (the judge met one on the H100); both are out of memory, nothing else is."""
+    import torch
+
+    from ksearch_agent.worker.session import is_out_of_memory
+
+    assert is_out_of_memory(torch.AcceleratorError("CUDA error: out of memory"))
+    assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert not is_out_of_memory(
+        torch.AcceleratorError("CUDA error: an illegal memory access was encountered")
+    )
+    assert not is_out_of_memory(ValueError("out of memory"))

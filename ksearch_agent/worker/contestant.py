@@ -236,7 +236,14 @@ class Harness:
 
     def call(self, req: dict[str, Any]) -> dict[str, Any]:
         """One correctness call: inputs from the slab, outputs described and copied back."""
-        from ksearch_agent.worker.session import context_is_healthy, failure_from, poison_free_memory
+        from ksearch_agent.worker.session import (
+            context_is_healthy,
+            device_memory_note,
+            failure_from,
+            is_out_of_memory,
+            poison_free_memory,
+            release_cached_memory,
+        )
 
         if self.loaded is None:
             return {"type": "called", "error": {"status": "RUNTIME_ERROR", "log": "no candidate loaded"}}
@@ -245,15 +252,16 @@ class Harness:
         poison = int(req.get("poison_bytes", 64 << 20))
         try:
             poison_free_memory(self.device, poison)
-        except self.torch.OutOfMemoryError:
+        except Exception as exc:  # noqa: BLE001 - only running out of memory is expected here
+            if not is_out_of_memory(exc):
+                raise
             # Fail closed: without the poison an output left unwritten could hold an earlier result.
-            held = self.torch.cuda.memory_reserved(self.device) / 2**30
             return {
                 "type": "called",
                 "error": {
                     "status": "RUNTIME_ERROR",
                     "log": f"out of GPU memory before the call: {poison / 2**30:.2f} GiB of free memory could "
-                    f"not be filled with NaNs (this contestant holds {held:.2f} GiB)",
+                    f"not be filled with NaNs ({device_memory_note(self.device)})",
                 },
             }
         if self._shuffle is not None:
@@ -272,6 +280,10 @@ class Harness:
                 self._shuffle(None)
         seconds = self._perf() - t0
         meta = self._copy_out(out, req)
+        del out
+        # The judge makes the next trial's expected outputs next: the candidate's scratch, kept by the caching
+        # allocator, must not leave the reference without the memory it needs.
+        release_cached_memory(self.device)
         return {"type": "called", "seconds": seconds, "outputs": meta, "problems": problems}
 
     def time_call(self, req: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,14 @@ from ksearch_agent.worker.compare import check_output
 from ksearch_agent.worker.contestants import Contestant, ContestantError, kill_strays, lend_slab
 from ksearch_agent.worker.inputs import DTYPES, derive_seed, make_inputs
 from ksearch_agent.worker.process import WorkerDied, WorkerError, WorkerTimeout
-from ksearch_agent.worker.session import as_tuple, load_entry, release_cached_memory, synchronize
+from ksearch_agent.worker.session import (
+    as_tuple,
+    device_memory_note,
+    is_out_of_memory,
+    load_entry,
+    release_cached_memory,
+    synchronize,
+)
 from ksearch_agent.worker.slab import Region, Slab, plan_layout
 
 _RANK = {
@@ -42,7 +49,8 @@ class ReferenceProblem(Exception):
 
 
 class ContestantGone(Exception):
-    """The contestant died, hung or broke protocol: this workload gets ``status``, the rest are not run."""
+    """The contestant died, hung, broke protocol or starved the judge of device memory: this workload gets
+    ``status``, the rest are not run."""
 
     def __init__(self, status: str, log: str) -> None:
         super().__init__(log)
@@ -174,17 +182,30 @@ class Trial:
         self, judge: Any, ref: Any, wl: dict[str, Any], layout: Layout, slab: Slab, seed: int
     ) -> None:
         self.device: torch.device = judge.device
-        self.inputs = make_inputs(wl["inputs"], seed, self.device)
-        with torch.no_grad():
-            self.expected = tuple(t.detach() for t in as_tuple(ref(*[t.clone() for t in self.inputs])))
-        check_reference_outputs(self.expected, wl)
-        release_cached_memory(self.device)  # the reference's peak, before the contestant runs
-        self.in_views = [slab.view(r) for r in layout.inputs]
-        self.out_views = [slab.view(r) for r in layout.outputs]
-        for view, t in zip(self.in_views, self.inputs, strict=True):
-            view.copy_(t)
-        slab.raw[layout.out_start : layout.out_end].fill_(0xFF)  # NaN: an output never written cannot pass
-        synchronize(self.device)
+        try:
+            self.inputs = make_inputs(wl["inputs"], seed, self.device)
+            with torch.no_grad():
+                self.expected = tuple(t.detach() for t in as_tuple(ref(*[t.clone() for t in self.inputs])))
+            check_reference_outputs(self.expected, wl)
+            release_cached_memory(self.device)  # the reference's peak, before the contestant runs
+            self.in_views = [slab.view(r) for r in layout.inputs]
+            self.out_views = [slab.view(r) for r in layout.outputs]
+            for view, t in zip(self.in_views, self.inputs, strict=True):
+                view.copy_(t)
+            # NaN: an output never written cannot pass
+            slab.raw[layout.out_start : layout.out_end].fill_(0xFF)
+            synchronize(self.device)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            # The contestant shares the card: one that keeps device memory between calls can starve the judge.
+            # Failing closed is the only safe verdict (nothing was checked); the numbers say who held what.
+            raise ContestantGone(
+                "RUNTIME_ERROR",
+                f"out of GPU memory while the judge made workload {wl['id']}'s inputs and expected outputs "
+                f"({device_memory_note(self.device)}); a candidate must not keep device memory the reference "
+                f"needs between calls",
+            ) from None
 
     def modified_inputs(self, names: list[str]) -> list[str]:
         synchronize(self.device)

@@ -24,9 +24,31 @@ class Failure:
         return {"workload": workload_id, "status": self.status, "log": self.log}
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """PyTorch's allocator raises ``OutOfMemoryError``; a kernel launch or lazy module load that finds no
+    device memory raises a plain CUDA error (``AcceleratorError``, a ``RuntimeError``) that says so."""
+    return isinstance(exc, torch.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    )
+
+
+def device_memory_note(device: torch.device) -> str:
+    """Free device memory and what this process's allocator holds, for an out-of-memory message."""
+    if device.type != "cuda":
+        return "no GPU"
+    try:
+        free, total = torch.cuda.mem_get_info(device)
+        held = torch.cuda.memory_reserved(device)
+    except Exception:  # noqa: BLE001 - the note must not raise where an error is being reported
+        return "device memory unknown"
+    return (
+        f"{free / 2**20:.0f} MiB of {total / 2**30:.1f} GiB free; this process holds {held / 2**30:.2f} GiB"
+    )
+
+
 def failure_from(exc: BaseException, where: str) -> Failure:
     status, fatal = classify_exception(exc)
-    if isinstance(exc, torch.OutOfMemoryError):
+    if is_out_of_memory(exc):
         where = f"{where} (out of GPU memory)"
     return Failure(status, f"{where}: {short_traceback(exc)}", fatal)
 
