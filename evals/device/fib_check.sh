@@ -4,6 +4,7 @@
 #   search_mla  the MLA playbook search (SEARCH_S, default 180 s; + SEARCH_EVAL_S, default 25: ~150 lets the
 #               best and the seed be re-timed after the search)   search_gqa  the same for GQA
 #   cheats      the cheat/fault corpus (300 s)      sweep       seed knob variants with do_bench (150 s)
+#   spread      the candidate-vs-library timing-spread probe: idle gap and end-event order, one process (~120 s)
 #   probe       the slab-mapping probe (100 s)      repeat      seeds twice and knob variants through the judge (420 s)
 #   quick       both decode seeds and their best balanced variants through the judge, its per-call trace kept (240 s)
 #   overlap     the MLA seed and both tasks' best variants at launch overlaps 200 and 500 us in turn, trace kept (300 s)
@@ -52,6 +53,9 @@ for step in $STEPS; do
             tail -6 "$RES/cheats.log" ;;
     sweep) (cd /tmp && timeout 150 python "$REPO/evals/fib_knob_sweep.py" "$RES/sweep" > "$RES/sweep.log" 2>&1)
            tail -4 "$RES/sweep.log" ;;
+    spread) (cd /tmp && timeout ${SPREAD_S:-200} python "$REPO/evals/timing_spread_probe.py" "$RES/spread" --calls 200 \
+               > "$RES/spread.log" 2>&1)
+            tail -30 "$RES/spread.log" ;;
     probe) (cd /tmp && timeout 100 python "$REPO/evals/ipc_gather_probe.py" "$RES/probe" max \
               mla_paged_decode_h16_ckv512_kpe64_ps1 > "$RES/probe.log" 2>&1)
            tail -4 "$RES/probe.log" ;;
