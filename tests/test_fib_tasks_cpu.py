@@ -92,11 +92,12 @@ def test_gqa_seed_with_balanced_chunks_over_all_kv_heads_passes_its_cpu_subset(c
 
 
 @pytest.mark.slow
-def test_mla_seed_with_token_balanced_chunks_passes_its_cpu_subset(cpu_engine: Engine) -> None:
-    assert (
-        _failed(_seed_variant_verdict(cpu_engine, "mla_paged_decode_h16_ckv512_kpe64_ps1", BALANCED_CPU))
-        == []
-    )
+@pytest.mark.parametrize("extra", [{}, {"PV_BF16X2": True}], ids=["fp32_values", "bf16x2_values"])
+def test_mla_seed_with_token_balanced_chunks_passes_its_cpu_subset(
+    cpu_engine: Engine, extra: dict[str, bool]
+) -> None:
+    knobs = {**BALANCED_CPU, **extra}
+    assert _failed(_seed_variant_verdict(cpu_engine, "mla_paged_decode_h16_ckv512_kpe64_ps1", knobs)) == []
 
 
 # Run in a child with TRITON_INTERPRET set before triton is imported (the interpreter must patch triton's own
