@@ -17,6 +17,7 @@ decode and ~60 s for MLA decode on the H200 (library and reference timed beside 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import signal
@@ -45,14 +46,21 @@ def _title(node: dict[str, Any] | None) -> str:
     return str((node.get("action") or {}).get("title") or node.get("decision", ""))[:80]
 
 
+@functools.cache
+def _seed_knobs(task: str) -> tuple[dict[str, Any], ...]:
+    """Each of the task's seeds' knobs (read once per task, not per candidate)."""
+    return tuple(
+        read_knobs(seed.read_text()) for seed in sorted((ROOT / "tasks" / task / "seeds").glob("*.py"))
+    )
+
+
 def knob_changes(source: str, task: str) -> str:
     """The candidate's knobs that differ from the task's seed with the same knobs ("—" when no seed matches)."""
     try:
         mine = read_knobs(source)
     except SyntaxError:
         return "—"
-    for seed in sorted((ROOT / "tasks" / task / "seeds").glob("*.py")):
-        base = read_knobs(seed.read_text())
+    for base in _seed_knobs(task):
         if base and base.keys() == mine.keys():
             return " ".join(f"{k}={v}" for k, v in mine.items() if base[k] != v) or "none"
     return "—"

@@ -601,7 +601,6 @@ class Engine:
             for r in rows:
                 if timing == "cached" and isinstance(r.get("reference_stats"), dict):
                     self.reference_times.record(ref_key(str(r.get("workload"))), r["reference_stats"])
-            for r in rows:
                 log.info(
                     "timed",
                     workload=r.get("workload"),

@@ -90,9 +90,11 @@ def synchronize(device: torch.device) -> None:
 
 
 def release_cached_memory(device: torch.device) -> None:
-    """Hand the judge's cached, unused device memory back to the driver, so a contestant can use what the
-    reference needed: PyTorch's caching allocator keeps a reference call's peak otherwise (on an 80 GB H100
-    the judge held 63 GiB after TriMul's largest workloads and a contestant's 8.6 GiB allocation failed)."""
+    """Hand this process's cached, unused device memory back to the driver, so the other side of the card can
+    use it: PyTorch's caching allocator keeps a call's peak otherwise (on an 80 GB H100 the judge held 63 GiB
+    after TriMul's largest workloads and a contestant's 8.6 GiB allocation failed; a candidate's 44 GiB scratch
+    starved the judge's next reference). The judge calls it after each trial's reference, the contestant after
+    each correctness call."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.empty_cache()
