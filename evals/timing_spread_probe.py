@@ -62,15 +62,17 @@ def busy_wait_us(us: float) -> None:
         pass
 
 
-def timed_ms(timer: Timer, fn: Callable[[], Any], order: str, gap_us: float) -> float:
-    """One flushed call in the given order; ``gap_us`` of host busy-wait between the flush and the spin."""
+def timed_ms(timer: Timer, fn: Callable[[], Any], order: str, gap_us: float) -> tuple[float, float]:
+    """One flushed call in the given order, ``gap_us`` of host busy-wait between the flush and the spin: its
+    time and the spin's own GPU time (longer than the lead asked for when the clocks are down)."""
     import torch
 
     timer.flush()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    spun, start, end = (torch.cuda.Event(enable_timing=True) for _ in range(3))
     torch.cuda.synchronize()
     if gap_us:
         busy_wait_us(gap_us)
+    spun.record()
     if lead := timer.lead_cycles():
         torch.cuda._sleep(lead)
     start.record()
@@ -83,13 +85,13 @@ def timed_ms(timer: Timer, fn: Callable[[], Any], order: str, gap_us: float) -> 
         torch.cuda.synchronize()
     end.synchronize()
     del out
-    return float(start.elapsed_time(end))
+    return float(start.elapsed_time(end)), float(spun.elapsed_time(start))
 
 
 def probe_workload(
     timer: Timer, sides: dict[str, Callable[[], Any]], calls: int, gap_us: float
 ) -> dict[str, dict[str, dict[str, float]]]:
-    samples: dict[tuple[str, str], list[float]] = {}
+    samples: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for _ in range(10):  # warm-up: compiled, planned, clocks up
         for fn in sides.values():
             fn()
@@ -101,11 +103,13 @@ def probe_workload(
                     timed_ms(timer, fn, order, gap_us if gap else 0.0)
                 )
     out: dict[str, dict[str, dict[str, float]]] = {}
-    for (side, label), vals in samples.items():
+    for (side, label), pairs in samples.items():
+        vals = [ms for ms, _ in pairs]
         out.setdefault(side, {})[label] = {
             "median_ms": statistics.median(vals),
             "iqr_ms": _quantile(vals, 0.75) - _quantile(vals, 0.25),
             "p90_ms": _quantile(vals, 0.9),
+            "spin_median_ms": statistics.median(spin for _, spin in pairs),
         }
     return out
 
@@ -147,7 +151,8 @@ def markdown(doc: dict[str, Any]) -> str:
         "",
         f"{doc['gpu']} · {doc['date']} · torch {doc['torch']} · triton {doc['triton']} · flashinfer "
         f"{doc['flashinfer']}. Command: `{doc['command']}`. Flushed, lead {doc['lead_us']:.0f} µs, gap "
-        f"{doc['gap_us']:.0f} µs, {doc['calls']} calls per cell, round-robin. Cells: median / IQR ms. "
+        f"{doc['gap_us']:.0f} µs, {doc['calls']} calls per cell, round-robin. Cells: median / IQR / the spin's median ms "
+        "(the lead asked for; longer when the GPU's clocks are down). "
         "Score = 100 × mean over workloads of library / candidate medians, per condition.",
     ]
     for t in doc["tasks"]:
@@ -156,7 +161,10 @@ def markdown(doc: dict[str, Any]) -> str:
         lines.append("|---|---|" + "---|" * len(labels))
         for r in t["workloads"]:
             for side, cells in r["sides"].items():
-                row = " | ".join(f"{cells[k]['median_ms']:.4f} / {cells[k]['iqr_ms']:.4f}" for k in labels)
+                row = " | ".join(
+                    f"{cells[k]['median_ms']:.4f} / {cells[k]['iqr_ms']:.4f} / {cells[k]['spin_median_ms']:.3f}"
+                    for k in labels
+                )
                 lines.append(f"| {r['workload'][:8]} | {side} | {row} |")
         scores = []
         for k in labels:

@@ -307,12 +307,14 @@ class Harness:
             return {"type": "timed", "error": {"status": "RUNTIME_ERROR", "log": f"bad lead_cycles {lead!r}"}}
         self.last_out = None
         start, end = self._event(enable_timing=True), self._event(enable_timing=True)
+        spun = self._event(enable_timing=True) if flushed and lead else None
         before = self.watch.snapshot(children=False)
         t_pre = self._perf()
         try:
             with self.torch.no_grad(), self.monitor.watch(ops=bool(req.get("count_ops"))) as record:
                 self._sync()
-                if flushed and lead:
+                if spun is not None:
+                    spun.record()
                     self.torch.cuda._sleep(lead)
                 start.record()
                 out = fn(*args)
@@ -337,11 +339,13 @@ class Harness:
         if req.get("count_ops") and not null:
             problems += list(self.call_problems(record, self.language))
         self.last_out = out
-        # Host time before and after the timed region, as this process saw it (for diagnosis only).
+        # Host time before and after the timed region, as this process saw it, and how long the GPU took
+        # for the launch overlap's spin (longer than asked when its clocks are down): for diagnosis only.
         host = {
             "before_ms": (t_pre - t_in) * 1e3,
             "region_ms": (t_post - t_pre) * 1e3,
             "after_ms": (self._perf() - t_post) * 1e3,
+            "spin_ms": float(spun.elapsed_time(start)) if spun is not None else None,
         }
         return {"type": "timed", "ms": ms, "problems": problems, "host": host}
 

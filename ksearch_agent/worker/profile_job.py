@@ -134,7 +134,11 @@ class Player:
         if not isinstance(ms, int | float) or not 0 <= ms < float("inf"):
             raise CallFailed("RUNTIME_ERROR", f"the contestant's empty calls were not timed: {reply}"[:500])
         if TRACE:
-            print(f"null {self.name} wall {wall:.3f} ms reported {ms:.3f} ms", file=sys.stderr, flush=True)
+            print(
+                f"null {self.name} wall {wall:.3f} ms reported {ms:.3f} ms host {reply.get('host')}",
+                file=sys.stderr,
+                flush=True,
+            )
         return min(float(ms), wall), wall
 
     def time_once(self, wl: dict[str, Any], layout: Layout, protocol: str) -> float:
