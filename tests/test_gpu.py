@@ -399,3 +399,28 @@ def test_a_candidate_that_leaves_no_device_memory_fails_closed_with_a_clear_erro
         log
     )
     assert "Traceback" not in log
+
+
+def test_the_candidates_timed_calls_run_with_the_garbage_collector_paused(tmp_path: Path) -> None:
+    """The judge times the library and the reference with its collector off; a collection inside a candidate's
+    timed region would land on the candidate's figure alone. The candidate logs the collector's state per call."""
+    cand = _unscreened_candidate(
+        tmp_path,
+        """
+import gc as _gc
+_run = run
+def run(*args):
+    print("collector", "on" if _gc.isenabled() else "off", flush=True)
+    return _run(*args)
+""",
+    )
+    with Engine(device="gpu", workdir=tmp_path / "w", cache_dir=tmp_path / "c", screening=False) as engine:
+        res = engine.profile(load_task("rmsnorm"), cand, ["b4096"])
+    assert res.workloads[0].status == "PASSED", res.workloads[0].log
+    states = [
+        line.split()[1]
+        for log in (tmp_path / "w").rglob("contestant-gpu-*.log")
+        for line in log.read_text(errors="replace").splitlines()
+        if line.startswith("collector ")
+    ]
+    assert states.count("off") >= MIN_ROUNDS, states[:20]

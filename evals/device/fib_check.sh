@@ -8,6 +8,8 @@
 #   probe       the slab-mapping probe (100 s)      repeat      seeds twice and knob variants through the judge (420 s)
 #   quick       both decode seeds and their best balanced variants through the judge, its per-call trace kept (240 s)
 #   overlap     the MLA seed and both tasks' best variants at launch overlaps 200 and 500 us in turn, trace kept (300 s)
+#   hotwait     the MLA seed and balanced variant with the contestant's hot wait off, on (20 ms), off (HOTWAIT_RUNS), each
+#               run's trace read by judge_host.py (spread, spin time): ~3 x 150 s
 # Run from the repository root with carry [".whl", ".whl-fib"] (see bundle.sh); a call lasts at most 10 minutes,
 # so pick steps that fit, e.g. STEPS="probe repeat" first and STEPS="search_gqa search_mla" while it is warm.
 # The device tool returns at most 8 files from $OUT, so the steps write under $RES and every finished step
@@ -75,7 +77,18 @@ for step in $STEPS; do
                   "mla_paged_decode_h16_ckv512_kpe64_ps1": [{}, {"BALANCED": true, "WAVES": 2, "MIN_SPLIT_BLOCKS": 1}]}' \
                 > "$RES/overlap.log" 2>&1)
              grep -v '^20..-' "$RES/overlap.log" | tail -8 ;;
-    *) echo "unknown step '$step' (steps: tests fib search_mla search_gqa cheats sweep probe repeat quick overlap)"; exit 2 ;;
+    hotwait) n=0
+             for ms in ${HOTWAIT_RUNS:-0 20 0}; do
+               n=$((n + 1)); tag=hotwait_${n}_${ms}ms
+               (cd /tmp && KSEARCH_CONTESTANT_HOT_WAIT_MS=$ms KSEARCH_JUDGE_TRACE=1 timeout ${HOTWAIT_S:-150} \
+                  python "$REPO/evals/fib_gpu.py" --out "$RES" --name "fib_gpu_$tag" --workdir "$RES/${tag}_engine" \
+                  --tasks mla_paged_decode_h16_ckv512_kpe64_ps1 --repeat 0 \
+                  --variants '{"mla_paged_decode_h16_ckv512_kpe64_ps1": [{}, {"BALANCED": true, "WAVES": 2, "MIN_SPLIT_BLOCKS": 1}]}' \
+                  > "$RES/$tag.log" 2>&1)
+               python "$REPO/evals/judge_host.py" "$RES/${tag}_engine/workers/worker-gpu.log" > "$RES/${tag}_host.md" 2>&1
+               echo "-- $tag"; grep -v '^20..-' "$RES/$tag.log" | tail -3
+             done ;;
+    *) echo "unknown step '$step' (steps: tests fib search_mla search_gqa cheats sweep spread probe repeat quick overlap hotwait)"; exit 2 ;;
   esac
   tar -czf "$OUT/fib_check.tgz.part" -C "$RES" . && mv "$OUT/fib_check.tgz.part" "$OUT/fib_check.tgz"
 done
