@@ -12,7 +12,12 @@ length) and each side timed round-robin so drift hits every condition alike:
 * ``end first``: the end event recorded right after the call, then the synchronize (the judge records it after
   a device-wide synchronize, so its host's wake-up latency enters every figure).
 
-Conditions: judge order, judge order + gap, end first, end first + gap; sides: the seed variant, the library
+* ``gated``: the spin replaced by a gate, a one-thread kernel that polls a flag in pinned host memory until the host
+  sets it after the call has returned (or 20 ms pass), so the timed region starts once every launch is queued and
+  the host's launch time cannot reach the figure (work on other streams would run under the gate: the judge
+  could adopt it only with a defence for that). Judge order otherwise.
+
+Conditions: judge order, judge order + gap, end first, end first + gap, gated; sides: the seed variant, the library
 (plan() outside the timer) and an empty call (the fixed cost). Not the judge's score; a diagnosis aid.
 
 Usage (GPU machine, flashinfer importable): ``python evals/timing_spread_probe.py OUT_DIR [--calls N]
@@ -53,7 +58,43 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "PV_BF16X2": True,
     },
 }
-CONDITIONS = [("judge", False), ("judge", True), ("end first", False), ("end first", True)]
+CONDITIONS = [("judge", False), ("judge", True), ("end first", False), ("end first", True), ("gated", False)]
+
+# The gate: polls a pinned host word (device-visible under unified addressing) until the host sets it, with a
+# cap on its wait so a lost release cannot hang the probe.
+GATE_SOURCE = r"""
+extern "C" __global__ void ks_gate(const volatile int* flag, unsigned long long max_ns) {
+  unsigned long long t0, t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
+  while (*flag == 0) {
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    if (t - t0 > max_ns) break;
+  }
+}
+"""
+GATE_MAX_NS = 20_000_000
+
+
+class Gate:
+    """A host-released gate on the current stream (see the module docstring)."""
+
+    def __init__(self) -> None:
+        import numpy as np
+        import torch
+
+        from ksearch_agent.cuda_launch import load_cuda
+
+        self.flag = torch.zeros(1, dtype=torch.int32, pin_memory=True)
+        self._module = load_cuda(GATE_SOURCE, name="ks_gate.cu")
+        self._args = (np.uintp(self.flag.data_ptr()), np.uint64(GATE_MAX_NS))
+
+    def close(self) -> None:
+        """Queue the gate (the flag cleared first; the caller has synchronized)."""
+        self.flag[0] = 0
+        self._module.launch("ks_gate", grid=(1,), block=(1,), args=self._args)
+
+    def open(self) -> None:
+        self.flag[0] = 1
 
 
 def busy_wait_us(us: float) -> None:
@@ -62,9 +103,12 @@ def busy_wait_us(us: float) -> None:
         pass
 
 
-def timed_ms(timer: Timer, fn: Callable[[], Any], order: str, gap_us: float) -> tuple[float, float]:
+def timed_ms(
+    timer: Timer, fn: Callable[[], Any], order: str, gap_us: float, gate: Gate
+) -> tuple[float, float]:
     """One flushed call in the given order, ``gap_us`` of host busy-wait between the flush and the spin: its
-    time and the spin's own GPU time (longer than the lead asked for when the clocks are down)."""
+    time and the spin's own GPU time (longer than the lead asked for when the clocks are down; for ``gated``,
+    the gate's)."""
     import torch
 
     timer.flush()
@@ -73,11 +117,15 @@ def timed_ms(timer: Timer, fn: Callable[[], Any], order: str, gap_us: float) -> 
     if gap_us:
         busy_wait_us(gap_us)
     spun.record()
-    if lead := timer.lead_cycles():
+    if order == "gated":
+        gate.close()
+    elif lead := timer.lead_cycles():
         torch.cuda._sleep(lead)
     start.record()
     out = fn()
-    if order == "judge":
+    if order == "gated":
+        gate.open()
+    if order in ("judge", "gated"):
         torch.cuda.synchronize()
         end.record()
     else:
@@ -89,7 +137,7 @@ def timed_ms(timer: Timer, fn: Callable[[], Any], order: str, gap_us: float) -> 
 
 
 def probe_workload(
-    timer: Timer, sides: dict[str, Callable[[], Any]], calls: int, gap_us: float
+    timer: Timer, sides: dict[str, Callable[[], Any]], calls: int, gap_us: float, gate: Gate
 ) -> dict[str, dict[str, dict[str, float]]]:
     samples: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for _ in range(10):  # warm-up: compiled, planned, clocks up
@@ -100,7 +148,7 @@ def probe_workload(
             label = f"{order}{' + gap' if gap else ''}"
             for side, fn in sides.items():
                 samples.setdefault((side, label), []).append(
-                    timed_ms(timer, fn, order, gap_us if gap else 0.0)
+                    timed_ms(timer, fn, order, gap_us if gap else 0.0, gate)
                 )
     out: dict[str, dict[str, dict[str, float]]] = {}
     for (side, label), pairs in samples.items():
@@ -120,6 +168,7 @@ def probe_task(name: str, calls: int, gap_us: float, lead_us: float) -> dict[str
     device = torch.device("cuda", 0)
     timer = Timer(device)
     timer.lead_us = lead_us
+    gate = Gate()
     task = load_task(ROOT / "tasks" / name)
     spec = task.worker_spec()
     opponent = load_opponent(opponent_for(name) or "", device)
@@ -137,7 +186,7 @@ def probe_task(name: str, calls: int, gap_us: float, lead_us: float) -> dict[str
             "empty": lambda: None,
         }
         rows.append(
-            {"workload": wl.id, "axes": wl.axes, "sides": probe_workload(timer, sides, calls, gap_us)}
+            {"workload": wl.id, "axes": wl.axes, "sides": probe_workload(timer, sides, calls, gap_us, gate)}
         )
         del inputs, named, sides
         torch.cuda.empty_cache()
