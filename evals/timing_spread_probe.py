@@ -12,10 +12,9 @@ length) and each side timed round-robin so drift hits every condition alike:
 * ``end first``: the end event recorded right after the call, then the synchronize (the judge records it after
   a device-wide synchronize, so its host's wake-up latency enters every figure).
 
-* ``gated``: the spin replaced by a gate, a one-thread kernel that polls a flag in pinned host memory until the host
-  sets it after the call has returned (or 20 ms pass), so the timed region starts once every launch is queued and
-  the host's launch time cannot reach the figure (work on other streams would run under the gate: the judge
-  could adopt it only with a defence for that). Judge order otherwise.
+* ``gated``: the spin replaced by a gate that fills every SM and holds until the host releases it after the call
+  has returned (or 20 ms pass), so the timed region starts once every launch is queued and the host's launch
+  time cannot reach the figure, while no kernel on any stream can run under it. Judge order otherwise.
 
 Conditions: judge order, judge order + gap, end first, end first + gap, gated; sides: the seed variant, the library
 (plan() outside the timer) and an empty call (the fixed cost). Not the judge's score; a diagnosis aid.
@@ -60,41 +59,63 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 CONDITIONS = [("judge", False), ("judge", True), ("end first", False), ("end first", True), ("gated", False)]
 
-# The gate: polls a pinned host word (device-visible under unified addressing) until the host sets it, with a
-# cap on its wait so a lost release cannot hang the probe.
+# The gate, as the judge could adopt it: two blocks of 1024 threads per SM fill every SM's thread slots, so no
+# other kernel (on any stream) can start while it holds; block 0's first thread polls a pinned host word
+# (device-visible under unified addressing) for this call's generation number, then passes it on through device
+# memory to the other blocks' first threads. Each wait is capped so a lost release cannot hang the probe.
 GATE_SOURCE = r"""
-extern "C" __global__ void ks_gate(const volatile int* flag, unsigned long long max_ns) {
-  unsigned long long t0, t;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
-  while (*flag == 0) {
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-    if (t - t0 > max_ns) break;
+__device__ __forceinline__ unsigned long long ks_now() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+extern "C" __global__ void __launch_bounds__(1024) ks_gate(const volatile int* host_word, volatile int* dev_word,
+                                                           int generation, unsigned long long max_ns) {
+  if (threadIdx.x == 0) {
+    const unsigned long long t0 = ks_now();
+    if (blockIdx.x == 0) {
+      while (*host_word != generation && ks_now() - t0 < max_ns) {}
+      *dev_word = generation;
+      __threadfence();
+    } else {
+      while (*dev_word != generation && ks_now() - t0 < max_ns) {}
+    }
   }
+  __syncthreads();
 }
 """
 GATE_MAX_NS = 20_000_000
 
 
 class Gate:
-    """A host-released gate on the current stream (see the module docstring)."""
+    """A host-released gate over the whole GPU (see the module docstring and GATE_SOURCE)."""
 
     def __init__(self) -> None:
-        import numpy as np
         import torch
 
         from ksearch_agent.cuda_launch import load_cuda
 
-        self.flag = torch.zeros(1, dtype=torch.int32, pin_memory=True)
+        self.host_word = torch.zeros(1, dtype=torch.int32, pin_memory=True)
+        self.dev_word = torch.zeros(1, dtype=torch.int32, device="cuda")
+        self.blocks = 2 * torch.cuda.get_device_properties(0).multi_processor_count
+        self.generation = 0
         self._module = load_cuda(GATE_SOURCE, name="ks_gate.cu")
-        self._args = (np.uintp(self.flag.data_ptr()), np.uint64(GATE_MAX_NS))
 
     def close(self) -> None:
-        """Queue the gate (the flag cleared first; the caller has synchronized)."""
-        self.flag[0] = 0
-        self._module.launch("ks_gate", grid=(1,), block=(1,), args=self._args)
+        """Queue the gate for the next generation (the caller has synchronized)."""
+        import numpy as np
+
+        self.generation += 1
+        args = (
+            np.uintp(self.host_word.data_ptr()),
+            self.dev_word,
+            np.int32(self.generation),
+            np.uint64(GATE_MAX_NS),
+        )
+        self._module.launch("ks_gate", grid=(self.blocks,), block=(1024,), args=args)
 
     def open(self) -> None:
-        self.flag[0] = 1
+        self.host_word[0] = self.generation
 
 
 def busy_wait_us(us: float) -> None:
