@@ -8,10 +8,12 @@ Each workload's fraction of the HBM floor (bytes / measured copy bandwidth) is r
 and for the library.
 
 Usage (GPU machine, flashinfer importable): ``python evals/fib_gpu.py [--tasks a,b] [--out DIR] [--name NAME]
-[--repeat N] [--variants '{"TASK": [{"KNOB": value}]}'] [--hot] [--launch-overlap-us 200,500]``. ``--repeat``
+[--repeat N] [--variants '{"TASK": [{"KNOB": value}]}'] [--hot] [--launch-overlap-us 200,500] [--launch-gate-us 0,500]``.
+``--repeat``
 evaluates each seed N times in the one engine (the judge's run-to-run spread), ``--variants`` also the seed with
 those knobs set, ``--launch-overlap-us`` each of them at each of these launch overlaps in turn (the tasks' own
-value otherwise), ``--hot`` adds
+value otherwise), ``--launch-gate-us`` each at each of these launch gate caps in turn (0: the spin; see
+:mod:`ksearch_agent.worker.gate`), ``--hot`` adds
 a profile in the hot protocol (no L2 flush, the same inputs each call: the regime of FlashInfer's own
 benchmarks) beside the flushed one. Writes OUT/NAME.json and OUT/NAME.md (NAME: fib_gpu unless --name).
 """
@@ -90,16 +92,22 @@ def reference_check(task: Any) -> dict[str, Any]:
 
 
 def evaluate_task(
-    engine: Engine, name: str, path: Path | None = None, hot: bool = False, overlap_us: float | None = None
+    engine: Engine,
+    name: str,
+    path: Path | None = None,
+    hot: bool = False,
+    overlap_us: float | None = None,
+    gate_us: float | None = None,
 ) -> dict[str, Any]:
     """The task's seed (or the kernel at ``path``) against the library, through the engine; with ``hot``, a
     second profile in the hot protocol (no L2 flush, the same inputs each call) adds the hot figures;
-    ``overlap_us`` replaces the task's launch overlap."""
+    ``overlap_us`` and ``gate_us`` replace the task's launch overlap and launch gate."""
     task = load_task(ROOT / "tasks" / name)
-    if overlap_us is not None:
-        task = task.model_copy(
-            update={"definition": task.definition.model_copy(update={"launch_overlap_us": overlap_us})}
-        )
+    timing = {
+        k: v for k, v in (("launch_overlap_us", overlap_us), ("launch_gate_us", gate_us)) if v is not None
+    }
+    if timing:
+        task = task.model_copy(update={"definition": task.definition.model_copy(update=timing)})
     path = path or ROOT / "tasks" / name / "seeds" / SEEDS[name]
     seed = Candidate.from_path(path)
     try:
@@ -163,8 +171,9 @@ def _f(v: float | None, spec: str) -> str:
     return "—" if v is None else format(v, spec)
 
 
-def _overlap(us: float | None) -> str:
-    return "" if us is None else f" · launch overlap {us:g} µs"
+def _overlap(us: float | None, gate_us: float | None = None) -> str:
+    text = "" if us is None else f" · launch overlap {us:g} µs"
+    return text + ("" if gate_us is None else f" · launch gate {gate_us:g} µs")
 
 
 def markdown(doc: dict[str, Any]) -> str:
@@ -185,7 +194,7 @@ def markdown(doc: dict[str, Any]) -> str:
     for t in doc["tasks"]:
         lines += [
             f"## {t['task']} — {t['seed']}{' ' + json.dumps(t['knobs']) if t.get('knobs') else ''}"
-            f"{_overlap(t.get('launch_overlap_us'))}: {t['status']}",
+            f"{_overlap(t.get('launch_overlap_us'), t.get('launch_gate_us'))}: {t['status']}",
             "",
             f"score {_f(t['score'], '.1f')} (plan outside) · {_f(t['score_with_plan'], '.1f')} (plan inside) · "
             f"opponent {json.dumps(t['opponent'])} · copy bandwidth {_f(t['copy_gbps'], '.0f')} GB/s",
@@ -233,6 +242,12 @@ def main() -> int:
         help="comma-separated launch overlaps (µs): every evaluation at each in turn, instead of the task's own",
     )
     parser.add_argument(
+        "--launch-gate-us",
+        default="",
+        help="comma-separated launch gate caps (µs, 0: the spin): every evaluation at each in turn, instead of "
+        "the task's own",
+    )
+    parser.add_argument(
         "--workdir",
         default=None,
         help="keep the engine's folder here (worker logs; with KSEARCH_JUDGE_TRACE=1 the judge's per-call lines)",
@@ -240,6 +255,7 @@ def main() -> int:
     args = parser.parse_args()
     variants: dict[str, list[dict[str, Any]]] = json.loads(args.variants)
     overlaps: list[float | None] = [float(v) for v in args.launch_overlap_us.split(",") if v] or [None]
+    gates: list[float | None] = [float(v) for v in args.launch_gate_us.split(",") if v] or [None]
     os.environ.setdefault("FLASHINFER_WORKSPACE_BASE", "/tmp/flashinfer-ws")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -250,12 +266,12 @@ def main() -> int:
         "tasks": [],
     }
     with Engine(device="gpu", workdir=Path(args.workdir) if args.workdir else None) as engine:
-        jobs: list[tuple[str, dict[str, Any] | None, float | None]] = []
+        jobs: list[tuple[str, dict[str, Any] | None, float | None, float | None]] = []
         for name in [t for t in args.tasks.split(",") if t]:
             for knobs in [None] * args.repeat + list(variants.get(name, [])):
-                jobs += [(name, knobs, us) for us in overlaps]
-        for i, (name, knobs, overlap_us) in enumerate(jobs):
-            at = f" at {overlap_us:g} us" if overlap_us is not None else ""
+                jobs += [(name, knobs, us, gate) for us in overlaps for gate in gates]
+        for i, (name, knobs, overlap_us, gate_us) in enumerate(jobs):
+            at = _overlap(overlap_us, gate_us)
             print(f"== {name} {json.dumps(knobs) if knobs else 'seed'}{at}", flush=True)
             path = None
             if knobs:
@@ -263,8 +279,12 @@ def main() -> int:
                 path = out / f"{name}_variant{i}.py"
                 path.write_text(render(seed.read_text(), knobs))
             try:
-                result = evaluate_task(engine, name, path, hot=args.hot, overlap_us=overlap_us)
-                doc["tasks"].append({**result, "knobs": knobs, "launch_overlap_us": overlap_us})
+                result = evaluate_task(
+                    engine, name, path, hot=args.hot, overlap_us=overlap_us, gate_us=gate_us
+                )
+                doc["tasks"].append(
+                    {**result, "knobs": knobs, "launch_overlap_us": overlap_us, "launch_gate_us": gate_us}
+                )
             except Exception as exc:  # noqa: BLE001 - one task's failure must not lose the others' results
                 doc["tasks"].append({"task": name, "error": f"{type(exc).__name__}: {exc}", "workloads": []})
             (out / f"{args.name}.json").write_text(json.dumps(doc, indent=1))

@@ -576,7 +576,8 @@ class Engine:
             timing = reference_timing or task.definition.reference_timing
 
             def ref_key(workload_id: str) -> str:
-                return reference_key(task.name, workload_id, protocol, task.definition.launch_overlap_us)
+                d = task.definition
+                return reference_key(task.name, workload_id, protocol, d.launch_overlap_us, d.launch_gate_us)
 
             request: dict[str, Any] = {
                 "op": "profile",
@@ -624,6 +625,7 @@ class Engine:
                 ceilings=done_msg.get("ceilings", {}),
                 sync_overhead_ms=done_msg.get("sync_overhead_ms"),
                 launch_overlap_us=float(done_msg.get("launch_overlap_us") or 0.0),
+                launch_gate_us=float(done_msg.get("launch_gate_us") or 0.0),
                 opponent=done_msg.get("opponent"),
                 seconds=time.perf_counter() - t0,
             )

@@ -171,6 +171,10 @@ class ProfileResult(BaseModel):
         default=0.0,
         description="spin queued before each flushed call to hide host launch work (task setting)",
     )
+    launch_gate_us: float = Field(
+        default=0.0,
+        description="the launch gate's cap when the task times behind a gate instead of the spin (task setting)",
+    )
     counters: dict[str, Any] | None = Field(
         default=None, description="Nsight Compute counters when asked for"
     )

@@ -162,6 +162,14 @@ class Definition(_Strict):
         "the call's host-side launch work is hidden, as in FlashInfer's and Triton's benchmarks; 0 times "
         "every call from an idle GPU, its host work counted",
     )
+    launch_gate_us: float = Field(
+        default=0.0,
+        ge=0,
+        le=100_000,
+        description="flushed timing: instead of the spin, GPU work that fills every SM and holds until the call "
+        "has returned (at most this long), so none of the call's host-side launch work is counted and nothing "
+        "on another stream runs ahead of the start event; 0 (the default) uses the spin",
+    )
 
     @property
     def scalar_inputs(self) -> list[str]:
@@ -369,6 +377,7 @@ class Task(BaseModel):
             "compute_unit": d.compute_unit,
             "gpumode": d.gpumode.model_dump() if d.gpumode else None,
             "launch_overlap_us": d.launch_overlap_us,
+            "launch_gate_us": d.launch_gate_us,
         }
 
 

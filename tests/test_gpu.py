@@ -424,3 +424,66 @@ def run(*args):
         if line.startswith("collector ")
     ]
     assert states.count("off") >= MIN_ROUNDS, states[:20]
+
+
+def test_launch_gate_keeps_host_launch_work_out_of_the_figure() -> None:
+    """Behind the gate the timed region starts once the call has returned, however long its host work took."""
+    import time
+
+    import torch
+
+    from ksearch_agent.worker.timing import Timer
+
+    timer = Timer(torch.device("cuda", 0))
+    x = torch.ones(1024, device="cuda")
+
+    def slow_host(host_s: float) -> None:
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < host_s:
+            pass
+        x.mul_(1.0)
+
+    def median_net() -> float:
+        times = sorted(timer.call_ms(slow_host, [800e-6]) for _ in range(21))
+        return times[10] - timer.sync_overhead_ms()
+
+    timer.lead_us = 200.0
+    spun = median_net()
+    timer.gate_us = 5000.0
+    gated = median_net()
+    assert spun > 0.4, spun  # past the spin the host work is timed
+    assert gated < 0.05, gated  # behind the gate none of it is
+
+
+def test_nothing_on_another_stream_runs_under_the_launch_gate() -> None:
+    """The gate fills every SM: a kernel a call puts on a side stream while the gate holds starts after it."""
+    import time
+
+    import numpy as np
+    import torch
+
+    from ksearch_agent.cuda_launch import load_cuda
+    from ksearch_agent.worker.gate import Gate
+
+    stamp = load_cuda(
+        'extern "C" __global__ void stamp(unsigned long long* out) {\n'
+        "  unsigned long long t;\n"
+        '  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));\n'
+        "  *out = t;\n"
+        "}\n",
+        name="stamp.cu",
+    )
+    times = torch.zeros(2, dtype=torch.int64, device="cuda")
+    side = torch.cuda.Stream()
+    gate = Gate(torch.device("cuda", 0))
+    for _ in range(5):
+        torch.cuda.synchronize()
+        gate.close(20_000.0)
+        stamp.launch("stamp", grid=(1,), block=(1,), args=(np.uintp(times.data_ptr()),))  # after the gate
+        with torch.cuda.stream(side):
+            stamp.launch("stamp", grid=(1,), block=(1,), args=(np.uintp(times.data_ptr() + 8),))
+        time.sleep(0.002)  # the side kernel is queued for 2 ms while the gate holds
+        gate.open()
+        torch.cuda.synchronize()
+        main_ns, side_ns = times.tolist()
+        assert side_ns >= main_ns - 20_000, (main_ns, side_ns)  # not ~2 ms before the gate opened

@@ -8,6 +8,8 @@
 #   probe       the slab-mapping probe (100 s)      repeat      seeds twice and knob variants through the judge (420 s)
 #   quick       both decode seeds and their best balanced variants through the judge, its per-call trace kept (240 s)
 #   overlap     the MLA seed and both tasks' best variants at launch overlaps 200 and 500 us in turn, trace kept (300 s)
+#   gate        the MLA seed and both tasks' best variants without, then with the launch gate (GATE_US, default 500),
+#               trace kept, compared by overlap_compare.py (GATE_S, default 300 s)
 #   hotwait     the MLA seed and balanced variant with the contestant's hot wait off, on (20 ms), off (HOTWAIT_RUNS), each
 #               run's trace read by judge_host.py (spread, spin time): ~3 x 150 s
 # Run from the repository root with carry [".whl", ".whl-fib"] (see bundle.sh); a call lasts at most 10 minutes,
@@ -77,6 +79,15 @@ for step in $STEPS; do
                   "mla_paged_decode_h16_ckv512_kpe64_ps1": [{}, {"BALANCED": true, "WAVES": 2, "MIN_SPLIT_BLOCKS": 1}]}' \
                 > "$RES/overlap.log" 2>&1)
              grep -v '^20..-' "$RES/overlap.log" | tail -8 ;;
+    gate) (cd /tmp && KSEARCH_JUDGE_TRACE=1 timeout ${GATE_S:-300} python "$REPO/evals/fib_gpu.py" --out "$RES" \
+             --name fib_gpu_gate --workdir "$RES/gate_engine" --launch-gate-us 0,${GATE_US:-500} \
+             --tasks mla_paged_decode_h16_ckv512_kpe64_ps1,gqa_paged_decode_h32_kv4_d128_ps1 --repeat 0 \
+             --variants '{"gqa_paged_decode_h32_kv4_d128_ps1": [{"BALANCED": true, "WAVES": 7, "MIN_SPLIT_BLOCKS": 1, "PV_BF16X2": true}],
+               "mla_paged_decode_h16_ckv512_kpe64_ps1": [{}, {"BALANCED": true, "WAVES": 2, "MIN_SPLIT_BLOCKS": 1}]}' \
+             > "$RES/gate.log" 2>&1)
+          python "$REPO/evals/overlap_compare.py" "$RES/fib_gpu_gate.json" > "$RES/gate_compare.md" 2>&1
+          python "$REPO/evals/judge_host.py" "$RES/gate_engine/workers/worker-gpu.log" > "$RES/gate_host.md" 2>&1
+          cat "$RES/gate_compare.md"; grep -v '^20..-' "$RES/gate.log" | tail -4 ;;
     hotwait) n=0
              for ms in ${HOTWAIT_RUNS:-0 20 0}; do
                n=$((n + 1)); tag=hotwait_${n}_${ms}ms
@@ -88,7 +99,7 @@ for step in $STEPS; do
                python "$REPO/evals/judge_host.py" "$RES/${tag}_engine/workers/worker-gpu.log" > "$RES/${tag}_host.md" 2>&1
                echo "-- $tag"; grep -v '^20..-' "$RES/$tag.log" | tail -3
              done ;;
-    *) echo "unknown step '$step' (steps: tests fib search_mla search_gqa cheats sweep spread probe repeat quick overlap hotwait)"; exit 2 ;;
+    *) echo "unknown step '$step' (steps: tests fib search_mla search_gqa cheats sweep spread probe repeat quick overlap gate hotwait)"; exit 2 ;;
   esac
   tar -czf "$OUT/fib_check.tgz.part" -C "$RES" . && mv "$OUT/fib_check.tgz.part" "$OUT/fib_check.tgz"
 done

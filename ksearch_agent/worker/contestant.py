@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ksearch_agent.worker import protocol
+from ksearch_agent.worker.gate import MAX_GATE_US
 from ksearch_agent.worker.limits import limit_resources
 
 # An experiment switch for the candidates' timing spread (issue 17): after each reply, poll for the next request
@@ -77,6 +78,7 @@ class Harness:
         self.fd_channel = socket.socket(fileno=int(channel)) if channel.isdigit() else None
         self._view_cache: dict[tuple[str, str], list[Any]] = {}
         self.loaded: Any = None
+        self._gate: Any = None
         self.language = "python"
         self.bound: dict[str, Callable[..., Any]] = {}
         self.last_out: tuple[Any, ...] | None = None
@@ -312,9 +314,13 @@ class Harness:
         lead = req.get("lead_cycles") or 0
         if not isinstance(lead, int) or not 0 <= lead <= MAX_LEAD_CYCLES:
             return {"type": "timed", "error": {"status": "RUNTIME_ERROR", "log": f"bad lead_cycles {lead!r}"}}
+        gate_us = req.get("gate_us") or 0
+        if not isinstance(gate_us, int | float) or not 0 <= gate_us <= MAX_GATE_US:
+            return {"type": "timed", "error": {"status": "RUNTIME_ERROR", "log": f"bad gate_us {gate_us!r}"}}
+        gate = self._launch_gate() if flushed and gate_us else None
         self.last_out = None
         start, end = self._event(enable_timing=True), self._event(enable_timing=True)
-        spun = self._event(enable_timing=True) if flushed and lead else None
+        spun = self._event(enable_timing=True) if flushed and (lead or gate) else None
         before = self.watch.snapshot(children=False)
         # No garbage collection inside the timed region: the judge times the library and the reference with
         # its collector off, and a collection here would land on the candidate's figure alone.
@@ -326,9 +332,14 @@ class Harness:
                 self._sync()
                 if spun is not None:
                     spun.record()
+                if gate is not None:
+                    gate.close(float(gate_us))
+                elif spun is not None:
                     self.torch.cuda._sleep(lead)
                 start.record()
                 out = fn(*args)
+                if gate is not None:
+                    gate.open()
                 if not flushed:
                     end.record()
                     self._sync()
@@ -362,6 +373,15 @@ class Harness:
             "spin_ms": float(spun.elapsed_time(start)) if spun is not None else None,
         }
         return {"type": "timed", "ms": ms, "problems": problems, "host": host}
+
+    def _launch_gate(self) -> Any:
+        """This process's launch gate (:mod:`ksearch_agent.worker.gate`), made on first use: the judge's empty
+        calls come first, before any candidate is imported."""
+        if self._gate is None:
+            from ksearch_agent.worker.gate import Gate
+
+            self._gate = Gate(self.device)
+        return self._gate
 
     def export(self, req: dict[str, Any]) -> dict[str, Any]:
         """Copy the last timed call's outputs into the slab for the judge to check."""

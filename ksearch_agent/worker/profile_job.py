@@ -67,6 +67,11 @@ NULL_CALLS = 30
 MIN_INTERLEAVED_NULLS = 5
 NULL_PREFIX = "null:"
 JUDGE_NULL = NULL_PREFIX + "judge"
+JUDGE_GATED_NULL = NULL_PREFIX + "judge gated"
+# Judge-side sides timed with the spin even where the task asks for a launch gate: they synchronize with the device
+# inside the call (the FIB references read their page tables on the host, plan() copies them), which would wait on
+# the gate until its cap. The figures they give (x reference, library with plan) count host work anyway.
+UNGATED_SIDES = frozenset({"reference", "library_plan"})
 TRACE = os.environ.get("KSEARCH_JUDGE_TRACE") == "1"  # per-call timing lines in the judge's log
 # Wall time beyond the calibrated fixed cost that a call's report may leave unexplained: host work outside
 # the events differs between an empty call and a real one (an H100 showed up to ~0.4 ms), so only larger
@@ -88,6 +93,7 @@ class Player:
         self.null_ms = 0.0
         self.null_wall_ms = 0.0
         self.lead_cycles = 0
+        self.gate_us = 0.0
         self.walls: list[float] = []
         self.checked = 0
         self.dead: ContestantGone | None = None
@@ -108,6 +114,7 @@ class Player:
         """
         reported, walls = [], []
         self.lead_cycles = timer.lead_cycles()
+        self.gate_us = timer.gate_us
         for _ in range(NULL_CALLS):
             timer.flush()
             torch.cuda.synchronize()
@@ -128,7 +135,10 @@ class Player:
         the time it reported, held to the judge's wall clock around the request, and that wall time."""
         lead = self.lead_cycles if protocol != "gpumode" else 0
         t0 = time.perf_counter()
-        reply = self._ask({"op": "time", "null": True, "protocol": protocol, "lead_cycles": lead}, "timed")
+        gate = self.gate_us if protocol != "gpumode" else 0.0
+        reply = self._ask(
+            {"op": "time", "null": True, "protocol": protocol, "lead_cycles": lead, "gate_us": gate}, "timed"
+        )
         wall = (time.perf_counter() - t0) * 1e3
         ms = reply.get("ms")
         if not isinstance(ms, int | float) or not 0 <= ms < float("inf"):
@@ -151,6 +161,7 @@ class Player:
                 "axes": wl["axes"],
                 "protocol": protocol,
                 "lead_cycles": self.lead_cycles if protocol != "gpumode" else 0,
+                "gate_us": self.gate_us if protocol != "gpumode" else 0.0,
             },
             "timed",
         )
@@ -318,9 +329,12 @@ def in_judge(name: str) -> bool:
     return name == "reference" or name in NAMES
 
 
-def null_of(name: str) -> str:
-    """The name of the empty calls that give side ``name``'s fixed cost."""
-    return JUDGE_NULL if in_judge(name) else NULL_PREFIX + name
+def null_of(name: str, gated: bool = False) -> str:
+    """The name of the empty calls that give side ``name``'s fixed cost (``gated``: the task times behind a
+    launch gate, which the judge's sides other than UNGATED_SIDES use)."""
+    if not in_judge(name):
+        return NULL_PREFIX + name
+    return JUDGE_GATED_NULL if gated and name not in UNGATED_SIDES else JUDGE_NULL
 
 
 class WorkloadTimer:
@@ -341,6 +355,7 @@ class WorkloadTimer:
         self.timer: Timer = judge.timer
         self.layout = Layout.of(wl)
         self.protocol = req.get("protocol", "flushed")
+        self.gated = self.timer.gate_us > 0 and self.protocol != "gpumode"  # behind the task's launch gate
         self.same_inputs = self.protocol in ("gpumode", "hot")  # made once, no fresh values per call
         self.secret = int(req["secret"])
         self.counter = itertools.count()
@@ -369,7 +384,7 @@ class WorkloadTimer:
     def reference_call(self) -> float:
         inputs = self.fresh()
         if self.same_inputs:
-            return self.timer.call_ms(self.ref_fn, inputs, protocol=self.protocol)
+            return self.timer.call_ms(self.ref_fn, inputs, protocol=self.protocol, gated=False)
         # The same buffers every call, refilled with fresh values, as the contestant's slab is: a candidate
         # and the reference it is compared with meet the same memory regime (fresh allocations per call
         # would charge only one side for new pages and allocator churn).
@@ -377,7 +392,7 @@ class WorkloadTimer:
             self.ref_bufs = [torch.empty_like(t) for t in inputs]
         for buf, t in zip(self.ref_bufs, inputs, strict=True):
             buf.copy_(t)
-        return self.timer.call_ms(self.ref_fn, self.ref_bufs)
+        return self.timer.call_ms(self.ref_fn, self.ref_bufs, gated=False)
 
     def player_call(self, player: Player, checked: bool) -> float:
         inputs = self.fresh()
@@ -403,8 +418,10 @@ class WorkloadTimer:
 
     def null_call(self, name: str) -> float:
         """An empty call through ``name``'s timed path (``JUDGE_NULL``: the judge's), prepared as a real call is."""
-        if name == JUDGE_NULL:
-            return self.timer.call_ms(lambda: None, [], protocol=self.protocol)
+        if name in (JUDGE_NULL, JUDGE_GATED_NULL):
+            return self.timer.call_ms(
+                lambda: None, [], protocol=self.protocol, gated=name == JUDGE_GATED_NULL
+            )
         if self.protocol == "flushed":
             self.timer.flush()
         torch.cuda.synchronize()
@@ -413,7 +430,7 @@ class WorkloadTimer:
     def overhead_ms(self, name: str, calibrated: float) -> float:
         """The fixed cost to subtract from ``name``'s times: the median of the empty calls interleaved with
         them, or ``calibrated`` where too few of those were timed."""
-        got = self.null_samples.get(null_of(name), [])
+        got = self.null_samples.get(null_of(name, self.gated), [])
         return statistics.median(got) if len(got) >= MIN_INTERLEAVED_NULLS else calibrated
 
     def _one(self, name: str, checked: bool) -> float:
@@ -437,7 +454,9 @@ class WorkloadTimer:
         Outside GPUMode's protocol every round also times an empty call through each side's path (kept in
         ``null_samples``, read through ``overhead_ms``).
         """
-        nulls = [] if self.protocol == "gpumode" else list(dict.fromkeys(null_of(n) for n in names))
+        nulls = (
+            [] if self.protocol == "gpumode" else list(dict.fromkeys(null_of(n, self.gated) for n in names))
+        )
         samples: dict[str, list[float]] = {n: [] for n in [*names, *nulls]}
         live = [*names, *nulls]
 
@@ -449,8 +468,9 @@ class WorkloadTimer:
                 if not name.startswith(NULL_PREFIX):  # a lost contestant fails its own side's next call
                     self.failures[name] = exc
                     sides = [n for n in live if not n.startswith(NULL_PREFIX)]
-                    if null_of(name) in live and all(null_of(n) != null_of(name) for n in sides):
-                        live.remove(null_of(name))  # no side left whose fixed cost it gives
+                    null = null_of(name, self.gated)
+                    if null in live and all(null_of(n, self.gated) != null for n in sides):
+                        live.remove(null)  # no side left whose fixed cost it gives
                 return None
 
         gc_was_enabled = gc.isenabled()
@@ -573,6 +593,7 @@ def run_profile(judge: Any, req: dict[str, Any]) -> None:
     if judge.timer is None:
         judge.timer = Timer(judge.device)
     judge.timer.lead_us = float(task.get("launch_overlap_us") or 0.0)
+    judge.timer.gate_us = float(task.get("launch_gate_us") or 0.0)
     timeout = float(req.get("timeout", 300.0))
     ceilings = cached_ceilings(judge.device, req.get("ceilings_file"))
     ref = load_entry(task["reference"], "run", task, "reference", workloads[0]["axes"])
@@ -616,6 +637,7 @@ def run_profile(judge: Any, req: dict[str, Any]) -> None:
             "ceilings": ceilings,
             "sync_overhead_ms": judge.timer.sync_overhead_ms(),
             "launch_overlap_us": judge.timer.lead_us,
+            "launch_gate_us": judge.timer.gate_us,
             "slab_fallbacks": FALLBACKS[fallbacks_before:][-3:],
             "device_name": torch.cuda.get_device_name(judge.device),
             "contestant_overhead_ms": {n: p.null_ms for n, p in players.items()},
@@ -640,7 +662,13 @@ def _profile_workload(
     from ksearch_agent.opponents.judge_side import NAMES, OpponentRunner, opponent_fields
 
     result: dict[str, Any] = {"workload": wl["id"], "protocol": protocol}
-    key = reference_key(task["name"], wl["id"], protocol, task.get("launch_overlap_us") or 0.0)
+    key = reference_key(
+        task["name"],
+        wl["id"],
+        protocol,
+        task.get("launch_overlap_us") or 0.0,
+        task.get("launch_gate_us") or 0.0,
+    )
     live = {n: p for n, p in players.items() if p.dead is None}
     for name, p in players.items():
         if p.dead is not None:
@@ -667,10 +695,11 @@ def _profile_workload(
     stats: dict[str, dict[str, Any]] = {}
     overheads: dict[str, float] = {}
     for name, vals in samples.items():
-        calibrated = judge.timer.sync_overhead_ms() if in_judge(name) else live[name].null_ms
+        gated = wt.gated and name not in UNGATED_SIDES
+        calibrated = judge.timer.sync_overhead_ms(gated) if in_judge(name) else live[name].null_ms
         overheads[name] = wt.overhead_ms(name, calibrated)
         stats[name] = _stats(vals, overheads[name], protocol)
-        stats[name]["null_calls"] = len(wt.null_samples.get(null_of(name), []))
+        stats[name]["null_calls"] = len(wt.null_samples.get(null_of(name, wt.gated), []))
     result["fixed_costs"] = {n: {"ms": overheads[n], "null_calls": stats[n]["null_calls"]} for n in stats}
     result["timed_calls"] = {n: stats[n]["iters"] for n in stats}
     for name in live:

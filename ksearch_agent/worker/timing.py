@@ -13,6 +13,10 @@ of starting on an idle GPU. Without it a microsecond kernel's time is mostly its
 and Triton's benchmarks report it, plus whatever host work outlasts the spin. Every side of a
 comparison gets the same spin, the empty calls that measure the fixed cost included.
 
+Launch gate (a task's ``launch_gate_us``, instead of the spin): GPU work that fills every SM and holds until the
+call has returned (at most that long), so none of the call's host work reaches the figure
+(:mod:`ksearch_agent.worker.gate`). Every side gets it, the empty calls included.
+
 Hot protocol (a reference figure beside the flushed one, as FlashInfer's benchmarks report "hot L2"): as
 flushed, without the flush and on the same inputs every call, which are written once, so the L2 holds what
 the previous call left there.
@@ -31,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from ksearch_agent.worker.gate import Gate
 
 
 def _quantile(values: Sequence[float], q: float) -> float:
@@ -51,8 +57,10 @@ class Timer:
         self.l2_bytes = int(getattr(props, "L2_cache_size", 50 * 1024 * 1024))
         self.flush_buffer = torch.empty(2 * self.l2_bytes, dtype=torch.uint8, device=device)
         self.lead_us = 0.0
+        self.gate_us = 0.0
+        self._gate: Gate | None = None
         self._cycles_per_us: float | None = None
-        self._overhead_ms: dict[float, float] = {}
+        self._overhead_ms: dict[tuple[float, float], float] = {}
 
     def lead_cycles(self) -> int:
         """Spin-kernel cycles worth ``lead_us`` on this device (its spin rate is measured once)."""
@@ -62,22 +70,38 @@ class Timer:
             self._cycles_per_us = spin_cycles_per_us()
         return int(self.lead_us * self._cycles_per_us)
 
+    def gate(self) -> Gate | None:
+        """The launch gate when ``gate_us`` asks for one (made on first use), else None."""
+        if self.gate_us <= 0:
+            return None
+        if self._gate is None:
+            self._gate = Gate(self.device)
+        return self._gate
+
     def flush(self) -> None:
         """Evict the L2 by writing twice its size (the caller synchronizes before timing)."""
         self.flush_buffer.zero_()
 
-    def call_ms(self, fn: Callable[..., Any], args: Sequence[Any], *, protocol: str = "flushed") -> float:
+    def call_ms(
+        self, fn: Callable[..., Any], args: Sequence[Any], *, protocol: str = "flushed", gated: bool = True
+    ) -> float:
         """One timed call of ``fn(*args)``. Flushed: the L2 is flushed first and a device-wide synchronize
         comes before the end event; hot: the same without the flush; GPUMode: no flush, end event then
-        synchronize."""
+        synchronize. ``gated=False`` keeps the spin where the task asks for a gate (for calls that synchronize
+        with the device inside themselves, which would wait on the gate)."""
         if protocol == "flushed":
             self.flush()
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         torch.cuda.synchronize()
-        if protocol != "gpumode" and (lead := self.lead_cycles()):
+        gate = self.gate() if gated and protocol != "gpumode" else None
+        if gate is not None:
+            gate.close(self.gate_us)
+        elif protocol != "gpumode" and (lead := self.lead_cycles()):
             torch.cuda._sleep(lead)
         start.record()
         out = fn(*args)
+        if gate is not None:
+            gate.open()
         if protocol == "gpumode":
             end.record()
             torch.cuda.synchronize()
@@ -88,12 +112,13 @@ class Timer:
         del out
         return float(start.elapsed_time(end))
 
-    def sync_overhead_ms(self) -> float:
-        """The flushed protocol's fixed cost at the current launch overlap (an empty call's time)."""
-        if self.lead_us not in self._overhead_ms:
-            samples = [self.call_ms(lambda: None, []) for _ in range(60)]
-            self._overhead_ms[self.lead_us] = statistics.median(samples[10:])
-        return self._overhead_ms[self.lead_us]
+    def sync_overhead_ms(self, gated: bool = True) -> float:
+        """The flushed protocol's fixed cost at the current launch overlap or gate (an empty call's time)."""
+        key = (self.lead_us, self.gate_us if gated else 0.0)
+        if key not in self._overhead_ms:
+            samples = [self.call_ms(lambda: None, [], gated=gated) for _ in range(60)]
+            self._overhead_ms[key] = statistics.median(samples[10:])
+        return self._overhead_ms[key]
 
     @staticmethod
     def _stats(net: list[float], overhead: float) -> dict[str, Any]:
