@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 17's checks on a device machine, each step under its own timeout (so a call cut short keeps what finished):
-#   tests       the GPU tests (~100 s)              fib         both decode seeds against FlashInfer, cold and hot (240 s)
+#   tests       the GPU tests (~140 s; TESTS_K: only those -k selects)              fib         both decode seeds against FlashInfer, cold and hot (240 s)
 #   search_mla  the MLA playbook search (SEARCH_S, default 180 s; + SEARCH_EVAL_S, default 25: ~150 lets the
 #               best and the seed be re-timed after the search)   search_gqa  the same for GQA
 #   cheats      the cheat/fault corpus (300 s)      sweep       seed knob variants with do_bench (150 s)
@@ -41,7 +41,7 @@ for step in $STEPS; do
   echo "== $step $(date -u +%T)"
   case $step in
     tests) (cd "$REPO" && PYTHONPATH=$REPO:/tmp/site:/tmp/fi timeout ${TESTS_S:-150} python -m pytest -q -p no:cacheprovider \
-             -m gpu tests/test_gpu.py -v --timeout 60 --durations=20 > "$RES/pytest_gpu.txt" 2>&1)
+             -m gpu tests/test_gpu.py -v --timeout 60 --durations=20 ${TESTS_K:+-k "$TESTS_K"} > "$RES/pytest_gpu.txt" 2>&1)
            tail -25 "$RES/pytest_gpu.txt" ;;
     fib) (cd /tmp && timeout 240 python "$REPO/evals/fib_gpu.py" --out "$RES" --name fib_gpu --hot \
            --tasks mla_paged_decode_h16_ckv512_kpe64_ps1,gqa_paged_decode_h32_kv4_d128_ps1 > "$RES/fib.log" 2>&1)
