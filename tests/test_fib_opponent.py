@@ -84,9 +84,13 @@ def test_library_is_timed_beside_the_seed_on_the_gpu(tmp_path: Path) -> None:
 
 
 class _Timer:
-    """Stands in for the judge's GPU timer: runs the call, reports 1 ms."""
+    """Stands in for the judge's GPU timer: runs the call, reports 1 ms, and notes whether it was to be gated."""
 
-    def call_ms(self, fn, args, protocol: str = "flushed") -> float:  # noqa: ANN001
+    def __init__(self) -> None:
+        self.gated: list[bool] = []
+
+    def call_ms(self, fn, args, protocol: str = "flushed", gated: bool = True) -> float:  # noqa: ANN001
+        self.gated.append(gated)
         fn(*args)
         return 1.0
 
@@ -133,6 +137,17 @@ def test_plan_runs_inside_the_timed_call_only_when_asked() -> None:
     assert lib.plans == 2
     runner.call_ms([torch.ones(4)], _ref, with_plan=True)
     assert lib.plans == 3
+
+
+def test_the_library_with_its_plan_is_never_timed_behind_a_launch_gate() -> None:
+    """plan() copies the page tables to the host, which would wait on a gate until its cap."""
+    from ksearch_agent.opponents.judge_side import OpponentRunner
+
+    timer = _Timer()
+    runner = OpponentRunner(_Library(), _WL, timer, _TASK)
+    runner.call_ms([torch.ones(4)], _ref, with_plan=False)
+    runner.call_ms([torch.ones(4)], _ref, with_plan=True)
+    assert timer.gated == [True, False]
 
 
 def test_a_failing_library_becomes_its_status_not_a_judge_error() -> None:

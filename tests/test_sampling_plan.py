@@ -43,7 +43,7 @@ def test_a_slow_candidate_keeps_the_minimum_rounds() -> None:
     assert rounds == MIN_ROUNDS
 
 
-NULL_MS = {"null:candidate": 0.015, "null:judge": 0.011}
+NULL_MS = {"null:candidate": 0.015, "null:judge": 0.011, "null:judge gated": 0.009}
 
 
 class _ScriptedTimer(WorkloadTimer):
@@ -56,6 +56,7 @@ class _ScriptedTimer(WorkloadTimer):
         self.times, self.calls, self.order = {**NULL_MS, **times}, Counter[str](), list[str]()
         self.failures = {}
         self.protocol = protocol
+        self.gated = False
         self.fail_after = fail_after or {}
 
     def _one(self, name: str, checked: bool) -> float:
@@ -100,6 +101,20 @@ def test_every_round_times_an_empty_call_through_each_contestant_and_the_judge()
     assert not any(n.startswith("null:") for n in samples)
     first_round = wt.order[: len(FIB_LIKE) + 2]
     assert "null:candidate" in first_round and "null:judge" in first_round
+
+
+def test_behind_a_launch_gate_the_library_gets_the_gated_empty_calls_and_the_reference_the_spins() -> None:
+    wt = _ScriptedTimer(FIB_LIKE)
+    wt.gated = True
+    wt.run(list(FIB_LIKE), budget_ms=500.0)
+    rounds, _ = sampling_plan(FIB_LIKE, budget_ms=500.0)
+    assert {n: len(v) for n, v in wt.null_samples.items()} == {
+        "null:candidate": rounds,
+        "null:judge": rounds,
+        "null:judge gated": rounds,
+    }
+    assert wt.overhead_ms("library", 1.0) == NULL_MS["null:judge gated"]
+    assert wt.overhead_ms("reference", 1.0) == wt.overhead_ms("library_plan", 1.0) == NULL_MS["null:judge"]
 
 
 def test_the_fixed_cost_subtracted_is_the_one_timed_beside_the_calls_not_the_calibration() -> None:
