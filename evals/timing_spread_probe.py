@@ -12,9 +12,9 @@ length) and each side timed round-robin so drift hits every condition alike:
 * ``end first``: the end event recorded right after the call, then the synchronize (the judge records it after
   a device-wide synchronize, so its host's wake-up latency enters every figure).
 
-* ``gated``: the spin replaced by a gate that fills every SM and holds until the host releases it after the call
-  has returned (or 20 ms pass), so the timed region starts once every launch is queued and the host's launch
-  time cannot reach the figure, while no kernel on any stream can run under it. Judge order otherwise.
+* ``gated``: the spin replaced by the judge's launch gate (:mod:`ksearch_agent.worker.gate`, capped at 20 ms
+  here), which fills every SM and holds until the host releases it after the call has returned, so the
+  timed region starts once every launch is queued and the host's launch time cannot reach the figure.
 
 Conditions: judge order, judge order + gap, end first, end first + gap, gated; sides: the seed variant, the library
 (plan() outside the timer) and an empty call (the fixed cost). Not the judge's score; a diagnosis aid.
@@ -43,6 +43,7 @@ from fib_knob_sweep import variant_module  # noqa: E402
 
 from ksearch_agent.opponents import load_opponent, opponent_for  # noqa: E402
 from ksearch_agent.task import load_task  # noqa: E402
+from ksearch_agent.worker.gate import Gate  # noqa: E402
 from ksearch_agent.worker.inputs import make_inputs  # noqa: E402
 from ksearch_agent.worker.loader import with_scalars  # noqa: E402
 from ksearch_agent.worker.timing import Timer, _quantile  # noqa: E402
@@ -59,63 +60,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 CONDITIONS = [("judge", False), ("judge", True), ("end first", False), ("end first", True), ("gated", False)]
 
-# The gate, as the judge could adopt it: two blocks of 1024 threads per SM fill every SM's thread slots, so no
-# other kernel (on any stream) can start while it holds; block 0's first thread polls a pinned host word
-# (device-visible under unified addressing) for this call's generation number, then passes it on through device
-# memory to the other blocks' first threads. Each wait is capped so a lost release cannot hang the probe.
-GATE_SOURCE = r"""
-__device__ __forceinline__ unsigned long long ks_now() {
-  unsigned long long t;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-  return t;
-}
-extern "C" __global__ void __launch_bounds__(1024) ks_gate(const volatile int* host_word, volatile int* dev_word,
-                                                           int generation, unsigned long long max_ns) {
-  if (threadIdx.x == 0) {
-    const unsigned long long t0 = ks_now();
-    if (blockIdx.x == 0) {
-      while (*host_word != generation && ks_now() - t0 < max_ns) {}
-      *dev_word = generation;
-      __threadfence();
-    } else {
-      while (*dev_word != generation && ks_now() - t0 < max_ns) {}
-    }
-  }
-  __syncthreads();
-}
-"""
-GATE_MAX_NS = 20_000_000
-
-
-class Gate:
-    """A host-released gate over the whole GPU (see the module docstring and GATE_SOURCE)."""
-
-    def __init__(self) -> None:
-        import torch
-
-        from ksearch_agent.cuda_launch import load_cuda
-
-        self.host_word = torch.zeros(1, dtype=torch.int32, pin_memory=True)
-        self.dev_word = torch.zeros(1, dtype=torch.int32, device="cuda")
-        self.blocks = 2 * torch.cuda.get_device_properties(0).multi_processor_count
-        self.generation = 0
-        self._module = load_cuda(GATE_SOURCE, name="ks_gate.cu")
-
-    def close(self) -> None:
-        """Queue the gate for the next generation (the caller has synchronized)."""
-        import numpy as np
-
-        self.generation += 1
-        args = (
-            np.uintp(self.host_word.data_ptr()),
-            self.dev_word,
-            np.int32(self.generation),
-            np.uint64(GATE_MAX_NS),
-        )
-        self._module.launch("ks_gate", grid=(self.blocks,), block=(1024,), args=args)
-
-    def open(self) -> None:
-        self.host_word[0] = self.generation
+GATE_MAX_US = 20_000.0
 
 
 def busy_wait_us(us: float) -> None:
@@ -139,7 +84,7 @@ def timed_ms(
         busy_wait_us(gap_us)
     spun.record()
     if order == "gated":
-        gate.close()
+        gate.close(GATE_MAX_US)
     elif lead := timer.lead_cycles():
         torch.cuda._sleep(lead)
     start.record()
@@ -189,7 +134,7 @@ def probe_task(name: str, calls: int, gap_us: float, lead_us: float) -> dict[str
     device = torch.device("cuda", 0)
     timer = Timer(device)
     timer.lead_us = lead_us
-    gate = Gate()
+    gate = Gate(device)
     task = load_task(ROOT / "tasks" / name)
     spec = task.worker_spec()
     opponent = load_opponent(opponent_for(name) or "", device)
