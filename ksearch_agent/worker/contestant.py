@@ -356,6 +356,8 @@ class Harness:
             fatal = fail.fatal or not context_is_healthy(self.device)
             return {"type": "timed", "error": {"status": fail.status, "log": fail.log, "fatal": fatal}}
         finally:
+            if gate is not None:
+                gate.open()  # again if the call raised: a gate left shut would hold the GPU until its cap
             if gc_was_enabled:
                 gc.enable()
         t_post = self._perf()

@@ -15,7 +15,9 @@ comparison gets the same spin, the empty calls that measure the fixed cost inclu
 
 Launch gate (a task's ``launch_gate_us``, instead of the spin): GPU work that fills every SM and holds until the
 call has returned (at most that long), so none of the call's host work reaches the figure
-(:mod:`ksearch_agent.worker.gate`). Every side gets it, the empty calls included.
+(:mod:`ksearch_agent.worker.gate`). Every side gets it, the empty calls included, except the judge's calls that
+synchronize inside themselves (``gated=False``: the reference, the library with its ``plan()``), which keep the
+spin and their own empty calls.
 
 Hot protocol (a reference figure beside the flushed one, as FlashInfer's benchmarks report "hot L2"): as
 flushed, without the flush and on the same inputs every call, which are written once, so the L2 holds what
@@ -99,9 +101,11 @@ class Timer:
         elif protocol != "gpumode" and (lead := self.lead_cycles()):
             torch.cuda._sleep(lead)
         start.record()
-        out = fn(*args)
-        if gate is not None:
-            gate.open()
+        try:
+            out = fn(*args)
+        finally:
+            if gate is not None:
+                gate.open()
         if protocol == "gpumode":
             end.record()
             torch.cuda.synchronize()
