@@ -8,7 +8,7 @@
 #   probe       the slab-mapping probe (100 s)      repeat      seeds twice and knob variants through the judge (420 s)
 #   quick       both decode seeds and their best balanced variants through the judge, its per-call trace kept (240 s)
 #   overlap     the MLA seed and both tasks' best variants at launch overlaps 200 and 500 us in turn, trace kept (300 s)
-#   gate        the MLA seed and both tasks' best variants without, then with the launch gate (GATE_US, default 500),
+#   gate        the MLA seed and both tasks' best variants (GATE_VARIANTS) without, then with the launch gate (GATE_US: 500),
 #               trace kept, compared by overlap_compare.py (GATE_S, default 300 s)
 #   hotwait     the MLA seed and balanced variant with the contestant's hot wait off, on (20 ms), off (HOTWAIT_RUNS), each
 #               run's trace read by judge_host.py (spread, spin time): ~3 x 150 s
@@ -36,6 +36,9 @@ VARIANTS='{"gqa_paged_decode_h32_kv4_d128_ps1": [{"WAVES": 8, "MIN_SPLIT_BLOCKS"
 QUICK=${QUICK_VARIANTS:-'{"gqa_paged_decode_h32_kv4_d128_ps1": [{"BALANCED": true, "WAVES": 7, "MIN_SPLIT_BLOCKS": 1, "PV_BF16X2": true},
   {"BALANCED": true, "WAVES": 4, "MIN_SPLIT_BLOCKS": 1, "BLOCK_N": 64, "NUM_STAGES": 3}],
   "mla_paged_decode_h16_ckv512_kpe64_ps1": [{"BALANCED": true, "WAVES": 2, "MIN_SPLIT_BLOCKS": 1}]}'}
+# the gate step's evaluations (GATE_VARIANTS replaces them)
+GATE_DEFAULT='{"gqa_paged_decode_h32_kv4_d128_ps1": [{"BALANCED": true, "WAVES": 7, "MIN_SPLIT_BLOCKS": 1, "PV_BF16X2": true}],
+  "mla_paged_decode_h16_ckv512_kpe64_ps1": [{}, {"BALANCED": true, "WAVES": 2, "MIN_SPLIT_BLOCKS": 1}]}'
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$RES/device.txt"
 for step in $STEPS; do
   echo "== $step $(date -u +%T)"
@@ -82,9 +85,7 @@ for step in $STEPS; do
     gate) (cd /tmp && KSEARCH_JUDGE_TRACE=1 timeout ${GATE_S:-300} python "$REPO/evals/fib_gpu.py" --out "$RES" \
              --name fib_gpu_gate --workdir "$RES/gate_engine" --launch-gate-us 0,${GATE_US:-500} \
              --tasks mla_paged_decode_h16_ckv512_kpe64_ps1,gqa_paged_decode_h32_kv4_d128_ps1 --repeat 0 \
-             --variants '{"gqa_paged_decode_h32_kv4_d128_ps1": [{"BALANCED": true, "WAVES": 7, "MIN_SPLIT_BLOCKS": 1, "PV_BF16X2": true}],
-               "mla_paged_decode_h16_ckv512_kpe64_ps1": [{}, {"BALANCED": true, "WAVES": 2, "MIN_SPLIT_BLOCKS": 1}]}' \
-             > "$RES/gate.log" 2>&1)
+             --variants "${GATE_VARIANTS:-$GATE_DEFAULT}" > "$RES/gate.log" 2>&1)
           python "$REPO/evals/overlap_compare.py" "$RES/fib_gpu_gate.json" > "$RES/gate_compare.md" 2>&1
           python "$REPO/evals/judge_host.py" "$RES/gate_engine/workers/worker-gpu.log" > "$RES/gate_host.md" 2>&1
           cat "$RES/gate_compare.md"; grep -v '^20..-' "$RES/gate.log" | tail -4 ;;
