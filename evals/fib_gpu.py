@@ -8,9 +8,8 @@ Each workload's fraction of the HBM floor (bytes / measured copy bandwidth) is r
 and for the library.
 
 Usage (GPU machine, flashinfer importable): ``python evals/fib_gpu.py [--tasks a,b] [--out DIR] [--name NAME]
-[--repeat N] [--variants '{"TASK": [{"KNOB": value}]}'] [--hot] [--launch-overlap-us 200,500] [--launch-gate-us 0,500]``.
-``--repeat``
-evaluates each seed N times in the one engine (the judge's run-to-run spread), ``--variants`` also the seed with
+[--repeat N] [--variants '{"TASK": [{"KNOB": value}]}'] [--hot] [--launch-overlap-us 200,500]
+[--launch-gate-us 0,500]``. ``--repeat`` evaluates each seed N times in the one engine (the judge's run-to-run spread), ``--variants`` also the seed with
 those knobs set, ``--launch-overlap-us`` each of them at each of these launch overlaps in turn (the tasks' own
 value otherwise), ``--launch-gate-us`` each at each of these launch gate caps in turn (0: the spin; see
 :mod:`ksearch_agent.worker.gate`), ``--hot`` adds
