@@ -576,8 +576,7 @@ class Engine:
             timing = reference_timing or task.definition.reference_timing
 
             def ref_key(workload_id: str) -> str:
-                d = task.definition
-                return reference_key(task.name, workload_id, protocol, d.launch_overlap_us, d.launch_gate_us)
+                return reference_key(task.name, workload_id, protocol, task.definition.launch_overlap_us)
 
             request: dict[str, Any] = {
                 "op": "profile",

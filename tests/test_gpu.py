@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import candidate, seed
@@ -277,7 +278,9 @@ def run(*args):
     assert report.profile is not None and all("[timed-output]" in w.log for w in report.profile.workloads)
 
 
-def test_launch_overlap_hides_host_work_up_to_its_length_and_not_beyond() -> None:
+def _host_work_timer() -> tuple[Any, Callable[[float], float]]:
+    """The judge's timer and a function giving its median net time (fixed cost subtracted) of a call that busy-waits
+    ``host_s`` on the host and then launches one tiny kernel."""
     import time
 
     import torch
@@ -297,6 +300,11 @@ def test_launch_overlap_hides_host_work_up_to_its_length_and_not_beyond() -> Non
         times = sorted(timer.call_ms(slow_host, [host_s]) for _ in range(21))
         return times[10] - timer.sync_overhead_ms()
 
+    return timer, median_net
+
+
+def test_launch_overlap_hides_host_work_up_to_its_length_and_not_beyond() -> None:
+    timer, median_net = _host_work_timer()
     timer.lead_us = 0.0
     idle = median_net(150e-6)
     timer.lead_us = 300.0
@@ -428,29 +436,11 @@ def run(*args):
 
 def test_launch_gate_keeps_host_launch_work_out_of_the_figure() -> None:
     """Behind the gate the timed region starts once the call has returned, however long its host work took."""
-    import time
-
-    import torch
-
-    from ksearch_agent.worker.timing import Timer
-
-    timer = Timer(torch.device("cuda", 0))
-    x = torch.ones(1024, device="cuda")
-
-    def slow_host(host_s: float) -> None:
-        t0 = time.perf_counter()
-        while time.perf_counter() - t0 < host_s:
-            pass
-        x.mul_(1.0)
-
-    def median_net() -> float:
-        times = sorted(timer.call_ms(slow_host, [800e-6]) for _ in range(21))
-        return times[10] - timer.sync_overhead_ms()
-
+    timer, median_net = _host_work_timer()
     timer.lead_us = 200.0
-    spun = median_net()
+    spun = median_net(800e-6)
     timer.gate_us = 5000.0
-    gated = median_net()
+    gated = median_net(800e-6)
     assert spun > 0.4, spun  # past the spin the host work is timed
     assert gated < 0.05, gated  # behind the gate none of it is
 

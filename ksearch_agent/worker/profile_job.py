@@ -130,15 +130,17 @@ class Player:
                 flush=True,
             )
 
+    def _lead(self, protocol: str) -> dict[str, Any]:
+        """What a timed request asks to queue before its start event: the spin, or the gate; neither for GPUMode."""
+        if protocol == "gpumode":
+            return {"protocol": protocol, "lead_cycles": 0, "gate_us": 0.0}
+        return {"protocol": protocol, "lead_cycles": self.lead_cycles, "gate_us": self.gate_us}
+
     def time_null(self, protocol: str) -> tuple[float, float]:
         """One empty call through the timed path (the caller has flushed and synchronized as for a real one):
         the time it reported, held to the judge's wall clock around the request, and that wall time."""
-        lead = self.lead_cycles if protocol != "gpumode" else 0
         t0 = time.perf_counter()
-        gate = self.gate_us if protocol != "gpumode" else 0.0
-        reply = self._ask(
-            {"op": "time", "null": True, "protocol": protocol, "lead_cycles": lead, "gate_us": gate}, "timed"
-        )
+        reply = self._ask({"op": "time", "null": True, **self._lead(protocol)}, "timed")
         wall = (time.perf_counter() - t0) * 1e3
         ms = reply.get("ms")
         if not isinstance(ms, int | float) or not 0 <= ms < float("inf"):
@@ -159,9 +161,7 @@ class Player:
                 "slab": self.slab.handle(),
                 **layout.json,
                 "axes": wl["axes"],
-                "protocol": protocol,
-                "lead_cycles": self.lead_cycles if protocol != "gpumode" else 0,
-                "gate_us": self.gate_us if protocol != "gpumode" else 0.0,
+                **self._lead(protocol),
             },
             "timed",
         )
@@ -662,13 +662,7 @@ def _profile_workload(
     from ksearch_agent.opponents.judge_side import NAMES, OpponentRunner, opponent_fields
 
     result: dict[str, Any] = {"workload": wl["id"], "protocol": protocol}
-    key = reference_key(
-        task["name"],
-        wl["id"],
-        protocol,
-        task.get("launch_overlap_us") or 0.0,
-        task.get("launch_gate_us") or 0.0,
-    )
+    key = reference_key(task["name"], wl["id"], protocol, task.get("launch_overlap_us") or 0.0)
     live = {n: p for n, p in players.items() if p.dead is None}
     for name, p in players.items():
         if p.dead is not None:

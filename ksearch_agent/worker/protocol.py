@@ -95,10 +95,7 @@ def start_with_hello(wfd: int, make: Callable[[], G]) -> G | None:
         return None
 
 
-def reference_key(
-    task: str, workload: str, protocol: str, launch_overlap_us: float, launch_gate_us: float = 0.0
-) -> str:
-    """What a cached reference time is kept under, in the judge and on the engine side alike (a gated time
-    gets its own key; an ungated one keeps the key it had before gates existed)."""
-    key = f"{task}|{workload}|{protocol}|{float(launch_overlap_us or 0.0)}"
-    return key + f"|gate {float(launch_gate_us)}" if launch_gate_us else key
+def reference_key(task: str, workload: str, protocol: str, launch_overlap_us: float) -> str:
+    """What a cached reference time is kept under, in the judge and on the engine side alike (a launch gate
+    does not enter it: the reference is never timed behind one)."""
+    return f"{task}|{workload}|{protocol}|{float(launch_overlap_us or 0.0)}"
