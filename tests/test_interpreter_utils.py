@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 SCENARIOS = textwrap.dedent('''
-    import json, warnings
+    import json, sys, warnings
     import torch, triton, triton.language as tl
     from ksearch_agent.worker.interpreter import poison_cpu_allocations, shuffle_program_order
 
@@ -73,6 +73,7 @@ SCENARIOS = textwrap.dedent('''
     out["relay_after_none"] = run_relay()
 
     poison_cpu_allocations(True)
+    out["inductor_imported"] = "torch._inductor" in sys.modules
     out["empty_all_nan"] = {str(d): bool(torch.empty(64, 3, dtype=d).isnan().all())
                             for d in (torch.float32, torch.bfloat16, torch.float16, torch.float64)}
     like = torch.ones(8, 8)
@@ -131,6 +132,12 @@ def test_seed_none_restores_the_in_order_run(seen: dict[str, Any]) -> None:
 
 def test_poisoned_empty_is_all_nan_for_every_float_dtype(seen: dict[str, Any]) -> None:
     assert seen["empty_all_nan"] and all(seen["empty_all_nan"].values())
+
+
+def test_poisoning_does_not_import_torch_inductor(seen: dict[str, Any]) -> None:
+    """Every CPU contestant poisons its allocations at start-up; going through
+    ``torch.use_deterministic_algorithms`` imported the inductor, a second of start-up per contestant."""
+    assert seen["inductor_imported"] is False
 
 
 def test_poisoned_empty_like_and_new_empty_are_all_nan(seen: dict[str, Any]) -> None:

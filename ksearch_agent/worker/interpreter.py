@@ -159,8 +159,22 @@ def shuffle_program_order(seed: int | None) -> bool:
 # (CPU included): NaN for floating point and complex dtypes, the dtype's maximum for integers (True for
 # bool). ``warn_only`` keeps ops that have no deterministic implementation working (a warning, not an
 # error), so no correct candidate fails because of the poisoning.
+#
+# The flag is set through ``torch._C`` where it exists: ``torch.use_deterministic_algorithms`` also imports
+# ``torch._inductor`` to set its ``deterministic`` option, which cost each CPU contestant about a second of
+# start-up (more than importing torch itself) for a setting the interpreter never reads.
 
 _SAVED_DETERMINISM: tuple[bool, bool, bool] | None = None
+
+
+def _set_deterministic(mode: bool, warn_only: bool) -> None:
+    import torch
+
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is None:  # a torch without the private setter: the public one, import cost and all
+        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+    else:
+        setter(mode, warn_only=warn_only)
 
 
 def poison_cpu_allocations(enabled: bool) -> None:
@@ -177,10 +191,10 @@ def poison_cpu_allocations(enabled: bool) -> None:
                 torch.is_deterministic_algorithms_warn_only_enabled(),
                 bool(getattr(det, "fill_uninitialized_memory", False)),
             )
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        _set_deterministic(True, warn_only=True)
         setattr(det, "fill_uninitialized_memory", True)  # noqa: B010 - a property of the module object (mypy cannot see it)
     elif _SAVED_DETERMINISM is not None:
         mode, warn_only, fill = _SAVED_DETERMINISM
-        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+        _set_deterministic(mode, warn_only=warn_only)
         setattr(det, "fill_uninitialized_memory", fill)  # noqa: B010
         _SAVED_DETERMINISM = None
