@@ -31,7 +31,8 @@ def rows(path: Path) -> list[str]:
         cand = statistics.median(w["candidate_iqr_ms"] for w in ws)
         lib = statistics.median(w["library_iqr_ms"] for w in ws if w.get("library_iqr_ms") is not None)
         score = "—" if ev.get("score") is None else f"{ev['score']:.1f}"
-        overlap = f"{ev.get('launch_overlap_us') or 0:.0f}" + (
+        set_us = ev.get("launch_overlap_us")
+        overlap = ("task's" if set_us is None else f"{set_us:.0f}") + (
             f", gate {ev['launch_gate_us']:.0f}" if ev.get("launch_gate_us") else ""
         )
         out.append(f"| {path.name} | {label(ev)} | {overlap} | {score} | {cand:.4f} | {lib:.4f} |")
