@@ -8,8 +8,9 @@ times, and each workload's fraction of the HBM floor.
 
 Usage (GPU machine, package installed, flashinfer importable):
 ``python evals/fib_search_gpu.py OUTDIR TASK[,TASK...] [--rounds 3] [--max-attempts 2] [--confirm-top 0]
-[--search-seconds S] [--device cpu]``; writes OUTDIR/fib_search_gpu.{json,md} (``--device cpu``: a dry run of the same steps on the
-CPU subset, without timing). ``python evals/fib_search_gpu.py --report OUTDIR/fib_search_gpu.json`` prints
+[--search-seconds S] [--launch-gate-us US] [--device cpu]``; writes OUTDIR/fib_search_gpu.{json,md} (``--device cpu``: a dry run of the same steps on the
+CPU subset, without timing; ``--launch-gate-us``: the search and the evaluations after it use a copy of the task
+with that launch gate, so a gated search needs no edit of the bundled task). ``python evals/fib_search_gpu.py --report OUTDIR/fib_search_gpu.json`` prints
 the markdown again from the JSON (for a call cut short before it was written). A search evaluates up to rounds x max-attempts candidates, ~30 s each for GQA
 decode and ~60 s for MLA decode on the H200 (library and reference timed beside each).
 """
@@ -20,6 +21,7 @@ import argparse
 import functools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -66,6 +68,21 @@ def knob_changes(source: str, task: str) -> str:
     return "—"
 
 
+def task_source(task: str, gate_us: float | None, out: Path) -> str:
+    """What ``ksearch run`` is given: the bundled task's name, or with ``gate_us`` a copy of its directory under
+    ``out`` whose definition sets that launch gate (the copy keeps the task's name, so its run is found as usual)."""
+    if gate_us is None:
+        return task
+    copy = out / "tasks" / task
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(ROOT / "tasks" / task, copy)
+    definition = json.loads((copy / "definition.json").read_text())
+    (copy / "definition.json").write_text(
+        json.dumps({**definition, "launch_gate_us": gate_us}, indent=1) + "\n"
+    )
+    return str(copy)
+
+
 def search(
     task: str, args: argparse.Namespace, runs_root: Path, env: dict[str, str], out: Path
 ) -> dict[str, Any]:
@@ -76,7 +93,8 @@ def search(
     log_path = out / f"{task}_search.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ksearch_agent.cli", "run", task, "--rounds", str(args.rounds)]
+            [sys.executable, "-m", "ksearch_agent.cli", "run", task_source(task, args.launch_gate_us, out)]
+            + ["--rounds", str(args.rounds)]
             + ["--max-attempts", str(args.max_attempts), "--confirm-top", str(args.confirm_top)]
             + ["--device", args.device, "--runs-root", str(runs_root)],
             stdout=log,
@@ -174,6 +192,12 @@ def main() -> int:
         default=None,
         help="stop each search after this long and keep its results",
     )
+    parser.add_argument(
+        "--launch-gate-us",
+        type=float,
+        default=None,
+        help="search and evaluate with this launch gate (µs) in place of the task's own setting",
+    )
     parser.add_argument("--device", default="gpu", help="cpu: a dry run of the same steps, without timing")
     args = parser.parse_args()
     out, tasks, device = args.out, [t for t in args.tasks.split(",") if t], args.device
@@ -198,7 +222,7 @@ def main() -> int:
             exported = doc["searches"][task].get("export", {})
             for path in [None] + ([Path(exported["path"])] if exported.get("exit") == 0 else []):
                 try:
-                    doc["tasks"].append(evaluate_task(engine, task, path))
+                    doc["tasks"].append(evaluate_task(engine, task, path, gate_us=args.launch_gate_us))
                 except Exception as exc:  # noqa: BLE001 - one failure must not lose the other results
                     doc["tasks"].append(
                         {"task": task, "error": f"{type(exc).__name__}: {exc}", "workloads": []}

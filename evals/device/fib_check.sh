@@ -2,7 +2,8 @@
 # Issue 17's checks on a device machine, each step under its own timeout (so a call cut short keeps what finished):
 #   tests       the GPU tests (~140 s; TESTS_K: only those -k selects)              fib         both decode seeds against FlashInfer, cold and hot (240 s)
 #   search_mla  the MLA playbook search (SEARCH_S, default 180 s; + SEARCH_EVAL_S, default 25: ~150 lets the
-#               best and the seed be re-timed after the search)   search_gqa  the same for GQA
+#               best and the seed be re-timed after the search; SEARCH_GATE_US: search with that launch gate
+#               on a copy of the task)   search_gqa  the same for GQA
 #   cheats      the cheat/fault corpus (300 s)      sweep       seed knob variants with do_bench (150 s)
 #   spread      the candidate-vs-library timing-spread probe: idle gap and end-event order, one process (~120 s)
 #   probe       the slab-mapping probe (100 s)      repeat      seeds twice and knob variants through the judge (420 s)
@@ -53,7 +54,7 @@ for step in $STEPS; do
       task=mla_paged_decode_h16_ckv512_kpe64_ps1
       [ "$step" = search_gqa ] && task=gqa_paged_decode_h32_kv4_d128_ps1
       (cd /tmp && timeout $(( ${SEARCH_S:-180} + ${SEARCH_EVAL_S:-25} )) python "$REPO/evals/fib_search_gpu.py" "$RES/$step" "$task" \
-         --search-seconds ${SEARCH_S:-180} \
+         --search-seconds ${SEARCH_S:-180} ${SEARCH_GATE_US:+--launch-gate-us $SEARCH_GATE_US} \
          > "$RES/$step.log" 2>&1)
       tail -6 "$RES/$step.log" ;;
     cheats) (cd /tmp && timeout ${CHEATS_S:-300} python "$REPO/evals/cheats_gpu_check.py" "$RES/cheats" "$REPO" > "$RES/cheats.log" 2>&1)
